@@ -1,0 +1,1 @@
+//! Generation agents and the compliance audit.

@@ -1,0 +1,21 @@
+//! The domain: pure types and rules, no I/O and no AWS types.
+
+pub mod agent;
+pub mod artifact;
+pub mod brief;
+pub mod envelope;
+pub mod event;
+pub mod ids;
+pub mod lifecycle;
+pub mod palette;
+pub mod run;
+pub mod tags;
+
+pub use agent::Agent;
+pub use artifact::{Artifact, AuditReport, Content, Finding, Severity, Span, Verdict};
+pub use brief::{Brief, BriefError, ExecutionMode, Violation};
+pub use envelope::{Envelope, Outcome};
+pub use event::{Event, EventType, Scope};
+pub use ids::{ArtifactId, IdError, RunId};
+pub use lifecycle::{Status, Subject};
+pub use run::{AgentError, AgentState, Run, Timings};

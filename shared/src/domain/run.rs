@@ -1,0 +1,99 @@
+//! The run as clients see it (`GET /campaigns/{runId}`), and its per-agent state.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::agent::Agent;
+use super::artifact::Artifact;
+use super::brief::{Brief, ExecutionMode};
+use super::envelope::{AgentSummary, Envelope};
+use super::ids::{ArtifactId, RunId};
+use super::lifecycle::Status;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentError {
+    /// One of the error names (`AgentFailed`, `States.Timeout`, …).
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentState {
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_id: Option<ArtifactId>,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<AgentError>,
+    /// Set when the artifact was reused from the parent run by a retry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused: bool,
+}
+
+impl AgentState {
+    pub fn queued() -> Self {
+        AgentState {
+            status: Status::Queued,
+            artifact_id: None,
+            attempts: 0,
+            error: None,
+            reused: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_to_first_artifact_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_latency_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub run_id: RunId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_run_id: Option<RunId>,
+    pub iteration: u32,
+    pub status: Status,
+    pub execution_mode: ExecutionMode,
+    pub brief: Brief,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    pub agents: BTreeMap<Agent, AgentState>,
+    pub artifacts: Vec<Artifact>,
+    pub timings: Timings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<Envelope>,
+}
+
+impl Run {
+    /// The summaries [`super::envelope::compute`] needs.
+    pub fn agent_summaries(&self) -> Vec<AgentSummary> {
+        self.agents
+            .iter()
+            .map(|(agent, st)| AgentSummary {
+                agent: *agent,
+                status: st.status,
+                verdict: st
+                    .artifact_id
+                    .and_then(|id| self.artifacts.iter().find(|a| a.artifact_id == id))
+                    .and_then(|a| a.audit.as_ref().map(|r| r.verdict)),
+                error: st
+                    .error
+                    .as_ref()
+                    .map(|e| (e.code.clone(), e.message.clone())),
+            })
+            .collect()
+    }
+}

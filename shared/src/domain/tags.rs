@@ -1,0 +1,69 @@
+//! Tag normalization: lowercase, kebab-case, deduplicated, sorted.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Normalizes one tag; `None` when nothing taggable is left.
+pub fn normalize_tag(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut pending_dash = false;
+    for c in raw.nfkc().flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            if pending_dash && !out.is_empty() {
+                out.push('-');
+            }
+            pending_dash = false;
+            out.push(c);
+        } else {
+            pending_dash = true;
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// Normalizes, deduplicates and sorts a list of tags.
+pub fn normalize_tags<I, S>(raw: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut tags: Vec<String> = raw
+        .into_iter()
+        .filter_map(|t| normalize_tag(t.as_ref()))
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn tags_become_lowercase_kebab_case() {
+        assert_eq!(
+            normalize_tag("  Spring Launch_2025!! ").as_deref(),
+            Some("spring-launch-2025")
+        );
+        assert_eq!(normalize_tag("#EBike").as_deref(), Some("ebike"));
+        assert_eq!(normalize_tag("--"), None);
+    }
+
+    #[test]
+    fn tag_lists_are_deduplicated_and_sorted() {
+        assert_eq!(normalize_tags(["B", "a", "b ", "A"]), vec!["a", "b"]);
+    }
+
+    proptest! {
+        #[test]
+        fn tag_normalization_is_idempotent(raw in proptest::collection::vec(".{0,30}", 0..8)) {
+            let once = normalize_tags(&raw);
+            let twice = normalize_tags(&once);
+            prop_assert_eq!(&once, &twice);
+            for t in &once {
+                prop_assert_eq!(normalize_tag(t), Some(t.clone()));
+            }
+        }
+    }
+}

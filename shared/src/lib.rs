@@ -1,0 +1,5 @@
+//! Campaign Orchestration Core: domain, ports, built-in agents, audit rules and adapters.
+//! Never depends on `lambda_runtime`: functions and the CLI wrap what is here.
+
+pub mod agents;
+pub mod domain;
