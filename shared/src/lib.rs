@@ -1,5 +1,9 @@
 //! Campaign Orchestration Core: domain, ports, built-in agents, audit rules and adapters.
 //! Never depends on `lambda_runtime`: functions and the CLI wrap what is here.
 
+pub mod adapters;
 pub mod agents;
 pub mod domain;
+pub mod errors;
+pub mod ports;
+pub mod usecases;

@@ -97,3 +97,49 @@ impl Run {
             .collect()
     }
 }
+
+fn ms_between(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
+    (to - from).whole_milliseconds().max(0) as u64
+}
+
+/// Timings follow from the event log, so they are never stored separately:
+/// * time to first artifact — creation to the first agent `generated`;
+/// * total — creation to the run's terminal event;
+/// * audit latency — first `auditing` to the last agent leaving `auditing` (the time the
+///   audit added).
+pub fn timings_from_events(created_at: OffsetDateTime, events: &[super::Event]) -> Timings {
+    use super::Scope;
+    let first_artifact = events
+        .iter()
+        .find(|e| e.scope != Scope::Run && e.status == Status::Generated)
+        .map(|e| ms_between(created_at, e.at));
+    let total = events
+        .iter()
+        .rev()
+        .find(|e| e.scope == Scope::Run && e.status.is_terminal())
+        .map(|e| ms_between(created_at, e.at));
+    let audit_start = events
+        .iter()
+        .find(|e| e.status == Status::Auditing)
+        .map(|e| e.at);
+    let audit_end = events
+        .iter()
+        .rev()
+        .find(|e| {
+            e.scope != Scope::Run
+                && e.status == Status::Completed
+                && e.detail
+                    .as_ref()
+                    .is_some_and(|d| d.get("verdict").is_some())
+        })
+        .map(|e| e.at);
+    let audit = match (audit_start, audit_end) {
+        (Some(s), Some(e)) if e >= s => Some(ms_between(s, e)),
+        _ => None,
+    };
+    Timings {
+        time_to_first_artifact_ms: first_artifact,
+        total_ms: total,
+        audit_latency_ms: audit,
+    }
+}

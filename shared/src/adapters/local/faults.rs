@@ -1,0 +1,194 @@
+//! Local fault injection (`--fault AGENT=error|timeout|panic|slow:DURATION`,
+//! `--fault audit=unavailable`) and the built-in generator/auditor it wraps.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::agents;
+use crate::domain::{Agent, AuditReport, Brief, Content, RunId};
+use crate::ports::{AuditUnavailable, Auditor, Generator, GeneratorError};
+
+/// The deterministic built-in generator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BuiltinGenerator;
+
+#[async_trait]
+impl Generator for BuiltinGenerator {
+    async fn generate(
+        &self,
+        agent: Agent,
+        brief: &Brief,
+        run_id: RunId,
+    ) -> Result<Content, GeneratorError> {
+        agents::generate(agent, brief, run_id).map_err(|e| GeneratorError::Failed(e.to_string()))
+    }
+}
+
+/// The rule-based audit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RuleAuditor;
+
+#[async_trait]
+impl Auditor for RuleAuditor {
+    async fn audit(
+        &self,
+        content: &Content,
+        brief: &Brief,
+    ) -> Result<AuditReport, AuditUnavailable> {
+        Ok(agents::audit(content, brief))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentFault {
+    /// Fails with `AgentFailed` (not retried).
+    Error,
+    /// Never answers; the Task's TimeoutSeconds ends it with `States.Timeout`.
+    Timeout,
+    /// Panics inside the agent; reported as `AgentFailed`.
+    Panic,
+    /// Answers correctly after a delay.
+    Slow(Duration),
+}
+
+/// Faults to inject, by agent, and whether the audit is unavailable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    pub agents: BTreeMap<Agent, AgentFault>,
+    pub audit_unavailable: bool,
+}
+
+impl Faults {
+    /// Parses one `--fault` value and adds it; the error lists what is allowed.
+    pub fn add(&mut self, spec: &str) -> Result<(), String> {
+        let usage = "expected AGENT=error|timeout|panic|slow:DURATION (AGENT: copy, social, visual; DURATION like 250ms or 2s) or audit=unavailable";
+        let (target, kind) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("`{spec}`: {usage}"))?;
+        if target == "audit" {
+            return if kind == "unavailable" {
+                self.audit_unavailable = true;
+                Ok(())
+            } else {
+                Err(format!("`{spec}`: the audit fault is `audit=unavailable`"))
+            };
+        }
+        let agent: Agent = target
+            .parse()
+            .map_err(|e| format!("`{spec}`: {e}; {usage}"))?;
+        let fault = match kind {
+            "error" => AgentFault::Error,
+            "timeout" => AgentFault::Timeout,
+            "panic" => AgentFault::Panic,
+            k => match k.strip_prefix("slow:") {
+                Some(d) => {
+                    AgentFault::Slow(parse_duration(d).map_err(|e| format!("`{spec}`: {e}"))?)
+                }
+                None => return Err(format!("`{spec}`: unknown fault `{k}`; {usage}")),
+            },
+        };
+        self.agents.insert(agent, fault);
+        Ok(())
+    }
+}
+
+/// `250ms`, `2s`, `1.5s`, `1m`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration; use e.g. 250ms, 2s, 1.5s or 1m");
+    let (num, unit) = s
+        .find(|c: char| c.is_ascii_alphabetic())
+        .map(|i| s.split_at(i))
+        .ok_or_else(bad)?;
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        _ => return Err(bad()),
+    };
+    if !(0.0..=86_400.0).contains(&secs) {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Wraps a generator with the configured faults.
+#[derive(Debug)]
+pub struct FaultyGenerator<G> {
+    pub inner: G,
+    pub faults: BTreeMap<Agent, AgentFault>,
+}
+
+#[async_trait]
+impl<G: Generator> Generator for FaultyGenerator<G> {
+    async fn generate(
+        &self,
+        agent: Agent,
+        brief: &Brief,
+        run_id: RunId,
+    ) -> Result<Content, GeneratorError> {
+        match self.faults.get(&agent) {
+            None => {}
+            Some(AgentFault::Error) => {
+                return Err(GeneratorError::Failed(format!(
+                    "injected fault: the {agent} agent failed"
+                )));
+            }
+            Some(AgentFault::Timeout) => std::future::pending::<()>().await,
+            Some(AgentFault::Panic) => panic!("injected fault: the {agent} agent panicked"),
+            Some(AgentFault::Slow(d)) => tokio::time::sleep(*d).await,
+        }
+        self.inner.generate(agent, brief, run_id).await
+    }
+}
+
+/// Wraps an auditor; `unavailable` makes every call fail with `AuditUnavailable`.
+#[derive(Debug)]
+pub struct FaultyAuditor<A> {
+    pub inner: A,
+    pub unavailable: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl<A: Auditor> Auditor for FaultyAuditor<A> {
+    async fn audit(
+        &self,
+        content: &Content,
+        brief: &Brief,
+    ) -> Result<AuditReport, AuditUnavailable> {
+        if self.unavailable.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(AuditUnavailable(
+                "injected fault: the audit service is unavailable".into(),
+            ));
+        }
+        self.inner.audit(content, brief).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fault_specs_parse_and_bad_ones_say_what_is_allowed() {
+        let mut f = Faults::default();
+        f.add("copy=error").unwrap();
+        f.add("visual=slow:250ms").unwrap();
+        f.add("audit=unavailable").unwrap();
+        assert_eq!(
+            f.agents[&Agent::Visual],
+            AgentFault::Slow(Duration::from_millis(250))
+        );
+        assert!(f.audit_unavailable);
+        let e = f.add("tiktok=error").unwrap_err();
+        assert!(e.contains("copy, social, visual"), "{e}");
+        assert!(
+            f.add("copy=explode")
+                .unwrap_err()
+                .contains("error|timeout|panic")
+        );
+        assert!(f.add("copy=slow:fast").is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! Local embedded mode: SQLite store, in-process bus, the ASL engine running
+//! `statemachine.asl.json`, and the deferred-audit worker — everything one process needs.
+
+pub mod asl;
+pub mod bus;
+pub mod faults;
+pub mod sqlite;
+pub mod workflow;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::domain::RunId;
+use crate::errors::FlowError;
+use crate::ports::{DeferredAudits, Deps, StoreError, SystemClock};
+use crate::usecases::{self, TaskFunction};
+use bus::Bus;
+use faults::{BuiltinGenerator, Faults, FaultyAuditor, FaultyGenerator, RuleAuditor};
+use sqlite::SqliteStore;
+use workflow::LocalWorkflow;
+
+/// The flow definition, compiled in: the local engine runs exactly this file.
+pub const STATE_MACHINE: &str = include_str!("../../../../statemachine.asl.json");
+
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    /// SQLite file; `None` for a private in-memory database.
+    pub db: Option<PathBuf>,
+    pub faults: Faults,
+    /// Multiplies every wait of the flow (Retry intervals, TimeoutSeconds, deferred-audit
+    /// delays). 1.0 in normal use; tests shrink it to run fast.
+    pub time_scale: f64,
+}
+
+impl Default for LocalConfig {
+    fn default() -> Self {
+        LocalConfig {
+            db: None,
+            faults: Faults::default(),
+            time_scale: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("statemachine.asl.json: {0}")]
+    Definition(String),
+}
+
+/// Scales the delays of the deferred-audit queue along with the flow's other waits.
+struct ScaledDeferred {
+    store: SqliteStore,
+    scale: f64,
+}
+
+#[async_trait]
+impl DeferredAudits for ScaledDeferred {
+    async fn enqueue(&self, run_id: RunId, delay: Duration) -> Result<(), StoreError> {
+        self.store.enqueue(run_id, delay.mul_f64(self.scale)).await
+    }
+}
+
+/// A running local instance: use its `deps` with the use cases.
+#[derive(Debug)]
+pub struct LocalApp {
+    pub deps: Deps,
+    pub store: SqliteStore,
+    pub bus: Bus,
+    pub workflow: Arc<LocalWorkflow>,
+    auditor: Arc<FaultyAuditor<RuleAuditor>>,
+    stop: CancellationToken,
+    worker: tokio::task::JoinHandle<()>,
+    /// Runs found unfinished at start-up and resumed.
+    pub recovered: Vec<RunId>,
+    time_scale: f64,
+}
+
+impl LocalApp {
+    /// Opens the store, loads the state machine (refusing constructs the engine does not
+    /// implement), resumes unfinished runs and starts the deferred-audit worker.
+    pub async fn start(cfg: LocalConfig) -> Result<LocalApp, StartError> {
+        let store = match &cfg.db {
+            Some(p) => SqliteStore::open(p)?,
+            None => SqliteStore::in_memory()?,
+        };
+        let machine = asl::StateMachine::load(STATE_MACHINE)
+            .map_err(|e| StartError::Definition(e.to_string()))?
+            .with_time_scale(cfg.time_scale);
+        for r in machine.task_resources() {
+            if TaskFunction::from_resource(&r).is_none() {
+                return Err(StartError::Definition(format!(
+                    "no local function for Task resource `{r}`"
+                )));
+            }
+        }
+        let bus = Bus::default();
+        let workflow = Arc::new(LocalWorkflow::new(machine));
+        let auditor = Arc::new(FaultyAuditor {
+            inner: RuleAuditor,
+            unavailable: AtomicBool::new(cfg.faults.audit_unavailable),
+        });
+        let deps = Deps {
+            store: Arc::new(store.clone()),
+            publisher: Arc::new(bus.clone()),
+            workflow: workflow.clone(),
+            deferred: Arc::new(ScaledDeferred {
+                store: store.clone(),
+                scale: cfg.time_scale,
+            }),
+            generator: Arc::new(FaultyGenerator {
+                inner: BuiltinGenerator,
+                faults: cfg.faults.agents.clone(),
+            }),
+            auditor: auditor.clone(),
+            clock: Arc::new(SystemClock),
+        };
+        workflow.attach(deps.clone());
+        let recovered = usecases::recover(&deps).await?;
+        if !recovered.is_empty() {
+            info!(count = recovered.len(), "resumed unfinished runs");
+        }
+        let stop = CancellationToken::new();
+        let worker = tokio::spawn(deferred_worker(
+            deps.clone(),
+            store.clone(),
+            stop.clone(),
+            cfg.time_scale,
+        ));
+        Ok(LocalApp {
+            deps,
+            store,
+            bus,
+            workflow,
+            auditor,
+            stop,
+            worker,
+            recovered,
+            time_scale: cfg.time_scale,
+        })
+    }
+
+    /// Turns the injected audit outage on or off (tests and demos of the deferred path).
+    pub fn set_audit_unavailable(&self, unavailable: bool) {
+        self.auditor
+            .unavailable
+            .store(unavailable, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn time_scale(&self) -> f64 {
+        self.time_scale
+    }
+
+    /// Stops executions (their runs stay unfinished, to be resumed at the next start) and
+    /// the worker. The store is consistent at every commit, so nothing else is needed.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.workflow.shutdown().await;
+        let _ = self.worker.await;
+    }
+}
+
+/// Polls the local deferred-audit queue: audits what is due, backs off while the audit is
+/// still unavailable (30 s doubling to 10 min, scaled).
+async fn deferred_worker(deps: Deps, store: SqliteStore, stop: CancellationToken, scale: f64) {
+    let poll = Duration::from_millis(500)
+        .mul_f64(scale.clamp(0.001, 1.0))
+        .max(Duration::from_millis(5));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(poll) => {}
+        }
+        let due = match store.due_deferred(time::OffsetDateTime::now_utc()).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = %e, "deferred-audit queue unreadable");
+                continue;
+            }
+        };
+        for (run_id, attempts) in due {
+            match usecases::deferred_audit(&deps, run_id).await {
+                Ok(_) | Err(FlowError::Cancelled(_)) | Err(FlowError::InvalidInput(_)) => {
+                    let _ = store.remove_deferred(run_id).await;
+                }
+                Err(e) => {
+                    let backoff = usecases::DEFERRED_AUDIT_DELAY
+                        .saturating_mul(1 << attempts.min(5))
+                        .min(Duration::from_secs(600))
+                        .mul_f64(scale);
+                    warn!(run_id = %run_id, error = %e, retry_in_ms = backoff.as_millis() as u64, "deferred audit failed; will retry");
+                    let _ = store
+                        .reschedule_deferred(run_id, time::OffsetDateTime::now_utc() + backoff)
+                        .await;
+                }
+            }
+        }
+    }
+}

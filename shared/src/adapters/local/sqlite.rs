@@ -1,0 +1,682 @@
+//! The embedded store: one SQLite file (WAL) holding runs, agent states, artifacts, the
+//! event log and the local deferred-audit queue. Every `apply` is one transaction, so a
+//! transition, its artifact and its event are written together or not at all.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use time::OffsetDateTime;
+
+use crate::domain::lifecycle::{self, Subject};
+use crate::domain::run::timings_from_events;
+use crate::domain::{
+    Agent, AgentError, AgentState, Artifact, ArtifactId, Brief, Envelope, Event, EventType,
+    ExecutionMode, Run, RunId, Scope, Status,
+};
+use crate::ports::{Change, DeferredAudits, NewRun, RunPage, RunStore, StoreError};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS runs (
+    run_id         TEXT PRIMARY KEY,
+    parent_run_id  TEXT,
+    iteration      INTEGER NOT NULL,
+    status         TEXT NOT NULL,
+    execution_mode TEXT NOT NULL,
+    brief          TEXT NOT NULL,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    seq            INTEGER NOT NULL,
+    envelope       TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(status)
+    WHERE status NOT IN ('completed', 'failed', 'cancelled');
+CREATE TABLE IF NOT EXISTS agents (
+    run_id      TEXT NOT NULL REFERENCES runs(run_id),
+    agent       TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    artifact_id TEXT,
+    attempts    INTEGER NOT NULL,
+    error       TEXT,
+    reused      INTEGER NOT NULL,
+    PRIMARY KEY (run_id, agent)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS artifacts (
+    artifact_id TEXT PRIMARY KEY,
+    run_id      TEXT NOT NULL,
+    body        TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    body   TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS deferred_audits (
+    run_id   TEXT PRIMARY KEY,
+    due_at   INTEGER NOT NULL,
+    attempts INTEGER NOT NULL
+);
+"#;
+
+/// SQLite-backed [`RunStore`] and [`DeferredAudits`]. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn nanos(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp_nanos() as i64
+}
+
+fn from_nanos(n: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(n as i128).map_err(|e| corrupt("timestamp", e))
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(unavailable)?;
+        Self::init(conn)
+    }
+
+    /// A private in-memory database (tests and benchmarks that need no file).
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(unavailable)?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        // WAL + synchronous=NORMAL: a committed transaction survives a crash of this
+        // process; only an OS crash or power loss can drop the last few commits.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(unavailable)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(unavailable)?;
+        conn.busy_timeout(Duration::from_secs(5))
+            .map_err(unavailable)?;
+        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        Ok(SqliteStore {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(unavailable)?
+    }
+
+    /// Runs due for a deferred audit at `now`, oldest first.
+    pub async fn due_deferred(&self, now: OffsetDateTime) -> Result<Vec<(RunId, u32)>, StoreError> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT run_id, attempts FROM deferred_audits WHERE due_at <= ?1 ORDER BY due_at")
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map(params![nanos(now)], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, n) = row.map_err(unavailable)?;
+                out.push((RunId::parse(&id).map_err(|e| corrupt("run id", e))?, n));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Pushes a deferred audit back after a failed attempt.
+    pub async fn reschedule_deferred(
+        &self,
+        run_id: RunId,
+        due: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "UPDATE deferred_audits SET due_at = ?2, attempts = attempts + 1 WHERE run_id = ?1",
+                params![run_id.to_string(), nanos(due)],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Removes a deferred audit that has been handled.
+    pub async fn remove_deferred(&self, run_id: RunId) -> Result<(), StoreError> {
+        self.with(move |c| {
+            c.execute(
+                "DELETE FROM deferred_audits WHERE run_id = ?1",
+                params![run_id.to_string()],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+struct RunRow {
+    status: Status,
+    seq: u64,
+}
+
+fn load_run_row(tx: &Transaction<'_>, run_id: RunId) -> Result<RunRow, StoreError> {
+    let row: Option<(String, i64)> = tx
+        .query_row(
+            "SELECT status, seq FROM runs WHERE run_id = ?1",
+            params![run_id.to_string()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(unavailable)?;
+    let (status, seq) = row.ok_or(StoreError::NotFound(run_id))?;
+    Ok(RunRow {
+        status: status.parse().map_err(|e| corrupt("run status", e))?,
+        seq: seq as u64,
+    })
+}
+
+fn agent_status(tx: &Transaction<'_>, run_id: RunId, agent: Agent) -> Result<Status, StoreError> {
+    let s: String = tx
+        .query_row(
+            "SELECT status FROM agents WHERE run_id = ?1 AND agent = ?2",
+            params![run_id.to_string(), agent.as_str()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(unavailable)?
+        .ok_or(StoreError::NotFound(run_id))?;
+    s.parse().map_err(|e| corrupt("agent status", e))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|e| corrupt("serialize", e))
+}
+
+fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO events (run_id, seq, body) VALUES (?1, ?2, ?3)")
+        .map_err(unavailable)?
+        .execute(params![e.run_id.to_string(), e.seq as i64, json(e)?])
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+fn apply_tx(
+    tx: &Transaction<'_>,
+    run_id: RunId,
+    changes: &[Change],
+    at: OffsetDateTime,
+) -> Result<Vec<Event>, StoreError> {
+    let run = load_run_row(tx, run_id)?;
+    let mut run_status = run.status;
+    let mut seq = run.seq;
+    let mut events = Vec::with_capacity(changes.len());
+    let mut agent_now: Vec<(Agent, Status)> = Vec::new();
+    for ch in changes {
+        let conflict = |actual: Status, run_terminal: bool| StoreError::Conflict {
+            run_id,
+            scope: ch.scope,
+            expected: ch.from,
+            actual,
+            run_terminal,
+        };
+        match ch.scope.agent() {
+            None => {
+                if run_status != ch.from || !lifecycle::allowed(Subject::Run, ch.from, ch.to) {
+                    return Err(conflict(run_status, run_status.is_terminal()));
+                }
+                run_status = ch.to;
+                let envelope = ch.envelope.as_ref().map(json).transpose()?;
+                tx.prepare_cached(
+                    "UPDATE runs SET status = ?2, envelope = COALESCE(?3, envelope) WHERE run_id = ?1",
+                )
+                .map_err(unavailable)?
+                .execute(params![run_id.to_string(), ch.to.as_str(), envelope])
+                .map_err(unavailable)?;
+            }
+            Some(agent) => {
+                let current = match agent_now.iter().find(|(a, _)| *a == agent) {
+                    Some((_, s)) => *s,
+                    None => agent_status(tx, run_id, agent)?,
+                };
+                if run_status.is_terminal() {
+                    return Err(conflict(current, true));
+                }
+                if current != ch.from || !lifecycle::allowed(Subject::Agent, ch.from, ch.to) {
+                    return Err(conflict(current, false));
+                }
+                agent_now.retain(|(a, _)| *a != agent);
+                agent_now.push((agent, ch.to));
+                let error = ch.error.as_ref().map(json).transpose()?;
+                let artifact_id = ch.artifact.as_ref().map(|a| a.artifact_id.to_string());
+                let starts = ch.to == Status::Generating;
+                tx.prepare_cached(
+                    "UPDATE agents SET status = ?3, error = COALESCE(?4, error),
+                         artifact_id = COALESCE(?5, artifact_id),
+                         attempts = attempts + ?6
+                     WHERE run_id = ?1 AND agent = ?2",
+                )
+                .map_err(unavailable)?
+                .execute(params![
+                    run_id.to_string(),
+                    agent.as_str(),
+                    ch.to.as_str(),
+                    error,
+                    artifact_id,
+                    starts as i64
+                ])
+                .map_err(unavailable)?;
+                if let Some(a) = &ch.artifact {
+                    tx.prepare_cached(
+                        "INSERT INTO artifacts (artifact_id, run_id, body) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(unavailable)?
+                    .execute(params![
+                        a.artifact_id.to_string(),
+                        run_id.to_string(),
+                        json(a)?
+                    ])
+                    .map_err(unavailable)?;
+                }
+                if let Some(report) = &ch.audit {
+                    let id: Option<String> = tx
+                        .query_row(
+                            "SELECT artifact_id FROM agents WHERE run_id = ?1 AND agent = ?2",
+                            params![run_id.to_string(), agent.as_str()],
+                            |r| r.get(0),
+                        )
+                        .map_err(unavailable)?;
+                    let id = id.ok_or_else(|| {
+                        corrupt("audit", format!("{agent} has no artifact to audit"))
+                    })?;
+                    let body: String = tx
+                        .query_row(
+                            "SELECT body FROM artifacts WHERE artifact_id = ?1",
+                            params![id],
+                            |r| r.get(0),
+                        )
+                        .map_err(unavailable)?;
+                    let mut artifact: Artifact =
+                        serde_json::from_str(&body).map_err(|e| corrupt("artifact", e))?;
+                    artifact.audit = Some(report.clone());
+                    tx.execute(
+                        "UPDATE artifacts SET body = ?2 WHERE artifact_id = ?1",
+                        params![id, json(&artifact)?],
+                    )
+                    .map_err(unavailable)?;
+                }
+            }
+        }
+        seq += 1;
+        let event = Event {
+            run_id,
+            seq,
+            kind: EventType::for_scope(ch.scope),
+            scope: ch.scope,
+            status: ch.to,
+            at,
+            detail: ch.detail.clone(),
+        };
+        insert_event(tx, &event)?;
+        events.push(event);
+    }
+    tx.prepare_cached("UPDATE runs SET seq = ?2, updated_at = ?3 WHERE run_id = ?1")
+        .map_err(unavailable)?
+        .execute(params![run_id.to_string(), seq as i64, nanos(at)])
+        .map_err(unavailable)?;
+    Ok(events)
+}
+
+fn read_run(c: &Connection, run_id: RunId) -> Result<Run, StoreError> {
+    type Row = (
+        Option<String>,
+        u32,
+        String,
+        String,
+        String,
+        i64,
+        i64,
+        Option<String>,
+    );
+    let row: Option<Row> = c
+        .prepare_cached(
+            "SELECT parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, envelope
+             FROM runs WHERE run_id = ?1",
+        )
+        .map_err(unavailable)?
+        .query_row(params![run_id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+        })
+        .optional()
+        .map_err(unavailable)?;
+    let (parent, iteration, status, mode, brief, created, updated, envelope) =
+        row.ok_or(StoreError::NotFound(run_id))?;
+    let brief: Brief = serde_json::from_str(&brief).map_err(|e| corrupt("brief", e))?;
+    let envelope: Option<Envelope> = envelope
+        .map(|e| serde_json::from_str(&e))
+        .transpose()
+        .map_err(|e| corrupt("envelope", e))?;
+    let mut agents = std::collections::BTreeMap::new();
+    let mut artifact_ids = Vec::new();
+    {
+        let mut st = c
+            .prepare_cached(
+                "SELECT agent, status, artifact_id, attempts, error, reused FROM agents WHERE run_id = ?1",
+            )
+            .map_err(unavailable)?;
+        let rows = st
+            .query_map(params![run_id.to_string()], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, u32>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, bool>(5)?,
+                ))
+            })
+            .map_err(unavailable)?;
+        for row in rows {
+            let (agent, status, artifact_id, attempts, error, reused) = row.map_err(unavailable)?;
+            let agent: Agent = agent.parse().map_err(|e| corrupt("agent", e))?;
+            let artifact_id = artifact_id
+                .map(|s| ArtifactId::parse(&s))
+                .transpose()
+                .map_err(|e| corrupt("artifact id", e))?;
+            artifact_ids.extend(artifact_id);
+            let error: Option<AgentError> = error
+                .map(|e| serde_json::from_str(&e))
+                .transpose()
+                .map_err(|e| corrupt("agent error", e))?;
+            agents.insert(
+                agent,
+                AgentState {
+                    status: status.parse().map_err(|e| corrupt("agent status", e))?,
+                    artifact_id,
+                    attempts,
+                    error,
+                    reused,
+                },
+            );
+        }
+    }
+    let mut artifacts = Vec::with_capacity(artifact_ids.len());
+    for id in artifact_ids {
+        let body: Option<String> = c
+            .prepare_cached("SELECT body FROM artifacts WHERE artifact_id = ?1")
+            .map_err(unavailable)?
+            .query_row(params![id.to_string()], |r| r.get(0))
+            .optional()
+            .map_err(unavailable)?;
+        let body =
+            body.ok_or_else(|| corrupt("artifact", format!("{id} is referenced but missing")))?;
+        artifacts
+            .push(serde_json::from_str::<Artifact>(&body).map_err(|e| corrupt("artifact", e))?);
+    }
+    let created_at = from_nanos(created)?;
+    let events = read_events(c, run_id, 0)?;
+    Ok(Run {
+        run_id,
+        parent_run_id: parent
+            .map(|p| RunId::parse(&p))
+            .transpose()
+            .map_err(|e| corrupt("parent id", e))?,
+        iteration,
+        status: status.parse().map_err(|e| corrupt("run status", e))?,
+        execution_mode: mode
+            .parse::<ExecutionMode>()
+            .map_err(|e| corrupt("mode", e))?,
+        brief,
+        created_at,
+        updated_at: from_nanos(updated)?,
+        agents,
+        artifacts,
+        timings: timings_from_events(created_at, &events),
+        envelope,
+    })
+}
+
+fn read_events(c: &Connection, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError> {
+    let mut st = c
+        .prepare_cached("SELECT body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
+        .map_err(unavailable)?;
+    let rows = st
+        .query_map(params![run_id.to_string(), after as i64], |r| {
+            r.get::<_, String>(0)
+        })
+        .map_err(unavailable)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let body = row.map_err(unavailable)?;
+        out.push(serde_json::from_str(&body).map_err(|e| corrupt("event", e))?);
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl RunStore for SqliteStore {
+    async fn create_run(&self, new: NewRun) -> Result<Event, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let id = new.run_id.to_string();
+            let exists: Option<i64> = tx
+                .query_row("SELECT 1 FROM runs WHERE run_id = ?1", params![id], |r| r.get(0))
+                .optional()
+                .map_err(unavailable)?;
+            if exists.is_some() {
+                return Err(StoreError::AlreadyExists(new.run_id));
+            }
+            let at = nanos(new.created_at);
+            tx.execute(
+                "INSERT INTO runs (run_id, parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, 1)",
+                params![
+                    id,
+                    new.parent_run_id.map(|p| p.to_string()),
+                    new.iteration,
+                    new.execution_mode.as_str(),
+                    json(&new.brief)?,
+                    at
+                ],
+            )
+            .map_err(unavailable)?;
+            for agent in Agent::ALL {
+                let reused = new.reuse.iter().find(|(a, _)| *a == agent).map(|(_, id)| *id);
+                let status = if reused.is_some() { Status::Completed } else { Status::Queued };
+                tx.execute(
+                    "INSERT INTO agents (run_id, agent, status, artifact_id, attempts, error, reused)
+                     VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5)",
+                    params![id, agent.as_str(), status.as_str(), reused.map(|r| r.to_string()), reused.is_some()],
+                )
+                .map_err(unavailable)?;
+            }
+            let event = Event {
+                run_id: new.run_id,
+                seq: 1,
+                kind: EventType::RunStatus,
+                scope: Scope::Run,
+                status: Status::Queued,
+                at: new.created_at,
+                detail: Some(serde_json::json!({
+                    "iteration": new.iteration,
+                    "parentRunId": new.parent_run_id,
+                    "reused": new.reuse.iter().map(|(a, id)| serde_json::json!({"agent": a, "artifactId": id})).collect::<Vec<_>>(),
+                })),
+            };
+            insert_event(&tx, &event)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(event)
+        })
+        .await
+    }
+
+    async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError> {
+        self.with(move |c| read_run(c, run_id)).await
+    }
+
+    async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError> {
+        let after = match cursor {
+            Some(c) => Some(RunId::parse(c).map_err(|_| StoreError::BadCursor(c.to_string()))?),
+            None => None,
+        };
+        let limit = limit.clamp(1, 100);
+        self.with(move |c| {
+            let ids: Vec<String> = {
+                let mut st = c
+                    .prepare_cached(
+                        "SELECT run_id FROM runs WHERE (?1 IS NULL OR run_id < ?1) ORDER BY run_id DESC LIMIT ?2",
+                    )
+                    .map_err(unavailable)?;
+                let rows = st
+                    .query_map(params![after.map(|a| a.to_string()), limit as i64 + 1], |r| r.get(0))
+                    .map_err(unavailable)?;
+                rows.collect::<Result<_, _>>().map_err(unavailable)?
+            };
+            let more = ids.len() > limit;
+            let mut runs = Vec::new();
+            for id in ids.into_iter().take(limit) {
+                runs.push(read_run(c, RunId::parse(&id).map_err(|e| corrupt("run id", e))?)?);
+            }
+            let next_cursor = if more { runs.last().map(|r| r.run_id.to_string()) } else { None };
+            Ok(RunPage { runs, next_cursor })
+        })
+        .await
+    }
+
+    async fn apply(
+        &self,
+        run_id: RunId,
+        changes: Vec<Change>,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let events = apply_tx(&tx, run_id, &changes, at)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn bump_attempts(&self, run_id: RunId, agent: Agent) -> Result<u32, StoreError> {
+        self.with(move |c| {
+            let tx = c.transaction().map_err(unavailable)?;
+            let run = load_run_row(&tx, run_id)?;
+            let current = agent_status(&tx, run_id, agent)?;
+            if run.status.is_terminal() || current != Status::Generating {
+                return Err(StoreError::Conflict {
+                    run_id,
+                    scope: agent.into(),
+                    expected: Status::Generating,
+                    actual: current,
+                    run_terminal: run.status.is_terminal(),
+                });
+            }
+            let n: u32 = tx
+                .query_row(
+                    "UPDATE agents SET attempts = attempts + 1 WHERE run_id = ?1 AND agent = ?2 RETURNING attempts",
+                    params![run_id.to_string(), agent.as_str()],
+                    |r| r.get(0),
+                )
+                .map_err(unavailable)?;
+            tx.commit().map_err(unavailable)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn events(&self, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError> {
+        self.with(move |c| {
+            let exists: Option<i64> = c
+                .query_row(
+                    "SELECT 1 FROM runs WHERE run_id = ?1",
+                    params![run_id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(run_id));
+            }
+            read_events(c, run_id, after)
+        })
+        .await
+    }
+
+    async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
+        self.with(|c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT run_id FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') ORDER BY run_id",
+                )
+                .map_err(unavailable)?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(RunId::parse(&row.map_err(unavailable)?).map_err(|e| corrupt("run id", e))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError> {
+        self.with(move |c| {
+            let body: Option<String> = c
+                .query_row(
+                    "SELECT body FROM artifacts WHERE artifact_id = ?1",
+                    params![id.to_string()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(unavailable)?;
+            body.map(|b| serde_json::from_str(&b).map_err(|e| corrupt("artifact", e)))
+                .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeferredAudits for SqliteStore {
+    async fn enqueue(&self, run_id: RunId, delay: Duration) -> Result<(), StoreError> {
+        let due = OffsetDateTime::now_utc() + delay;
+        self.with(move |c| {
+            c.execute(
+                "INSERT INTO deferred_audits (run_id, due_at, attempts) VALUES (?1, ?2, 0)
+                 ON CONFLICT(run_id) DO NOTHING",
+                params![run_id.to_string(), nanos(due)],
+            )
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+}

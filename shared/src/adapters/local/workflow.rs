@@ -1,0 +1,167 @@
+//! The local workflow: runs `statemachine.asl.json` on the in-process ASL engine, one
+//! tokio task per execution, with Task resources resolved to the same use-case functions
+//! the Lambdas wrap.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use super::asl::{ExecutionError, StateMachine, TaskError, TaskInvoker};
+use crate::domain::RunId;
+use crate::errors::names;
+use crate::ports::{Deps, Workflow, WorkflowError};
+use crate::usecases::{self, ExecutionEnd, TaskFunction};
+
+/// Resolves `${…FunctionArn}` resources to use cases, in process. A panic inside a step is
+/// caught and reported as `AgentFailed`, as a crashed Lambda would be.
+#[derive(Debug)]
+pub struct LocalInvoker {
+    deps: Deps,
+}
+
+#[async_trait]
+impl TaskInvoker for LocalInvoker {
+    async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
+        let Some(function) = TaskFunction::from_resource(resource) else {
+            return Err(TaskError {
+                error: names::INVALID_INPUT.into(),
+                cause: format!("no local function for resource `{resource}`"),
+            });
+        };
+        match AssertUnwindSafe(function.call(&self.deps, input))
+            .catch_unwind()
+            .await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(TaskError {
+                error: e.name().into(),
+                cause: e.to_string(),
+            }),
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panic".into());
+                error!(resource, cause = %msg, "task panicked");
+                Err(TaskError {
+                    error: names::AGENT_FAILED.into(),
+                    cause: format!("the function panicked: {msg}"),
+                })
+            }
+        }
+    }
+}
+
+/// [`Workflow`] over the local ASL engine.
+pub struct LocalWorkflow {
+    machine: StateMachine,
+    deps: OnceLock<Deps>,
+    running: Arc<Mutex<HashMap<RunId, CancellationToken>>>,
+    tasks: tokio_util::task::TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for LocalWorkflow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalWorkflow").finish_non_exhaustive()
+    }
+}
+
+impl LocalWorkflow {
+    pub fn new(machine: StateMachine) -> Self {
+        LocalWorkflow {
+            machine,
+            deps: OnceLock::new(),
+            running: Arc::new(Mutex::new(HashMap::new())),
+            tasks: tokio_util::task::TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Completes construction: the invoker needs the deps that hold this workflow.
+    pub fn attach(&self, deps: Deps) {
+        let _ = self.deps.set(deps);
+    }
+
+    /// Executions in flight.
+    pub fn in_flight(&self) -> usize {
+        self.running.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
+    /// Stops every execution without touching the runs (they stay unfinished and are
+    /// resumed at the next start), then waits for the executions to wind down.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+#[async_trait]
+impl Workflow for LocalWorkflow {
+    async fn start(&self, run_id: RunId, input: Value) -> Result<(), WorkflowError> {
+        let deps = self
+            .deps
+            .get()
+            .cloned()
+            .ok_or_else(|| WorkflowError::Unavailable("local workflow not attached".into()))?;
+        if self.shutdown.is_cancelled() {
+            return Err(WorkflowError::Unavailable("shutting down".into()));
+        }
+        let token = self.shutdown.child_token();
+        {
+            let mut running = self
+                .running
+                .lock()
+                .map_err(|_| WorkflowError::Unavailable("poisoned".into()))?;
+            if running.contains_key(&run_id) {
+                return Err(WorkflowError::AlreadyStarted(run_id));
+            }
+            running.insert(run_id, token.clone());
+        }
+        let machine = self.machine.clone();
+        let invoker: Arc<dyn TaskInvoker> = Arc::new(LocalInvoker { deps: deps.clone() });
+        let shutdown = self.shutdown.clone();
+        let this_deps = deps.clone();
+        let running = self.running.clone();
+        self.tasks.spawn(async move {
+            let result = machine.execute(&run_id.to_string(), input, invoker, token).await;
+            let end = match result {
+                Ok(_) => ExecutionEnd::Succeeded,
+                // Stopped by a cancel (the use case closed the run) or by shutdown (the run
+                // stays unfinished and is resumed at the next start).
+                Err(ExecutionError::Cancelled) => ExecutionEnd::Succeeded,
+                Err(ExecutionError::Failed { error, cause }) if error == names::STATES_TIMEOUT => {
+                    info!(run_id = %run_id, %cause, "execution timed out");
+                    ExecutionEnd::TimedOut
+                }
+                Err(ExecutionError::Failed { error, cause }) => ExecutionEnd::Failed { error, cause },
+            };
+            if !shutdown.is_cancelled() {
+                if let Err(e) = usecases::execution_ended(&this_deps, run_id, end).await {
+                    error!(run_id = %run_id, error = %e, "could not record how the execution ended");
+                }
+            }
+            if let Ok(mut running) = running.lock() {
+                running.remove(&run_id);
+            }
+        });
+        Ok(())
+    }
+
+    async fn stop(&self, run_id: RunId, _cause: &str) -> Result<(), WorkflowError> {
+        if let Ok(running) = self.running.lock() {
+            if let Some(t) = running.get(&run_id) {
+                t.cancel();
+            }
+        }
+        Ok(())
+    }
+}

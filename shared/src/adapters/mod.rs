@@ -1,0 +1,3 @@
+//! Adapters: implementations of the ports.
+
+pub mod local;

@@ -1,0 +1,260 @@
+//! Ports: the narrow traits the use cases need from the outside world. Local and AWS
+//! adapters implement the same contracts; each method's doc states its error contract and
+//! one shared test suite checks every store against it.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, Envelope, Event,
+    ExecutionMode, Run, RunId, Scope, Status,
+};
+
+/// One requested status change within an atomic batch (see [`RunStore::apply`]).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub scope: Scope,
+    /// The status the subject MUST have when the change is applied.
+    pub from: Status,
+    pub to: Status,
+    /// Agent changes: the artifact stored with this change (written in the same transaction).
+    pub artifact: Option<Artifact>,
+    /// Agent changes: the audit report of the agent's current artifact.
+    pub audit: Option<AuditReport>,
+    /// Agent changes: why it failed.
+    pub error: Option<AgentError>,
+    /// Run changes: the result envelope (set with the terminal transition).
+    pub envelope: Option<Envelope>,
+    /// Free-form detail carried by the event.
+    pub detail: Option<Value>,
+}
+
+impl Change {
+    pub fn new(scope: impl Into<Scope>, from: Status, to: Status) -> Self {
+        Change {
+            scope: scope.into(),
+            from,
+            to,
+            artifact: None,
+            audit: None,
+            error: None,
+            envelope: None,
+            detail: None,
+        }
+    }
+    pub fn run(from: Status, to: Status) -> Self {
+        Change::new(Scope::Run, from, to)
+    }
+    pub fn with_artifact(mut self, a: Artifact) -> Self {
+        self.artifact = Some(a);
+        self
+    }
+    pub fn with_audit(mut self, r: AuditReport) -> Self {
+        self.audit = Some(r);
+        self
+    }
+    pub fn with_error(mut self, e: AgentError) -> Self {
+        self.error = Some(e);
+        self
+    }
+    pub fn with_envelope(mut self, e: Envelope) -> Self {
+        self.envelope = Some(e);
+        self
+    }
+    pub fn with_detail(mut self, d: Value) -> Self {
+        self.detail = Some(d);
+        self
+    }
+}
+
+/// What a new run starts with. Agents listed in `reuse` start `completed` with the given
+/// artifact (kept by reference, with its original ID); the others start `queued`.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub run_id: RunId,
+    pub parent_run_id: Option<RunId>,
+    pub iteration: u32,
+    pub brief: Brief,
+    pub execution_mode: ExecutionMode,
+    pub reuse: Vec<(Agent, ArtifactId)>,
+    pub created_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPage {
+    pub runs: Vec<Run>,
+    /// Pass back as `cursor` to get the next (older) page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("run {0} not found")]
+    NotFound(RunId),
+    #[error("run {0} already exists")]
+    AlreadyExists(RunId),
+    /// The subject's status was not the expected one, the transition is not in the
+    /// lifecycle table, or the run is already terminal. Nothing of the batch was applied.
+    #[error("conflict on {scope} of run {run_id}: expected {expected}, found {actual}{}", if *.run_terminal { " (run already terminal)" } else { "" })]
+    Conflict {
+        run_id: RunId,
+        scope: Scope,
+        expected: Status,
+        actual: Status,
+        run_terminal: bool,
+    },
+    #[error("invalid cursor `{0}`")]
+    BadCursor(String),
+    /// The backend failed; retrying may help.
+    #[error("store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Stored data could not be read back.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Durable state of runs, agents, artifacts and the event log.
+#[async_trait]
+pub trait RunStore: Send + Sync {
+    /// Creates the run in `queued` with its agents, and appends its first event
+    /// (`run.status queued`, seq 1). MUST return `AlreadyExists` if the id is taken (so a
+    /// duplicate start is harmless).
+    async fn create_run(&self, new: NewRun) -> Result<Event, StoreError>;
+
+    /// The run with its agents, its artifacts (reused ones included) and its envelope.
+    /// MUST return `NotFound` for an unknown id.
+    async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError>;
+
+    /// Newest first. `cursor` comes from a previous page. MUST return `BadCursor` for a
+    /// cursor it did not issue.
+    async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError>;
+
+    /// Applies `changes` in order, atomically, and appends one event per change with the
+    /// next gapless seq. Each change MUST find its subject in `from` and be allowed by the
+    /// lifecycle table; an agent change MUST be refused once the run is terminal (as of that
+    /// point of the batch). On any refusal nothing is applied and `Conflict` is returned.
+    /// `at` is the time of all events of the batch.
+    async fn apply(
+        &self,
+        run_id: RunId,
+        changes: Vec<Change>,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Counts one more attempt of an agent that is `generating` (a retried task). Returns
+    /// the new count. MUST return `Conflict` if the agent is not `generating` or the run is
+    /// terminal.
+    async fn bump_attempts(&self, run_id: RunId, agent: Agent) -> Result<u32, StoreError>;
+
+    /// Events with `seq > after`, in order.
+    async fn events(&self, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError>;
+
+    /// Ids of runs that are not terminal (for recovery after a crash), oldest first.
+    async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError>;
+
+    /// Reads one artifact (for reuse by a retry). `Ok(None)` if unknown.
+    async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError>;
+}
+
+/// Fan-out of persisted events to live subscribers. Best effort: subscribers replay
+/// from the store for anything missed, so a failed publish never fails a transition.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: &[Event]);
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("an execution for run {0} already exists")]
+    AlreadyStarted(RunId),
+    #[error("no execution for run {0}")]
+    NotFound(RunId),
+    #[error("workflow service unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Starts and stops executions of the state machine. The run id is the execution name,
+/// which makes a duplicate start detectable.
+#[async_trait]
+pub trait Workflow: Send + Sync {
+    /// MUST return `AlreadyStarted` when an execution with this run id exists.
+    async fn start(&self, run_id: RunId, input: Value) -> Result<(), WorkflowError>;
+    /// Stops the execution; stopping one that has ended is not an error.
+    async fn stop(&self, run_id: RunId, cause: &str) -> Result<(), WorkflowError>;
+}
+
+/// Queue of runs whose audit was deferred because the audit step was unavailable.
+#[async_trait]
+pub trait DeferredAudits: Send + Sync {
+    /// Schedules `run_id` for audit no earlier than `delay` from now. Idempotent per run.
+    async fn enqueue(&self, run_id: RunId, delay: std::time::Duration) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GeneratorError {
+    /// Worth retrying (throttling, a dropped connection).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying the same input will not help.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Produces an artifact's content for one agent.
+#[async_trait]
+pub trait Generator: Send + Sync {
+    async fn generate(
+        &self,
+        agent: Agent,
+        brief: &Brief,
+        run_id: RunId,
+    ) -> Result<Content, GeneratorError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("audit unavailable: {0}")]
+pub struct AuditUnavailable(pub String);
+
+/// The compliance audit of one artifact.
+#[async_trait]
+pub trait Auditor: Send + Sync {
+    async fn audit(
+        &self,
+        content: &Content,
+        brief: &Brief,
+    ) -> Result<AuditReport, AuditUnavailable>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> OffsetDateTime;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// Everything a use case needs, chosen at run time (local or AWS).
+#[derive(Clone)]
+pub struct Deps {
+    pub store: Arc<dyn RunStore>,
+    pub publisher: Arc<dyn EventPublisher>,
+    pub workflow: Arc<dyn Workflow>,
+    pub deferred: Arc<dyn DeferredAudits>,
+    pub generator: Arc<dyn Generator>,
+    pub auditor: Arc<dyn Auditor>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps").finish_non_exhaustive()
+    }
+}

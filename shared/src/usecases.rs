@@ -1,0 +1,782 @@
+//! Use cases: what the API does (submit, cancel, retry) and what each Task of
+//! `statemachine.asl.json` does (agent, audit, finalize). Lambdas and the local engine call
+//! exactly these functions; they are written to be idempotent, because Step Functions and
+//! SQS deliver at least once and a restarted process re-runs unfinished flows.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::agents;
+use crate::domain::envelope::{self, Outcome};
+use crate::domain::{Agent, AgentError, Artifact, ArtifactId, Brief, Event, Run, RunId, Status};
+use crate::errors::FlowError;
+use crate::ports::{Change, Deps, NewRun, StoreError, WorkflowError};
+
+/// Delay before a deferred audit is tried (again).
+pub const DEFERRED_AUDIT_DELAY: Duration = Duration::from_secs(30);
+
+/// Errors of the API-facing use cases, mapped to HTTP statuses by the API layers.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("run {0} not found")]
+    NotFound(RunId),
+    /// The run is already terminal (cancel) or not yet terminal (retry).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => AppError::NotFound(id),
+            StoreError::BadCursor(_) => AppError::Invalid(e.to_string()),
+            StoreError::Conflict { .. } | StoreError::AlreadyExists(_) => {
+                AppError::Conflict(e.to_string())
+            }
+            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
+                AppError::Unavailable(e.to_string())
+            }
+        }
+    }
+}
+
+/// The input of every execution: references only.
+pub fn execution_input(run_id: RunId, mode: crate::domain::ExecutionMode) -> Value {
+    json!({ "runId": run_id, "executionMode": mode.as_str() })
+}
+
+async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<Event>, StoreError> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let events = deps.store.apply(run_id, changes, deps.clock.now()).await?;
+    for e in &events {
+        info!(run_id = %e.run_id, seq = e.seq, scope = e.scope.as_str(), status = e.status.as_str(), "transition");
+    }
+    deps.publisher.publish(&events).await;
+    Ok(events)
+}
+
+/// Creates a run and starts its flow. `parent` makes it a retry iteration that reuses the
+/// listed artifacts.
+#[tracing::instrument(skip_all)]
+pub async fn submit(
+    deps: &Deps,
+    brief: Brief,
+    parent: Option<(&Run, Vec<(Agent, ArtifactId)>)>,
+) -> Result<RunId, AppError> {
+    let run_id = RunId::new();
+    let mode = brief.execution_mode;
+    let (parent_run_id, iteration, reuse) = match parent {
+        Some((p, reuse)) => (Some(p.run_id), p.iteration + 1, reuse),
+        None => (None, 1, Vec::new()),
+    };
+    let first = deps
+        .store
+        .create_run(NewRun {
+            run_id,
+            parent_run_id,
+            iteration,
+            brief,
+            execution_mode: mode,
+            reuse,
+            created_at: deps.clock.now(),
+        })
+        .await?;
+    info!(run_id = %run_id, iteration, "run created");
+    deps.publisher.publish(&[first]).await;
+    if let Err(e) = deps
+        .workflow
+        .start(run_id, execution_input(run_id, mode))
+        .await
+    {
+        match e {
+            WorkflowError::AlreadyStarted(_) => {}
+            other => {
+                // Nothing is lost: the run is closed with the reason instead of hanging in
+                // `queued`, and the client can retry it.
+                warn!(run_id = %run_id, error = %other, "could not start the flow");
+                close_failed(deps, run_id, "WorkflowUnavailable", &other.to_string()).await?;
+                return Err(AppError::Unavailable(other.to_string()));
+            }
+        }
+    }
+    Ok(run_id)
+}
+
+/// Cancels a run: stops its flow, cancels unfinished agents, closes the run with a
+/// `cancelled` envelope. Completed artifacts are kept. `Conflict` if already terminal.
+#[tracing::instrument(skip_all, fields(run_id = %run_id))]
+pub async fn cancel(deps: &Deps, run_id: RunId) -> Result<Run, AppError> {
+    let run = deps.store.get_run(run_id).await?;
+    if run.status.is_terminal() {
+        return Err(AppError::Conflict(format!(
+            "run {run_id} is already {}; only a queued or running run can be cancelled",
+            run.status
+        )));
+    }
+    if let Err(e) = deps.workflow.stop(run_id, "cancelled by request").await {
+        warn!(run_id = %run_id, error = %e, "stopping the execution failed; closing the run anyway");
+    }
+    close_cancelled(deps, run_id, "cancelled by request").await?;
+    Ok(deps.store.get_run(run_id).await?)
+}
+
+/// Closes a run as cancelled (API cancel, or an execution aborted from the console).
+/// Idempotent: a run already terminal is left alone.
+pub async fn close_cancelled(deps: &Deps, run_id: RunId, why: &str) -> Result<(), StoreError> {
+    for _ in 0..8 {
+        let run = deps.store.get_run(run_id).await?;
+        if run.status.is_terminal() {
+            return Ok(());
+        }
+        let mut changes = Vec::new();
+        let mut after = run.clone();
+        for (agent, st) in &run.agents {
+            if !st.status.is_terminal() {
+                changes.push(Change::new(*agent, st.status, Status::Cancelled));
+                if let Some(a) = after.agents.get_mut(agent) {
+                    a.status = Status::Cancelled;
+                }
+            }
+        }
+        let env = envelope::compute(run_id, true, &after.agent_summaries());
+        changes.push(
+            Change::run(run.status, Status::Cancelled)
+                .with_envelope(env)
+                .with_detail(json!({ "outcome": "cancelled", "reason": why })),
+        );
+        match apply(deps, run_id, changes).await {
+            Ok(_) => return Ok(()),
+            // Another step moved first: read again and cancel from there.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable(
+        "the run kept changing while being cancelled".into(),
+    ))
+}
+
+/// Closes a run as failed (execution failed or timed out, or could not start). Agents that
+/// had not produced an artifact are marked failed with the same reason; artifacts are kept.
+pub async fn close_failed(
+    deps: &Deps,
+    run_id: RunId,
+    code: &str,
+    message: &str,
+) -> Result<(), StoreError> {
+    for _ in 0..8 {
+        let run = deps.store.get_run(run_id).await?;
+        if run.status.is_terminal() {
+            return Ok(());
+        }
+        let mut changes = Vec::new();
+        let mut after = run.clone();
+        for (agent, st) in &run.agents {
+            if matches!(st.status, Status::Queued | Status::Generating) {
+                let err = AgentError {
+                    code: code.into(),
+                    message: message.into(),
+                };
+                changes
+                    .push(Change::new(*agent, st.status, Status::Failed).with_error(err.clone()));
+                if let Some(a) = after.agents.get_mut(agent) {
+                    a.status = Status::Failed;
+                    a.error = Some(err);
+                }
+            }
+        }
+        let mut env = envelope::compute(run_id, false, &after.agent_summaries());
+        env.outcome = Outcome::Failure;
+        env.reasons.insert(
+            0,
+            envelope::Reason {
+                agent: None,
+                code: code.into(),
+                message: message.into(),
+            },
+        );
+        changes.push(
+            Change::run(run.status, Status::Failed)
+                .with_envelope(env)
+                .with_detail(json!({ "outcome": "failure", "error": code, "cause": message })),
+        );
+        match apply(deps, run_id, changes).await {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable(
+        "the run kept changing while being closed".into(),
+    ))
+}
+
+/// Starts a new iteration of a terminal run. Re-runs `agents` (default: exactly the
+/// envelope's retry list, else every agent without a delivered artifact) and reuses the
+/// other agents' completed artifacts by reference, keeping their IDs.
+#[tracing::instrument(skip_all, fields(run_id = %run_id))]
+pub async fn retry(
+    deps: &Deps,
+    run_id: RunId,
+    agents: Option<Vec<Agent>>,
+) -> Result<RunId, AppError> {
+    let parent = deps.store.get_run(run_id).await?;
+    if !parent.status.is_terminal() {
+        return Err(AppError::Conflict(format!(
+            "run {run_id} is still {}; retry it once it has ended (or cancel it first)",
+            parent.status
+        )));
+    }
+    let delivered: Vec<(Agent, ArtifactId)> = parent
+        .agent_summaries()
+        .into_iter()
+        .filter(|s| {
+            s.status == Status::Completed && s.verdict != Some(crate::domain::Verdict::Fail)
+        })
+        .filter_map(|s| parent.agents[&s.agent].artifact_id.map(|id| (s.agent, id)))
+        .collect();
+    let rerun: Vec<Agent> = match agents {
+        Some(list) if list.is_empty() => {
+            return Err(AppError::Invalid(
+                "`agents` must name at least one of copy, social, visual".into(),
+            ));
+        }
+        Some(list) => list,
+        None => Agent::ALL
+            .into_iter()
+            .filter(|a| !delivered.iter().any(|(d, _)| d == a))
+            .collect(),
+    };
+    if rerun.is_empty() {
+        return Err(AppError::Conflict(format!(
+            "run {run_id} delivered every artifact; name the agents to re-run in {{\"agents\": [...]}}"
+        )));
+    }
+    let reuse = delivered
+        .into_iter()
+        .filter(|(a, _)| !rerun.contains(a))
+        .collect();
+    let brief = parent.brief.clone();
+    submit(deps, brief, Some((&parent, reuse))).await
+}
+
+// ---------------------------------------------------------------------------------------
+// Task steps of the state machine.
+
+/// Payload of the agent Tasks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentTask {
+    pub run_id: RunId,
+    /// Present when the Task is the Catch handler recording the agent's failure.
+    #[serde(default)]
+    pub failure: Option<CaughtError>,
+}
+
+/// What a Catch puts at its ResultPath.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+/// Payload of the audit Task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditTask {
+    pub run_id: RunId,
+    /// Audit only these agents' artifacts (sequential path); all generated ones if absent.
+    #[serde(default)]
+    pub agents: Option<Vec<Agent>>,
+    /// `audit` (default) or `defer`.
+    #[serde(default)]
+    pub action: AuditAction,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditAction {
+    #[default]
+    Audit,
+    Defer,
+}
+
+/// Payload of the finalize Task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FinalizeTask {
+    pub run_id: RunId,
+}
+
+fn agent_output(agent: Agent, status: Status, artifact: Option<ArtifactId>) -> Value {
+    let mut v = json!({ "agent": agent, "status": status });
+    if let Some(id) = artifact {
+        v["artifactId"] = json!(id);
+    }
+    v
+}
+
+/// Generates one agent's artifact. Idempotent: an agent that already has its artifact
+/// (including one reused from the parent run) returns it without generating again.
+#[tracing::instrument(skip_all, fields(run_id = %task.run_id, agent = %agent))]
+pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Value, FlowError> {
+    let run_id = task.run_id;
+    if let Some(failure) = task.failure {
+        return record_agent_failure(deps, run_id, agent, failure).await;
+    }
+    let run = deps.store.get_run(run_id).await?;
+    if run.status.is_terminal() {
+        return Err(FlowError::Cancelled(format!(
+            "run {run_id} is already {}",
+            run.status
+        )));
+    }
+    let st = &run.agents[&agent];
+    match st.status {
+        Status::Generated | Status::Auditing | Status::AuditPending | Status::Completed => {
+            return Ok(agent_output(agent, st.status, st.artifact_id));
+        }
+        Status::Failed => {
+            let msg = st
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default();
+            return Err(FlowError::AgentFailed(msg));
+        }
+        Status::Cancelled => return Err(FlowError::Cancelled(format!("{agent} was cancelled"))),
+        Status::Queued => {
+            if run.status == Status::Queued {
+                // Another agent may win this race; either way the run is generating after.
+                match apply(
+                    deps,
+                    run_id,
+                    vec![Change::run(Status::Queued, Status::Generating)],
+                )
+                .await
+                {
+                    Ok(_)
+                    | Err(StoreError::Conflict {
+                        run_terminal: false,
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            apply(
+                deps,
+                run_id,
+                vec![
+                    Change::new(agent, Status::Queued, Status::Generating)
+                        .with_detail(json!({"attempt": 1})),
+                ],
+            )
+            .await?;
+        }
+        Status::Generating => {
+            let n = deps.store.bump_attempts(run_id, agent).await?;
+            info!(run_id = %run_id, agent = %agent, attempt = n, "retrying agent");
+        }
+    }
+    let content = deps.generator.generate(agent, &run.brief, run_id).await?;
+    let artifact = Artifact {
+        artifact_id: ArtifactId::new(),
+        run_id,
+        agent,
+        tags: agents::tags_for(agent, &run.brief),
+        content,
+        created_at: deps.clock.now(),
+        audit: None,
+    };
+    let id = artifact.artifact_id;
+    apply(
+        deps,
+        run_id,
+        vec![
+            Change::new(agent, Status::Generating, Status::Generated)
+                .with_artifact(artifact)
+                .with_detail(json!({ "artifactId": id })),
+        ],
+    )
+    .await?;
+    Ok(agent_output(agent, Status::Generated, Some(id)))
+}
+
+async fn record_agent_failure(
+    deps: &Deps,
+    run_id: RunId,
+    agent: Agent,
+    failure: CaughtError,
+) -> Result<Value, FlowError> {
+    let run = deps.store.get_run(run_id).await?;
+    let st = &run.agents[&agent];
+    if run.status.is_terminal() || !matches!(st.status, Status::Queued | Status::Generating) {
+        return Ok(agent_output(agent, st.status, st.artifact_id));
+    }
+    let cause = if failure.cause.is_empty() {
+        failure.error.clone()
+    } else {
+        failure.cause.clone()
+    };
+    warn!(run_id = %run_id, agent = %agent, error = %failure.error, cause = %cause, "agent failed");
+    let err = AgentError {
+        code: failure.error.clone(),
+        message: cause,
+    };
+    apply(
+        deps,
+        run_id,
+        vec![
+            Change::new(agent, st.status, Status::Failed)
+                .with_error(err.clone())
+                .with_detail(json!({ "error": err })),
+        ],
+    )
+    .await?;
+    Ok(agent_output(agent, Status::Failed, None))
+}
+
+/// Moves the run from `generating` to `auditing` once nothing is left to generate.
+fn run_to_auditing(run: &Run) -> Vec<Change> {
+    let still_generating = run
+        .agents
+        .values()
+        .any(|s| matches!(s.status, Status::Queued | Status::Generating));
+    match run.status {
+        Status::Generating if !still_generating => vec![
+            Change::run(Status::Generating, Status::Generated),
+            Change::run(Status::Generated, Status::Auditing),
+        ],
+        Status::Generated => vec![Change::run(Status::Generated, Status::Auditing)],
+        Status::AuditPending => vec![Change::run(Status::AuditPending, Status::Auditing)],
+        _ => Vec::new(),
+    }
+}
+
+/// The audit Task: audits generated artifacts (or, with `defer`, marks them audit-pending
+/// after the audit step proved unavailable).
+#[tracing::instrument(skip_all, fields(run_id = %task.run_id))]
+pub async fn audit_step(deps: &Deps, task: AuditTask) -> Result<Value, FlowError> {
+    let run = deps.store.get_run(task.run_id).await?;
+    if run.status.is_terminal() {
+        return Err(FlowError::Cancelled(format!(
+            "run {} is already {}",
+            run.run_id, run.status
+        )));
+    }
+    let wanted = |a: &Agent| task.agents.as_ref().is_none_or(|l| l.contains(a));
+    match task.action {
+        AuditAction::Defer => {
+            let changes: Vec<Change> = run
+                .agents
+                .iter()
+                .filter(|(a, s)| {
+                    wanted(a) && matches!(s.status, Status::Generated | Status::Auditing)
+                })
+                .map(|(a, s)| Change::new(*a, s.status, Status::AuditPending))
+                .collect();
+            apply(deps, run.run_id, changes).await?;
+            Ok(json!({ "runId": run.run_id, "deferred": true }))
+        }
+        AuditAction::Audit => audit_agents(deps, &run, task.agents.as_deref()).await,
+    }
+}
+
+async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<Value, FlowError> {
+    let wanted = |a: &Agent| only.is_none_or(|l| l.contains(a));
+    let targets: Vec<(Agent, Status, ArtifactId)> = run
+        .agents
+        .iter()
+        .filter(|(a, s)| {
+            wanted(a)
+                && matches!(
+                    s.status,
+                    Status::Generated | Status::Auditing | Status::AuditPending
+                )
+        })
+        .filter_map(|(a, s)| s.artifact_id.map(|id| (*a, s.status, id)))
+        .collect();
+    if targets.is_empty() {
+        return Ok(json!({ "runId": run.run_id, "audited": [] }));
+    }
+    let mut changes = run_to_auditing(run);
+    for (agent, status, _) in &targets {
+        if *status != Status::Auditing {
+            changes.push(Change::new(*agent, *status, Status::Auditing));
+        }
+    }
+    apply(deps, run.run_id, changes).await?;
+    let mut audited = Vec::new();
+    for (agent, _, id) in targets {
+        let artifact = run
+            .artifacts
+            .iter()
+            .find(|a| a.artifact_id == id)
+            .ok_or_else(|| {
+                FlowError::AgentFailed(format!("artifact {id} of {agent} is missing"))
+            })?;
+        let report = deps.auditor.audit(&artifact.content, &run.brief).await?;
+        let verdict = report.verdict;
+        apply(
+            deps,
+            run.run_id,
+            vec![
+                Change::new(agent, Status::Auditing, Status::Completed)
+                    .with_audit(report)
+                    .with_detail(json!({ "artifactId": id, "verdict": verdict })),
+            ],
+        )
+        .await?;
+        audited.push(json!({ "agent": agent, "verdict": verdict }));
+    }
+    Ok(json!({ "runId": run.run_id, "audited": audited }))
+}
+
+/// The final Task: closes the run with its envelope, or parks it as audit-pending.
+/// Idempotent: a terminal run is reported as it is.
+#[tracing::instrument(skip_all, fields(run_id = %task.run_id))]
+pub async fn finalize(deps: &Deps, task: FinalizeTask) -> Result<Value, FlowError> {
+    let run_id = task.run_id;
+    for _ in 0..8 {
+        let run = deps.store.get_run(run_id).await?;
+        if run.status.is_terminal() {
+            return Ok(json!({ "runId": run_id, "status": run.status }));
+        }
+        if run
+            .agents
+            .values()
+            .any(|s| s.status == Status::AuditPending)
+        {
+            let changes = match run.status {
+                Status::Generating => vec![
+                    Change::run(Status::Generating, Status::Generated),
+                    Change::run(Status::Generated, Status::AuditPending),
+                ],
+                Status::Generated | Status::Auditing => {
+                    vec![Change::run(run.status, Status::AuditPending)]
+                }
+                _ => Vec::new(),
+            };
+            match apply(deps, run_id, changes).await {
+                Ok(_) => {}
+                Err(StoreError::Conflict {
+                    run_terminal: false,
+                    ..
+                }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            deps.deferred.enqueue(run_id, DEFERRED_AUDIT_DELAY).await?;
+            return Ok(json!({ "runId": run_id, "status": Status::AuditPending }));
+        }
+        let mut changes = Vec::new();
+        let mut after = run.clone();
+        for (agent, st) in &run.agents {
+            // A flow that ended without finishing an agent (e.g. resumed after a crash and
+            // stopped again) closes it with a clear reason rather than leaving it open.
+            if matches!(st.status, Status::Queued | Status::Generating) {
+                let err = AgentError {
+                    code: "Incomplete".into(),
+                    message: format!("the flow ended before the {agent} agent finished"),
+                };
+                changes
+                    .push(Change::new(*agent, st.status, Status::Failed).with_error(err.clone()));
+                if let Some(a) = after.agents.get_mut(agent) {
+                    a.status = Status::Failed;
+                    a.error = Some(err);
+                }
+            }
+        }
+        let env = envelope::compute(run_id, false, &after.agent_summaries());
+        let outcome = env.outcome;
+        let detail = json!({ "outcome": outcome });
+        let path: &[Status] = if outcome == Outcome::Failure {
+            &[Status::Failed]
+        } else {
+            &[Status::Generated, Status::Auditing, Status::Completed]
+        };
+        let mut from = run.status;
+        let start = path
+            .iter()
+            .position(|s| crate::domain::lifecycle::allowed(crate::domain::Subject::Run, from, *s));
+        let Some(start) = start else {
+            return Err(FlowError::AgentFailed(format!(
+                "run {run_id} cannot be closed from {}",
+                run.status
+            )));
+        };
+        let steps = &path[start..];
+        for (i, to) in steps.iter().enumerate() {
+            let mut c = Change::run(from, *to);
+            if i + 1 == steps.len() {
+                c = c.with_envelope(env.clone()).with_detail(detail.clone());
+            }
+            changes.push(c);
+            from = *to;
+        }
+        match apply(deps, run_id, changes).await {
+            Ok(_) => return Ok(json!({ "runId": run_id, "status": from, "outcome": outcome })),
+            Err(StoreError::Conflict {
+                run_terminal: false,
+                ..
+            }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(FlowError::Transient(format!(
+        "run {run_id} kept changing while being closed"
+    )))
+}
+
+/// Consumes one deferred-audit message: audits what is pending and closes the run. A run
+/// that is no longer audit-pending (completed, cancelled) is left alone. Returns
+/// `AuditUnavailable` when the audit still cannot run, so the caller retries later.
+#[tracing::instrument(skip_all, fields(run_id = %run_id))]
+pub async fn deferred_audit(deps: &Deps, run_id: RunId) -> Result<Value, FlowError> {
+    let run = deps.store.get_run(run_id).await?;
+    if !matches!(run.status, Status::AuditPending | Status::Auditing) {
+        return Ok(json!({ "runId": run_id, "status": run.status, "skipped": true }));
+    }
+    // Probe the auditor before moving any state, so an audit that is still unavailable
+    // leaves the run exactly as it was (no churn of events).
+    for st in run
+        .agents
+        .values()
+        .filter(|s| s.status == Status::AuditPending)
+    {
+        if let Some(a) = st
+            .artifact_id
+            .and_then(|id| run.artifacts.iter().find(|a| a.artifact_id == id))
+        {
+            deps.auditor.audit(&a.content, &run.brief).await?;
+        }
+    }
+    audit_agents(deps, &run, None).await?;
+    finalize(deps, FinalizeTask { run_id }).await
+}
+
+/// The outcome of an execution, as Step Functions (or the local engine) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionEnd {
+    Succeeded,
+    Aborted,
+    Failed { error: String, cause: String },
+    TimedOut,
+}
+
+/// Reconciles a run with how its execution ended: a stop from the console cancels it, a
+/// failed or timed-out execution fails it with the reason. Idempotent.
+#[tracing::instrument(skip_all, fields(run_id = %run_id))]
+pub async fn execution_ended(
+    deps: &Deps,
+    run_id: RunId,
+    end: ExecutionEnd,
+) -> Result<(), FlowError> {
+    match end {
+        ExecutionEnd::Succeeded => Ok(()),
+        ExecutionEnd::Aborted => {
+            Ok(close_cancelled(deps, run_id, "the execution was stopped").await?)
+        }
+        ExecutionEnd::Failed { error, cause } => {
+            Ok(close_failed(deps, run_id, &error, &cause).await?)
+        }
+        ExecutionEnd::TimedOut => Ok(close_failed(
+            deps,
+            run_id,
+            crate::errors::names::STATES_TIMEOUT,
+            "the execution exceeded its time limit",
+        )
+        .await?),
+    }
+}
+
+/// After a restart: every run left unfinished is resumed (its flow started again; steps
+/// are idempotent, so finished agents are not redone) or handed to the deferred audit.
+pub async fn recover(deps: &Deps) -> Result<Vec<RunId>, StoreError> {
+    let ids = deps.store.unfinished_runs().await?;
+    for &run_id in &ids {
+        let run = deps.store.get_run(run_id).await?;
+        if run.status == Status::AuditPending {
+            deps.deferred.enqueue(run_id, Duration::ZERO).await?;
+            continue;
+        }
+        info!(run_id = %run_id, status = %run.status, "resuming unfinished run");
+        if let Err(e) = deps
+            .workflow
+            .start(run_id, execution_input(run_id, run.execution_mode))
+            .await
+        {
+            warn!(run_id = %run_id, error = %e, "could not resume; closing the run");
+            close_failed(
+                deps,
+                run_id,
+                "ResumeFailed",
+                &format!("could not resume after restart: {e}"),
+            )
+            .await?;
+        }
+    }
+    Ok(ids)
+}
+
+/// Which Task a resource names, for the local engine and the template check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskFunction {
+    Agent(Agent),
+    Audit,
+    Finalize,
+}
+
+impl TaskFunction {
+    pub const ALL: [TaskFunction; 5] = [
+        TaskFunction::Agent(Agent::Copy),
+        TaskFunction::Agent(Agent::Social),
+        TaskFunction::Agent(Agent::Visual),
+        TaskFunction::Audit,
+        TaskFunction::Finalize,
+    ];
+
+    /// The `DefinitionSubstitutions` key of this function in the ASL.
+    pub fn substitution(self) -> &'static str {
+        match self {
+            TaskFunction::Agent(Agent::Copy) => "CopyAgentFunctionArn",
+            TaskFunction::Agent(Agent::Social) => "SocialAgentFunctionArn",
+            TaskFunction::Agent(Agent::Visual) => "VisualAgentFunctionArn",
+            TaskFunction::Audit => "AuditFunctionArn",
+            TaskFunction::Finalize => "FinalizeFunctionArn",
+        }
+    }
+
+    /// Resolves `${Name}` as written in a Task's Resource.
+    pub fn from_resource(resource: &str) -> Option<Self> {
+        let name = resource.strip_prefix("${")?.strip_suffix('}')?;
+        Self::ALL.into_iter().find(|f| f.substitution() == name)
+    }
+
+    /// Runs the Task with its JSON payload.
+    pub async fn call(self, deps: &Deps, input: Value) -> Result<Value, FlowError> {
+        let bad =
+            |e: serde_json::Error| FlowError::InvalidInput(format!("malformed task payload: {e}"));
+        match self {
+            TaskFunction::Agent(agent) => {
+                run_agent(deps, agent, serde_json::from_value(input).map_err(bad)?).await
+            }
+            TaskFunction::Audit => {
+                audit_step(deps, serde_json::from_value(input).map_err(bad)?).await
+            }
+            TaskFunction::Finalize => {
+                finalize(deps, serde_json::from_value(input).map_err(bad)?).await
+            }
+        }
+    }
+}
