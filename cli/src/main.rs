@@ -1,1 +1,204 @@
-fn main() {}
+//! `campaign`: run one campaign, or serve the API, in local embedded mode.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use campaign_cli::run::{RunOptions, exit};
+use campaign_shared::adapters::local::LocalConfig;
+use campaign_shared::adapters::local::faults::Faults;
+use campaign_shared::domain::{Brief, BriefError, ExecutionMode};
+
+#[derive(Parser)]
+#[command(
+    name = "campaign",
+    version,
+    about = "Campaign Orchestration Core — local embedded mode"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one campaign end to end in this process and print the result.
+    Run {
+        /// The brief, as JSON (see examples/brief.json).
+        brief: PathBuf,
+        /// Override the brief's executionMode.
+        #[arg(long, value_parser = ["parallel", "sequential"])]
+        mode: Option<String>,
+        /// Print the run exactly as GET /campaigns/{id} returns it.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Serve the HTTP API, WebSocket /ws and SSE.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080", env = "CAMPAIGN_ADDR")]
+        addr: SocketAddr,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// SQLite database file (`:memory:` for none).
+    #[arg(long, default_value = "campaign.db", env = "CAMPAIGN_DB")]
+    db: String,
+    /// Inject a fault: AGENT=error|timeout|panic|slow:DURATION, or audit=unavailable. Repeatable.
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<String>,
+    /// Multiply every wait of the flow (retry intervals, timeouts, deferred-audit delays).
+    #[arg(long, default_value_t = 1.0, env = "CAMPAIGN_TIME_SCALE", hide = true)]
+    time_scale: f64,
+}
+
+impl Common {
+    fn config(&self) -> Result<LocalConfig, String> {
+        let mut faults = Faults::default();
+        for f in &self.faults {
+            faults.add(f)?;
+        }
+        if !(self.time_scale > 0.0 && self.time_scale <= 10.0) {
+            return Err(format!(
+                "--time-scale is {}; allowed: greater than 0, at most 10",
+                self.time_scale
+            ));
+        }
+        Ok(LocalConfig {
+            db: (self.db != ":memory:").then(|| PathBuf::from(&self.db)),
+            faults,
+            time_scale: self.time_scale,
+        })
+    }
+}
+
+fn init_tracing(default: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAMPAIGN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn print_brief_error(path: &std::path::Path, e: &BriefError) {
+    eprintln!("error: {} is not a valid brief", path.display());
+    match e {
+        BriefError::Invalid(v) => {
+            for v in v {
+                eprintln!("  - {}: {}", v.field, v.message);
+            }
+        }
+        other => eprintln!("  {other}"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            brief,
+            mode,
+            json,
+            common,
+        } => {
+            init_tracing("warn", false);
+            let config = match common.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(exit::INVALID);
+                }
+            };
+            let bytes = match std::fs::read(&brief) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: cannot read {}: {e}", brief.display());
+                    return ExitCode::from(exit::INVALID);
+                }
+            };
+            let parsed = match Brief::parse(&bytes) {
+                Ok(b) => b,
+                Err(e) => {
+                    print_brief_error(&brief, &e);
+                    return ExitCode::from(exit::INVALID);
+                }
+            };
+            let mode = mode.map(|m| m.parse::<ExecutionMode>().unwrap_or_default());
+            match campaign_cli::run::run(RunOptions {
+                brief: parsed,
+                mode,
+                json,
+                config,
+            })
+            .await
+            {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(exit::ERROR)
+                }
+            }
+        }
+        Command::Serve { addr, common } => {
+            init_tracing("info", true);
+            let config = match common.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(exit::INVALID);
+                }
+            };
+            let served = match campaign_cli::serve(addr, config).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(exit::ERROR);
+                }
+            };
+            eprintln!(
+                "campaign serve: listening on http://{} (resumed {} unfinished run(s))",
+                served.addr,
+                served.app.recovered.len()
+            );
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            served.stop().await;
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

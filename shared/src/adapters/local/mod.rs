@@ -78,7 +78,7 @@ pub struct LocalApp {
     pub workflow: Arc<LocalWorkflow>,
     auditor: Arc<FaultyAuditor<RuleAuditor>>,
     stop: CancellationToken,
-    worker: tokio::task::JoinHandle<()>,
+    worker: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Runs found unfinished at start-up and resumed.
     pub recovered: Vec<RunId>,
     time_scale: f64,
@@ -142,7 +142,7 @@ impl LocalApp {
             workflow,
             auditor,
             stop,
-            worker,
+            worker: std::sync::Mutex::new(Some(worker)),
             recovered,
             time_scale: cfg.time_scale,
         })
@@ -161,10 +161,13 @@ impl LocalApp {
 
     /// Stops executions (their runs stay unfinished, to be resumed at the next start) and
     /// the worker. The store is consistent at every commit, so nothing else is needed.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         self.stop.cancel();
         self.workflow.shutdown().await;
-        let _ = self.worker.await;
+        let worker = self.worker.lock().ok().and_then(|mut w| w.take());
+        if let Some(w) = worker {
+            let _ = w.await;
+        }
     }
 }
 

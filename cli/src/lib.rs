@@ -1,0 +1,65 @@
+//! The `campaign` command's library: the local HTTP/WebSocket server and the one-shot
+//! runner, so the integration tests can start the real thing in process.
+
+pub mod metrics;
+pub mod run;
+pub mod server;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use campaign_shared::adapters::local::{LocalApp, LocalConfig, StartError};
+
+/// A started `campaign serve`: its address and a handle to stop it.
+#[derive(Debug)]
+pub struct Served {
+    pub addr: SocketAddr,
+    pub app: Arc<LocalApp>,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Served {
+    /// Graceful stop: stop accepting, finish in-flight requests, stop executions.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+        self.app.shutdown().await;
+    }
+}
+
+/// Starts the local app and serves its API on `addr` (port 0 picks a free port).
+pub async fn serve(addr: SocketAddr, cfg: LocalConfig) -> Result<Served, ServeError> {
+    let app = Arc::new(LocalApp::start(cfg).await?);
+    let metrics = metrics::Metrics::spawn(&app.bus);
+    let state = server::AppState {
+        app: app.clone(),
+        metrics,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(ServeError::Bind)?;
+    let addr = listener.local_addr().map_err(ServeError::Bind)?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let token = shutdown.clone();
+    let router = server::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+    });
+    Ok(Served {
+        addr,
+        app,
+        shutdown,
+        task,
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error("cannot listen: {0}")]
+    Bind(#[source] std::io::Error),
+}
