@@ -1,1 +1,172 @@
-//! Helpers for the workspace integration tests.
+//! Helpers for the workspace integration tests: start the real local server in process on
+//! a random loopback port, talk to it over HTTP and WebSocket.
+
+pub mod store_contract;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use campaign_cli::Served;
+use campaign_shared::adapters::local::LocalConfig;
+use campaign_shared::adapters::local::faults::Faults;
+use serde_json::{Value, json};
+
+/// Waits in tests shrink by this factor (retry intervals, timeouts, deferred-audit delay).
+pub const TIME_SCALE: f64 = 0.01;
+
+/// Logs only when `TEST_LOG` is set.
+pub fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_test_writer()
+            .try_init();
+    }
+}
+
+#[derive(Debug)]
+pub struct TestServer {
+    pub base: String,
+    pub served: Served,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    /// A server on a fresh SQLite file with the given `--fault` specs.
+    pub async fn start(faults: &[&str]) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, faults).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, faults: &[&str]) -> TestServer {
+        init_logs();
+        let mut f = Faults::default();
+        for spec in faults {
+            f.add(spec).expect("fault spec");
+        }
+        let cfg = LocalConfig {
+            db: Some(dir.path().join("campaign.db")),
+            faults: f,
+            time_scale: TIME_SCALE,
+        };
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        let served = campaign_cli::serve(addr, cfg).await.expect("server starts");
+        TestServer {
+            base: format!("http://{}", served.addr),
+            served,
+            http: reqwest::Client::new(),
+            dir,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a brief; returns (status, body).
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(self.url(path)).send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Submits a brief and returns the new run id.
+    pub async fn submit(&self, brief: &Value) -> String {
+        let (status, body) = self.post("/campaigns", brief).await;
+        assert_eq!(status, 202, "submit: {body}");
+        body["runId"].as_str().expect("runId").to_string()
+    }
+
+    /// Polls the run until `done` holds (or panics after 30 s).
+    pub async fn wait_for(&self, run_id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (_, run) = self.get(&format!("/campaigns/{run_id}")).await;
+            if done(&run) {
+                return run;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("run {run_id} never became {what}: {run:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_terminal(&self, run_id: &str) -> Value {
+        self.wait_for(run_id, "terminal", |r| {
+            matches!(
+                r["status"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            )
+        })
+        .await
+    }
+
+    pub async fn events(&self, run_id: &str, after: u64) -> Vec<Value> {
+        let (status, body) = self
+            .get(&format!("/campaigns/{run_id}/events?after={after}"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Subscribes over WebSocket and collects events until the run's terminal event.
+    pub async fn ws_collect(&self, run_id: &str, after: u64) -> Vec<Value> {
+        use futures::{SinkExt, StreamExt};
+        let url = format!("ws://{}/ws", self.served.addr);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("ws connect");
+        let sub = json!({ "action": "subscribe", "runId": run_id, "after": after }).to_string();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(sub.into()))
+            .await
+            .expect("ws send");
+        let mut out = Vec::new();
+        let deadline = Duration::from_secs(30);
+        while let Ok(Some(Ok(msg))) = tokio::time::timeout(deadline, ws.next()).await {
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+                let v: Value = serde_json::from_str(&t).expect("event json");
+                assert!(v.get("error").is_none(), "ws error: {v}");
+                let done = v["scope"] == "run"
+                    && matches!(
+                        v["status"].as_str(),
+                        Some("completed" | "failed" | "cancelled")
+                    );
+                out.push(v);
+                if done {
+                    break;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The example brief shipped in `examples/`.
+pub fn example_brief() -> Value {
+    serde_json::from_str(include_str!("../../examples/brief.json")).expect("example brief")
+}
+
+/// Asserts the events are numbered 1..=n (or after+1..) without gaps.
+pub fn assert_gapless(events: &[Value], first: u64) {
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(
+            e["seq"].as_u64(),
+            Some(first + i as u64),
+            "gap or repeat at #{i}: {events:#?}"
+        );
+    }
+}

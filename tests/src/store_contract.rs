@@ -1,0 +1,452 @@
+//! The RunStore port contract, as one suite every store must pass (SQLite now; the
+//! DynamoDB store runs the same functions against moto). Each function is one rule.
+
+use std::sync::Arc;
+
+use campaign_shared::domain::artifact::CopyContent;
+use campaign_shared::domain::{
+    Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, ExecutionMode, RunId,
+    Scope, Status,
+};
+use campaign_shared::ports::{Change, NewRun, RunStore, StoreError};
+use serde_json::json;
+use time::OffsetDateTime;
+
+pub type Store = Arc<dyn RunStore>;
+
+fn brief() -> Brief {
+    Brief::from_value(&json!({
+        "objective": "Launch", "audience": "Riders", "product": "Aurora", "tone": "bold"
+    }))
+    .expect("valid brief")
+}
+
+pub fn new_run() -> NewRun {
+    NewRun {
+        run_id: RunId::new(),
+        parent_run_id: None,
+        iteration: 1,
+        brief: brief(),
+        execution_mode: ExecutionMode::Parallel,
+        reuse: Vec::new(),
+        created_at: OffsetDateTime::now_utc(),
+    }
+}
+
+fn artifact(run_id: RunId, agent: Agent) -> Artifact {
+    Artifact {
+        artifact_id: ArtifactId::new(),
+        run_id,
+        agent,
+        content: Content::Copy(CopyContent {
+            headline: "Ride further".into(),
+            body: "Aurora takes the hills for you.".into(),
+            call_to_action: "Book a test ride".into(),
+        }),
+        tags: vec!["aurora".into()],
+        created_at: OffsetDateTime::now_utc(),
+        audit: None,
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+pub async fn a_new_run_is_queued_with_one_event(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    let e = s.create_run(n).await.unwrap();
+    assert_eq!((e.seq, e.scope, e.status), (1, Scope::Run, Status::Queued));
+    let run = s.get_run(id).await.unwrap();
+    assert_eq!(run.status, Status::Queued);
+    assert!(
+        run.agents
+            .values()
+            .all(|a| a.status == Status::Queued && a.attempts == 0)
+    );
+    assert_eq!(s.events(id, 0).await.unwrap().len(), 1);
+}
+
+pub async fn creating_the_same_run_twice_is_refused(s: Store) {
+    let n = new_run();
+    s.create_run(n.clone()).await.unwrap();
+    assert!(matches!(
+        s.create_run(n).await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+}
+
+pub async fn an_unknown_run_is_not_found(s: Store) {
+    assert!(matches!(
+        s.get_run(RunId::new()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        s.events(RunId::new(), 0).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+pub async fn transitions_get_gapless_seq_and_artifacts_are_stored_with_them(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    let ev = s
+        .apply(
+            id,
+            vec![
+                Change::run(Status::Queued, Status::Generating),
+                Change::new(Agent::Copy, Status::Queued, Status::Generating),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3]);
+    let a = artifact(id, Agent::Copy);
+    let aid = a.artifact_id;
+    let ev = s
+        .apply(
+            id,
+            vec![Change::new(Agent::Copy, Status::Generating, Status::Generated).with_artifact(a)],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ev[0].seq, 4);
+    let run = s.get_run(id).await.unwrap();
+    assert_eq!(run.agents[&Agent::Copy].artifact_id, Some(aid));
+    assert_eq!(run.agents[&Agent::Copy].attempts, 1);
+    assert_eq!(run.artifacts.len(), 1);
+    let all = s.events(id, 0).await.unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(
+        s.events(id, 2)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+}
+
+pub async fn a_transition_from_the_wrong_status_is_a_conflict_and_applies_nothing(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    let r = s
+        .apply(
+            id,
+            vec![
+                Change::run(Status::Queued, Status::Generating),
+                Change::new(Agent::Copy, Status::Generating, Status::Generated),
+            ],
+            now(),
+        )
+        .await;
+    match r {
+        Err(StoreError::Conflict {
+            expected,
+            actual,
+            run_terminal,
+            ..
+        }) => {
+            assert_eq!(
+                (expected, actual, run_terminal),
+                (Status::Generating, Status::Queued, false)
+            );
+        }
+        other => panic!("expected conflict, got {other:?}"),
+    }
+    let run = s.get_run(id).await.unwrap();
+    assert_eq!(
+        run.status,
+        Status::Queued,
+        "the batch must not be half applied"
+    );
+    assert_eq!(s.events(id, 0).await.unwrap().len(), 1);
+}
+
+pub async fn an_illegal_transition_is_refused(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    let r = s
+        .apply(
+            id,
+            vec![Change::new(
+                Agent::Social,
+                Status::Queued,
+                Status::Completed,
+            )],
+            now(),
+        )
+        .await;
+    assert!(matches!(r, Err(StoreError::Conflict { .. })), "{r:?}");
+}
+
+pub async fn no_agent_change_is_accepted_after_the_run_is_terminal(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    s.apply(
+        id,
+        vec![
+            Change::run(Status::Queued, Status::Generating),
+            Change::new(Agent::Copy, Status::Queued, Status::Generating),
+        ],
+        now(),
+    )
+    .await
+    .unwrap();
+    s.apply(
+        id,
+        vec![Change::run(Status::Generating, Status::Cancelled)],
+        now(),
+    )
+    .await
+    .unwrap();
+    let r = s
+        .apply(
+            id,
+            vec![
+                Change::new(Agent::Copy, Status::Generating, Status::Generated)
+                    .with_artifact(artifact(id, Agent::Copy)),
+            ],
+            now(),
+        )
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::Conflict {
+                run_terminal: true,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    assert!(matches!(
+        s.bump_attempts(id, Agent::Copy).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let events = s.events(id, 0).await.unwrap();
+    assert_eq!(events.last().unwrap().status, Status::Cancelled);
+    assert!(s.get_run(id).await.unwrap().artifacts.is_empty());
+}
+
+pub async fn attempts_are_counted_only_while_generating(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    assert!(matches!(
+        s.bump_attempts(id, Agent::Visual).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    s.apply(
+        id,
+        vec![Change::new(
+            Agent::Visual,
+            Status::Queued,
+            Status::Generating,
+        )],
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.bump_attempts(id, Agent::Visual).await.unwrap(), 2);
+}
+
+pub async fn audit_reports_and_errors_and_envelopes_are_kept(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    let a = artifact(id, Agent::Copy);
+    s.apply(
+        id,
+        vec![
+            Change::run(Status::Queued, Status::Generating),
+            Change::new(Agent::Copy, Status::Queued, Status::Generating),
+            Change::new(Agent::Copy, Status::Generating, Status::Generated).with_artifact(a),
+            Change::new(Agent::Copy, Status::Generated, Status::Auditing),
+            Change::new(Agent::Copy, Status::Auditing, Status::Completed)
+                .with_audit(AuditReport::from_findings(vec![])),
+            Change::new(Agent::Social, Status::Queued, Status::Failed).with_error(AgentError {
+                code: "AgentFailed".into(),
+                message: "boom".into(),
+            }),
+        ],
+        now(),
+    )
+    .await
+    .unwrap();
+    let run = s.get_run(id).await.unwrap();
+    assert!(run.artifacts[0].audit.is_some());
+    assert_eq!(
+        run.agents[&Agent::Social].error.as_ref().unwrap().message,
+        "boom"
+    );
+    let env = campaign_shared::domain::envelope::compute(id, false, &run.agent_summaries());
+    s.apply(
+        id,
+        vec![Change::run(Status::Generating, Status::Failed).with_envelope(env.clone())],
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.get_run(id).await.unwrap().envelope, Some(env));
+    assert!(s.unfinished_runs().await.unwrap().iter().all(|r| *r != id));
+}
+
+pub async fn a_retry_run_reuses_artifacts_by_reference(s: Store) {
+    let parent = new_run();
+    let pid = parent.run_id;
+    s.create_run(parent).await.unwrap();
+    let a = artifact(pid, Agent::Copy);
+    let aid = a.artifact_id;
+    s.apply(
+        pid,
+        vec![
+            Change::new(Agent::Copy, Status::Queued, Status::Generating),
+            Change::new(Agent::Copy, Status::Generating, Status::Generated).with_artifact(a),
+        ],
+        now(),
+    )
+    .await
+    .unwrap();
+    let mut child = new_run();
+    child.parent_run_id = Some(pid);
+    child.iteration = 2;
+    child.reuse = vec![(Agent::Copy, aid)];
+    let cid = child.run_id;
+    s.create_run(child).await.unwrap();
+    let run = s.get_run(cid).await.unwrap();
+    assert_eq!(run.parent_run_id, Some(pid));
+    assert_eq!(run.iteration, 2);
+    assert_eq!(run.agents[&Agent::Copy].status, Status::Completed);
+    assert!(run.agents[&Agent::Copy].reused);
+    assert_eq!(run.artifacts[0].artifact_id, aid);
+    assert_eq!(run.artifacts[0].run_id, pid);
+    assert_eq!(s.get_artifact(aid).await.unwrap().unwrap().artifact_id, aid);
+}
+
+pub async fn runs_are_listed_newest_first_with_a_cursor(s: Store) {
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let n = new_run();
+        ids.push(n.run_id);
+        s.create_run(n).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    ids.reverse();
+    let p1 = s.list_runs(3, None).await.unwrap();
+    let got: Vec<RunId> = p1.runs.iter().map(|r| r.run_id).collect();
+    assert_eq!(&got[..], &ids[..3]);
+    let p2 = s.list_runs(3, p1.next_cursor.as_deref()).await.unwrap();
+    assert!(
+        p2.runs
+            .iter()
+            .map(|r| r.run_id)
+            .eq(ids[3..5].iter().copied())
+    );
+    assert!(matches!(
+        s.list_runs(3, Some("not-a-cursor")).await,
+        Err(StoreError::BadCursor(_))
+    ));
+}
+
+pub async fn concurrent_writers_never_break_seq(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    s.apply(
+        id,
+        vec![Change::run(Status::Queued, Status::Generating)],
+        now(),
+    )
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for agent in Agent::ALL {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.apply(
+                id,
+                vec![Change::new(agent, Status::Queued, Status::Generating)],
+                now(),
+            )
+            .await
+            .unwrap();
+            s.apply(
+                id,
+                vec![
+                    Change::new(agent, Status::Generating, Status::Generated)
+                        .with_artifact(artifact(id, agent)),
+                ],
+                now(),
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let events = s.events(id, 0).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=8).collect::<Vec<_>>()
+    );
+    // Two writers racing for the same transition: exactly one wins.
+    let (a, b) = tokio::join!(
+        s.apply(
+            id,
+            vec![Change::run(Status::Generating, Status::Generated)],
+            now()
+        ),
+        s.apply(
+            id,
+            vec![Change::run(Status::Generating, Status::Generated)],
+            now()
+        )
+    );
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one of two racing writers must win"
+    );
+}
+
+/// Defines one `#[tokio::test]` per contract rule for a store built by `$make`.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:expr) => {
+        $crate::store_contract_tests!(@each $make;
+            a_new_run_is_queued_with_one_event,
+            creating_the_same_run_twice_is_refused,
+            an_unknown_run_is_not_found,
+            transitions_get_gapless_seq_and_artifacts_are_stored_with_them,
+            a_transition_from_the_wrong_status_is_a_conflict_and_applies_nothing,
+            an_illegal_transition_is_refused,
+            no_agent_change_is_accepted_after_the_run_is_terminal,
+            attempts_are_counted_only_while_generating,
+            audit_reports_and_errors_and_envelopes_are_kept,
+            a_retry_run_reuses_artifacts_by_reference,
+            runs_are_listed_newest_first_with_a_cursor,
+            concurrent_writers_never_break_seq
+        );
+    };
+    (@each $make:expr; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = $make.await;
+                $crate::store_contract::$name(store).await;
+            }
+        )*
+    };
+}
