@@ -73,12 +73,12 @@ impl Metrics {
                     .entry(scope.as_str().to_string())
                     .or_default() += 1;
             }
-            (scope, Status::Generated) if scope != Scope::Run => {
-                if m.first_artifact.insert(e.run_id, ()).is_none() {
-                    if let Some(c) = m.created.get(&e.run_id).copied() {
-                        m.ttfa_ms_sum += (e.at - c).as_seconds_f64() * 1000.0;
-                        m.ttfa_count += 1;
-                    }
+            (scope, Status::Generated)
+                if scope != Scope::Run && m.first_artifact.insert(e.run_id, ()).is_none() =>
+            {
+                if let Some(c) = m.created.get(&e.run_id).copied() {
+                    m.ttfa_ms_sum += (e.at - c).as_seconds_f64() * 1000.0;
+                    m.ttfa_count += 1;
                 }
             }
             _ => {}

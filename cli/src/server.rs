@@ -21,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use campaign_shared::adapters::local::LocalApp;
 use campaign_shared::domain::{Agent, Brief, BriefError, Event, RunId, Scope};
+use campaign_shared::ports::StoreError;
 use campaign_shared::usecases::{self, AppError};
 
 use crate::metrics::Metrics;
@@ -61,71 +62,91 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// An RFC 9457 problem response.
-pub fn problem(status: StatusCode, title: &str, detail: impl Into<String>) -> Response {
-    problem_with(status, title, detail, None)
-}
-
-fn problem_with(
+#[derive(Debug)]
+pub struct Problem {
     status: StatusCode,
-    title: &str,
-    detail: impl Into<String>,
-    extra: Option<(&str, Value)>,
-) -> Response {
-    let mut body = json!({
-        "type": "about:blank",
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail.into(),
-    });
-    if let Some((k, v)) = extra {
-        body[k] = v;
-    }
-    let mut r = (status, Json(body)).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    r
+    title: &'static str,
+    detail: String,
+    errors: Option<Value>,
 }
 
-fn app_error(e: AppError) -> Response {
-    match e {
-        AppError::NotFound(id) => problem(
-            StatusCode::NOT_FOUND,
-            "Run not found",
-            format!("no run with id {id}"),
-        ),
-        AppError::Conflict(m) => problem(StatusCode::CONFLICT, "Conflict", m),
-        AppError::Invalid(m) => problem(StatusCode::BAD_REQUEST, "Bad Request", m),
-        AppError::Unavailable(m) => {
-            problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", m)
+pub fn problem(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+    Problem {
+        status,
+        title,
+        detail: detail.into(),
+        errors: None,
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let Some(errors) = self.errors {
+            body["errors"] = errors;
+        }
+        let mut r = (self.status, Json(body)).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(id) => problem(
+                StatusCode::NOT_FOUND,
+                "Run not found",
+                format!("no run with id {id}"),
+            ),
+            AppError::Conflict(m) => problem(StatusCode::CONFLICT, "Conflict", m),
+            AppError::Invalid(m) => problem(StatusCode::BAD_REQUEST, "Bad Request", m),
+            AppError::Unavailable(m) => {
+                problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", m)
+            }
         }
     }
 }
 
-fn brief_error(e: BriefError) -> Response {
-    match &e {
-        BriefError::TooLarge { .. } => problem(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "Brief too large",
-            e.to_string(),
-        ),
-        BriefError::Malformed(m) => problem(StatusCode::BAD_REQUEST, "Malformed JSON", m.clone()),
-        BriefError::Invalid(v) => problem_with(
-            StatusCode::BAD_REQUEST,
-            "Invalid brief",
-            format!("the brief has {} problem(s)", v.len()),
-            Some(("errors", json!(v))),
-        ),
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        AppError::from(e).into()
     }
 }
 
-fn parse_run_id(raw: &str) -> Result<RunId, Response> {
+impl From<BriefError> for Problem {
+    fn from(e: BriefError) -> Self {
+        match e {
+            BriefError::TooLarge { .. } => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Brief too large",
+                e.to_string(),
+            ),
+            BriefError::Malformed(m) => problem(StatusCode::BAD_REQUEST, "Malformed JSON", m),
+            BriefError::Invalid(v) => Problem {
+                status: StatusCode::BAD_REQUEST,
+                title: "Invalid brief",
+                detail: format!("the brief has {} problem(s)", v.len()),
+                errors: Some(json!(v)),
+            },
+        }
+    }
+}
+
+fn parse_run_id(raw: &str) -> Result<RunId, Problem> {
     RunId::parse(raw)
         .map_err(|e| problem(StatusCode::BAD_REQUEST, "Malformed run id", e.to_string()))
 }
 
-fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
     body.map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             problem(
@@ -137,7 +158,7 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Response> {
                 ),
             )
         } else {
-            problem(e.status(), "Unreadable body", e.body_text())
+            problem(StatusCode::BAD_REQUEST, "Unreadable body", e.body_text())
         }
     })
 }
@@ -162,19 +183,13 @@ fn accepted(run_id: RunId) -> Response {
     r
 }
 
-async fn create(State(s): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match body_bytes(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let brief = match Brief::parse(&body) {
-        Ok(b) => b,
-        Err(e) => return brief_error(e),
-    };
-    match usecases::submit(&s.app.deps, brief, None).await {
-        Ok(id) => accepted(id),
-        Err(e) => app_error(e),
-    }
+async fn create(
+    State(s): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let brief = Brief::parse(&body_bytes(body)?)?;
+    let id = usecases::submit(&s.app.deps, brief, None).await?;
+    Ok(accepted(id))
 }
 
 #[derive(Deserialize)]
@@ -187,58 +202,50 @@ struct ListQuery {
 async fn list(
     State(s): State<AppState>,
     q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let Query(q) = match q {
-        Ok(q) => q,
-        Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "Bad query",
-                format!("{e}; allowed: limit (1–100), cursor"),
-            );
-        }
-    };
+) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "Bad query",
+            format!("{e}; allowed: limit (1–100), cursor"),
+        )
+    })?;
     let limit = q.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
-        return problem(
+        return Err(problem(
             StatusCode::BAD_REQUEST,
             "Bad query",
             format!("limit is {limit}; allowed: 1–100"),
-        );
+        ));
     }
-    match s.app.deps.store.list_runs(limit, q.cursor.as_deref()).await {
-        Ok(page) => {
-            let runs: Vec<Value> = page
-                .runs
-                .iter()
-                .map(|r| {
-                    json!({
-                        "runId": r.run_id,
-                        "parentRunId": r.parent_run_id,
-                        "iteration": r.iteration,
-                        "status": r.status,
-                        "executionMode": r.execution_mode,
-                        "createdAt": r.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
-                        "outcome": r.envelope.as_ref().map(|e| e.outcome),
-                        "product": r.brief.product,
-                    })
-                })
-                .collect();
-            Json(json!({ "runs": runs, "nextCursor": page.next_cursor })).into_response()
-        }
-        Err(e) => app_error(e.into()),
-    }
+    let page = s
+        .app
+        .deps
+        .store
+        .list_runs(limit, q.cursor.as_deref())
+        .await?;
+    let runs: Vec<Value> = page
+        .runs
+        .iter()
+        .map(|r| {
+            json!({
+                "runId": r.run_id,
+                "parentRunId": r.parent_run_id,
+                "iteration": r.iteration,
+                "status": r.status,
+                "executionMode": r.execution_mode,
+                "createdAt": r.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
+                "outcome": r.envelope.as_ref().map(|e| e.outcome),
+                "product": r.brief.product,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "runs": runs, "nextCursor": page.next_cursor })).into_response())
 }
 
-async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match parse_run_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    match s.app.deps.store.get_run(id).await {
-        Ok(run) => Json(run).into_response(),
-        Err(e) => app_error(e.into()),
-    }
+async fn get_run(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let run = s.app.deps.store.get_run(parse_run_id(&id)?).await?;
+    Ok(Json(run).into_response())
 }
 
 #[derive(Deserialize)]
@@ -252,21 +259,15 @@ async fn events(
     Path(id): Path<String>,
     headers: HeaderMap,
     q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let id = match parse_run_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let Query(q) = match q {
-        Ok(q) => q,
-        Err(e) => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "Bad query",
-                format!("{e}; allowed: after (a seq, ≥ 0)"),
-            );
-        }
-    };
+) -> Result<Response, Problem> {
+    let id = parse_run_id(&id)?;
+    let Query(q) = q.map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "Bad query",
+            format!("{e}; allowed: after (a seq, ≥ 0)"),
+        )
+    })?;
     let after = q.after.unwrap_or(0);
     let wants_sse = headers
         .get(header::ACCEPT)
@@ -274,9 +275,7 @@ async fn events(
         .is_some_and(|v| v.contains("text/event-stream"));
     if wants_sse {
         // Refuse an unknown run up front rather than opening an empty stream.
-        if let Err(e) = s.app.deps.store.get_run(id).await {
-            return app_error(e.into());
-        }
+        s.app.deps.store.get_run(id).await?;
         let rx = subscribe(s.app.clone(), id, after);
         let stream = ReceiverStream::new(rx).map(|e| {
             SseEvent::default()
@@ -287,17 +286,13 @@ async fn events(
                 })
                 .json_data(&e)
         });
-        return Sse::new(stream)
+        return Ok(Sse::new(stream)
             .keep_alive(KeepAlive::default())
-            .into_response();
+            .into_response());
     }
-    match s.app.deps.store.events(id, after).await {
-        Ok(events) => {
-            let next_after = events.last().map(|e| e.seq).unwrap_or(after);
-            Json(json!({ "events": events, "nextAfter": next_after })).into_response()
-        }
-        Err(e) => app_error(e.into()),
-    }
+    let events = s.app.deps.store.events(id, after).await?;
+    let next_after = events.last().map(|e| e.seq).unwrap_or(after);
+    Ok(Json(json!({ "events": events, "nextAfter": next_after })).into_response())
 }
 
 fn is_final(e: &Event) -> bool {
@@ -366,15 +361,9 @@ pub fn subscribe(app: Arc<LocalApp>, run_id: RunId, after: u64) -> mpsc::Receive
     rx
 }
 
-async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Response {
-    let id = match parse_run_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    match usecases::cancel(&s.app.deps, id).await {
-        Ok(run) => Json(run).into_response(),
-        Err(e) => app_error(e),
-    }
+async fn cancel(State(s): State<AppState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let run = usecases::cancel(&s.app.deps, parse_run_id(&id)?).await?;
+    Ok(Json(run).into_response())
 }
 
 #[derive(Deserialize)]
@@ -387,35 +376,24 @@ async fn retry(
     State(s): State<AppState>,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let id = match parse_run_id(&id) {
-        Ok(id) => id,
-        Err(r) => return r,
-    };
-    let body = match body_bytes(body) {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
+) -> Result<Response, Problem> {
+    let id = parse_run_id(&id)?;
+    let body = body_bytes(body)?;
     let agents = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {
-        match serde_json::from_slice::<RetryBody>(&body) {
-            Ok(b) => b.agents,
-            Err(e) => {
-                return problem(
+        serde_json::from_slice::<RetryBody>(&body)
+            .map_err(|e| {
+                problem(
                     StatusCode::BAD_REQUEST,
                     "Bad retry request",
-                    format!(
-                        "{e}; expected an empty body or {{\"agents\": [\"copy\"|\"social\"|\"visual\", …]}}"
-                    ),
-                );
-            }
-        }
+                    format!("{e}; expected an empty body or {{\"agents\": [\"copy\"|\"social\"|\"visual\", …]}}"),
+                )
+            })?
+            .agents
     };
-    match usecases::retry(&s.app.deps, id, agents).await {
-        Ok(new_id) => accepted(new_id),
-        Err(e) => app_error(e),
-    }
+    let new_id = usecases::retry(&s.app.deps, id, agents).await?;
+    Ok(accepted(new_id))
 }
 
 async fn openapi() -> Response {

@@ -1,5 +1,7 @@
 //! Helpers for the workspace integration tests: start the real local server in process on
 //! a random loopback port, talk to it over HTTP and WebSocket.
+// Test support: a panic with the failed call is exactly the report a test needs.
+#![allow(clippy::unwrap_used)]
 
 pub mod store_contract;
 

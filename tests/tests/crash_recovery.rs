@@ -2,6 +2,8 @@
 //! database: every accepted run reaches a terminal state, nothing completed is lost, and
 //! every run's seq stays gapless.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,12 +16,20 @@ fn campaign_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("campaign");
-    assert!(bin.exists(), "{} not built: run `cargo test --workspace` (or `cargo build -p campaign-cli`)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo test --workspace` (or `cargo build -p campaign-cli`)",
+        bin.display()
+    );
     bin
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn(db: &std::path::Path, port: u16, faults: &[&str]) -> Child {
@@ -62,16 +72,30 @@ async fn a_killed_and_restarted_server_loses_nothing() {
     wait_up(&http, &base).await;
     let mut ids = Vec::new();
     for _ in 0..30 {
-        let r: Value = http.post(format!("{base}/campaigns")).json(&example_brief()).send().await.unwrap().json().await.unwrap();
+        let r: Value = http
+            .post(format!("{base}/campaigns"))
+            .json(&example_brief())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         ids.push(r["runId"].as_str().unwrap().to_string());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // What was committed before the kill.
     let mut before: HashMap<String, Value> = HashMap::new();
     for id in &ids {
-        before.insert(id.clone(), get(&http, format!("{base}/campaigns/{id}")).await);
+        before.insert(
+            id.clone(),
+            get(&http, format!("{base}/campaigns/{id}")).await,
+        );
     }
-    let in_flight = before.values().filter(|r| r["status"] != "completed").count();
+    let in_flight = before
+        .values()
+        .filter(|r| r["status"] != "completed")
+        .count();
     assert!(in_flight > 0, "the kill must hit runs in flight");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
@@ -82,17 +106,27 @@ async fn a_killed_and_restarted_server_loses_nothing() {
     for id in &ids {
         let run = loop {
             let run = get(&http, format!("{base}/campaigns/{id}")).await;
-            if matches!(run["status"].as_str(), Some("completed" | "failed" | "cancelled")) {
+            if matches!(
+                run["status"].as_str(),
+                Some("completed" | "failed" | "cancelled")
+            ) {
                 break run;
             }
-            assert!(tokio::time::Instant::now() < deadline, "run {id} never finished after restart: {run:#}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} never finished after restart: {run:#}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         assert_eq!(run["envelope"]["outcome"], "success", "{run:#}");
         // Every artifact committed before the kill is still there, with the same id.
         for agent in ["copy", "social", "visual"] {
             if let Some(aid) = before[id]["agents"][agent]["artifactId"].as_str() {
-                assert_eq!(run["agents"][agent]["artifactId"].as_str(), Some(aid), "{agent} of {id} lost");
+                assert_eq!(
+                    run["agents"][agent]["artifactId"].as_str(),
+                    Some(aid),
+                    "{agent} of {id} lost"
+                );
             }
         }
         let events: Value = get(&http, format!("{base}/campaigns/{id}/events")).await;

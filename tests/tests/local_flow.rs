@@ -1,6 +1,8 @@
 //! The local engine end to end, over real loopback HTTP and WebSocket: the server runs
 //! `statemachine.asl.json` on the in-process ASL engine with a real SQLite file.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::time::Duration;
 
 use campaign_tests::{TestServer, assert_gapless, example_brief};
@@ -9,7 +11,11 @@ use serde_json::{Value, json};
 fn agent_artifact_ids(run: &Value) -> Vec<(String, String)> {
     ["copy", "social", "visual"]
         .iter()
-        .filter_map(|a| run["agents"][a]["artifactId"].as_str().map(|id| (a.to_string(), id.to_string())))
+        .filter_map(|a| {
+            run["agents"][a]["artifactId"]
+                .as_str()
+                .map(|id| (a.to_string(), id.to_string()))
+        })
         .collect()
 }
 
@@ -19,7 +25,10 @@ fn assert_completed_with_three_audited_artifacts(run: &Value) {
     let artifacts = run["artifacts"].as_array().unwrap();
     assert_eq!(artifacts.len(), 3);
     for a in artifacts {
-        assert!(a["audit"]["verdict"].is_string(), "unaudited artifact: {a:#}");
+        assert!(
+            a["audit"]["verdict"].is_string(),
+            "unaudited artifact: {a:#}"
+        );
         assert_ne!(a["audit"]["verdict"], "fail", "{a:#}");
     }
     for agent in ["copy", "social", "visual"] {
@@ -50,25 +59,38 @@ async fn a_sequential_campaign_generates_and_audits_one_agent_after_another() {
     // Each agent is audited before the next one starts generating.
     let events = s.events(&id, 0).await;
     let pos = |scope: &str, status: &str| {
-        events.iter().position(|e| e["scope"] == scope && e["status"] == status).unwrap()
+        events
+            .iter()
+            .position(|e| e["scope"] == scope && e["status"] == status)
+            .unwrap()
     };
     assert!(pos("copy", "completed") < pos("social", "generating"));
     assert!(pos("social", "completed") < pos("visual", "generating"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lifecycle_events_arrive_in_order_over_websocket_and_replay_returns_exactly_the_missed_ones() {
+async fn lifecycle_events_arrive_in_order_over_websocket_and_replay_returns_exactly_the_missed_ones()
+ {
     let s = TestServer::start(&["visual=slow:300ms"]).await;
     let id = s.submit(&example_brief()).await;
     let pushed = s.ws_collect(&id, 0).await;
     assert_gapless(&pushed, 1);
     assert_eq!(pushed[0]["status"], "queued");
     let last = pushed.last().unwrap();
-    assert_eq!((last["scope"].as_str(), last["status"].as_str()), (Some("run"), Some("completed")));
+    assert_eq!(
+        (last["scope"].as_str(), last["status"].as_str()),
+        (Some("run"), Some("completed"))
+    );
     // The run moves through the documented lifecycle, in order.
-    let run_statuses: Vec<&str> =
-        pushed.iter().filter(|e| e["scope"] == "run").map(|e| e["status"].as_str().unwrap()).collect();
-    assert_eq!(run_statuses, vec!["queued", "generating", "generated", "auditing", "completed"]);
+    let run_statuses: Vec<&str> = pushed
+        .iter()
+        .filter(|e| e["scope"] == "run")
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        run_statuses,
+        vec!["queued", "generating", "generated", "auditing", "completed"]
+    );
     // Replay after a seq returns exactly the later events, identical to what was pushed.
     let after = 4;
     let replay = s.events(&id, after).await;
@@ -90,7 +112,10 @@ async fn the_events_route_streams_server_sent_events() {
         .await
         .unwrap();
     assert_eq!(r.headers()["content-type"], "text/event-stream");
-    let body = tokio::time::timeout(Duration::from_secs(30), r.text()).await.unwrap().unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(30), r.text())
+        .await
+        .unwrap()
+        .unwrap();
     let data: Vec<Value> = body
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
@@ -146,7 +171,12 @@ async fn a_retry_after_the_fault_clears_delivers_the_missing_artifact() {
     s.served.stop().await;
     // Restart on the same database without the fault.
     let s = TestServer::start_in(dir, &[]).await;
-    let (status, body) = s.post(&format!("/campaigns/{id}/retry"), &json!({"agents": ["visual"]})).await;
+    let (status, body) = s
+        .post(
+            &format!("/campaigns/{id}/retry"),
+            &json!({"agents": ["visual"]}),
+        )
+        .await;
     assert_eq!(status, 202, "{body}");
     let child = s.wait_terminal(body["runId"].as_str().unwrap()).await;
     assert_eq!(child["envelope"]["outcome"], "success", "{child:#}");
@@ -164,8 +194,12 @@ async fn a_timed_out_or_panicking_agent_fails_alone() {
     assert_eq!(run["agents"]["copy"]["error"]["code"], "States.Timeout");
     assert_eq!(run["agents"]["visual"]["error"]["code"], "AgentFailed");
     assert_eq!(run["agents"]["social"]["status"], "completed");
-    let retry: Vec<&str> =
-        run["envelope"]["retry"]["agents"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let retry: Vec<&str> = run["envelope"]["retry"]["agents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(retry, vec!["copy", "visual"]);
 }
 
@@ -176,21 +210,41 @@ async fn every_agent_failing_fails_the_run() {
     let run = s.wait_terminal(&id).await;
     assert_eq!(run["status"], "failed");
     assert_eq!(run["envelope"]["outcome"], "failure");
-    assert_eq!(run["envelope"]["retry"]["agents"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        run["envelope"]["retry"]["agents"].as_array().unwrap().len(),
+        3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_mid_run_keeps_completed_artifacts_and_emits_nothing_after_the_terminal_event() {
     let s = TestServer::start(&["visual=slow:800ms"]).await;
     let id = s.submit(&example_brief()).await;
-    s.wait_for(&id, "copy generated", |r| r["agents"]["copy"]["artifactId"].is_string()).await;
-    let r = s.http.post(s.url(&format!("/campaigns/{id}/cancel"))).send().await.unwrap();
+    s.wait_for(&id, "copy generated", |r| {
+        r["agents"]["copy"]["artifactId"].is_string()
+    })
+    .await;
+    let r = s
+        .http
+        .post(s.url(&format!("/campaigns/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let run = s.wait_terminal(&id).await;
     assert_eq!(run["status"], "cancelled");
     assert_eq!(run["envelope"]["outcome"], "cancelled");
-    assert!(run["agents"]["copy"]["artifactId"].is_string(), "completed artifact kept: {run:#}");
-    assert!(run["artifacts"].as_array().unwrap().iter().any(|a| a["agent"] == "copy"));
+    assert!(
+        run["agents"]["copy"]["artifactId"].is_string(),
+        "completed artifact kept: {run:#}"
+    );
+    assert!(
+        run["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["agent"] == "copy")
+    );
     let events = s.events(&id, 0).await;
     // Wait past the slow agent: it must not write anything once the run is closed.
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -198,9 +252,17 @@ async fn cancelling_mid_run_keeps_completed_artifacts_and_emits_nothing_after_th
     assert_eq!(events, later, "no event after the terminal one");
     assert_gapless(&later, 1);
     let last = later.last().unwrap();
-    assert_eq!((last["scope"].as_str(), last["status"].as_str()), (Some("run"), Some("cancelled")));
+    assert_eq!(
+        (last["scope"].as_str(), last["status"].as_str()),
+        (Some("run"), Some("cancelled"))
+    );
     // Cancelling again is a conflict.
-    let again = s.http.post(s.url(&format!("/campaigns/{id}/cancel"))).send().await.unwrap();
+    let again = s
+        .http
+        .post(s.url(&format!("/campaigns/{id}/cancel")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 409);
     assert_eq!(again.headers()["content-type"], "application/problem+json");
 }
@@ -209,7 +271,9 @@ async fn cancelling_mid_run_keeps_completed_artifacts_and_emits_nothing_after_th
 async fn an_unavailable_audit_parks_the_run_and_the_deferred_audit_completes_it_later() {
     let s = TestServer::start(&["audit=unavailable"]).await;
     let id = s.submit(&example_brief()).await;
-    let run = s.wait_for(&id, "audit_pending", |r| r["status"] == "audit_pending").await;
+    let run = s
+        .wait_for(&id, "audit_pending", |r| r["status"] == "audit_pending")
+        .await;
     assert!(run["envelope"].is_null());
     for agent in ["copy", "social", "visual"] {
         assert_eq!(run["agents"][agent]["status"], "audit_pending");
@@ -227,16 +291,40 @@ async fn an_unavailable_audit_parks_the_run_and_the_deferred_audit_completes_it_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_brief_is_rejected_with_every_violation() {
     let s = TestServer::start(&[]).await;
-    let brief: Value = serde_json::from_str(include_str!("../../examples/invalid-brief.json")).unwrap();
-    let r = s.http.post(s.url("/campaigns")).json(&brief).send().await.unwrap();
+    let brief: Value =
+        serde_json::from_str(include_str!("../../examples/invalid-brief.json")).unwrap();
+    let r = s
+        .http
+        .post(s.url("/campaigns"))
+        .json(&brief)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let body: Value = r.json().await.unwrap();
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    for f in ["objective", "product", "constraints.maxLength.social", "brandGuidelines.palette[0]", "budget"] {
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in [
+        "objective",
+        "product",
+        "constraints.maxLength.social",
+        "brandGuidelines.palette[0]",
+        "budget",
+    ] {
         assert!(fields.contains(&f), "{f} missing from {fields:?}");
     }
-    assert!(body["errors"].as_array().unwrap().iter().all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty())));
+    assert!(
+        body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["message"].as_str().is_some_and(|m| !m.is_empty()))
+    );
     // Nothing was created.
     let (_, list) = s.get("/campaigns").await;
     assert_eq!(list["runs"].as_array().unwrap().len(), 0);
@@ -247,14 +335,29 @@ async fn an_oversized_brief_is_rejected_with_413_and_guidance() {
     let s = TestServer::start(&[]).await;
     let mut brief = example_brief();
     brief["audience"] = json!("a".repeat(70 * 1024));
-    let r = s.http.post(s.url("/campaigns")).json(&brief).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/campaigns"))
+        .json(&brief)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
     let body: Value = r.json().await.unwrap();
     let detail = body["detail"].as_str().unwrap();
-    assert!(detail.contains("`audience`") && detail.contains("500 characters"), "{detail}");
+    assert!(
+        detail.contains("`audience`") && detail.contains("500 characters"),
+        "{detail}"
+    );
     // Far larger bodies get a 413 too, not a dropped connection.
     brief["audience"] = json!("a".repeat(2 * 1024 * 1024));
-    let r = s.http.post(s.url("/campaigns")).json(&brief).send().await.unwrap();
+    let r = s
+        .http
+        .post(s.url("/campaigns"))
+        .json(&brief)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
 }
 
@@ -276,8 +379,20 @@ async fn bad_ids_unknown_runs_and_listing_behave() {
     let (status, doc) = s.get("/openapi.json").await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("campaign_runs_finished_total{status=\"completed\",outcome=\"success\"} 2"), "{metrics}");
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .contains("campaign_runs_finished_total{status=\"completed\",outcome=\"success\"} 2"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,7 +401,12 @@ async fn a_retry_of_a_running_run_is_a_conflict() {
     let id = s.submit(&example_brief()).await;
     let (status, _) = s.post(&format!("/campaigns/{id}/retry"), &json!({})).await;
     assert_eq!(status, 409);
-    let (status, body) = s.post(&format!("/campaigns/{id}/retry"), &json!({"agents": ["tiktok"]})).await;
+    let (status, body) = s
+        .post(
+            &format!("/campaigns/{id}/retry"),
+            &json!({"agents": ["tiktok"]}),
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     s.wait_terminal(&id).await;
 }

@@ -1,5 +1,7 @@
 //! The RunStore contract against the SQLite store (a real file in a temp dir).
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::sync::Arc;
 
 use campaign_shared::adapters::local::sqlite::SqliteStore;

@@ -801,3 +801,72 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(|f| serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .unwrap_or(Value::Null)),
+            ".{0,80}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                proptest::collection::btree_map(
+                    prop_oneof![
+                        Just("objective".to_string()),
+                        Just("audience".to_string()),
+                        Just("product".to_string()),
+                        Just("tone".to_string()),
+                        Just("constraints".to_string()),
+                        Just("maxLength".to_string()),
+                        Just("prohibitedTerms".to_string()),
+                        Just("brandGuidelines".to_string()),
+                        Just("palette".to_string()),
+                        Just("toneAdjectives".to_string()),
+                        Just("executionMode".to_string()),
+                        "[a-z]{1,8}",
+                    ],
+                    inner,
+                    0..8
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics_and_every_rejection_is_explained(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            match Brief::parse(&bytes) {
+                Ok(_) => {}
+                Err(BriefError::Invalid(v)) => prop_assert!(!v.is_empty() && v.iter().all(|v| !v.field.is_empty() && !v.message.is_empty())),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+
+        #[test]
+        fn validating_arbitrary_json_never_panics_and_accepted_briefs_are_within_limits(v in arb_json()) {
+            match Brief::from_value(&v) {
+                Ok(b) => {
+                    for t in [&b.objective, &b.audience, &b.product] {
+                        prop_assert!((1..=TEXT_FIELD_MAX).contains(&t.chars().count()));
+                    }
+                    prop_assert!(b.constraints.prohibited_terms.len() <= MAX_PROHIBITED_TERMS);
+                    // Validation is idempotent: a stored brief validates to itself.
+                    prop_assert_eq!(Brief::from_value(&serde_json::to_value(&b).unwrap()).unwrap(), b);
+                }
+                Err(BriefError::Invalid(v)) => prop_assert!(v.iter().all(|v| !v.message.is_empty())),
+                Err(e) => prop_assert!(false, "unexpected error kind {e}"),
+            }
+        }
+    }
+}
