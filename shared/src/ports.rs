@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, Envelope, Event,
-    ExecutionMode, Run, RunId, Scope, Status,
+    EventType, ExecutionMode, Run, RunId, Scope, Status,
 };
 
 /// One requested status change within an atomic batch (see [`RunStore::apply`]).
@@ -30,6 +30,21 @@ pub struct Change {
     pub envelope: Option<Envelope>,
     /// Free-form detail carried by the event.
     pub detail: Option<Value>,
+}
+
+impl Event {
+    /// The event a change yields, numbered `seq`.
+    pub fn of_change(run_id: RunId, seq: u64, ch: &Change, at: OffsetDateTime) -> Event {
+        Event {
+            run_id,
+            seq,
+            kind: EventType::for_scope(ch.scope),
+            scope: ch.scope,
+            status: ch.to,
+            at,
+            detail: ch.detail.clone(),
+        }
+    }
 }
 
 impl Change {
@@ -68,6 +83,55 @@ impl Change {
         self.detail = Some(d);
         self
     }
+}
+
+/// The statuses a batch of changes is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub run: Status,
+    pub agents: std::collections::BTreeMap<Agent, Status>,
+}
+
+/// The one check every store applies to a batch (see [`RunStore::apply`]): each change
+/// must find its subject in `from`, be in the lifecycle table, and an agent change must come
+/// before the run is terminal. Returns the statuses after the batch.
+pub fn check_changes(
+    run_id: RunId,
+    mut snap: Snapshot,
+    changes: &[Change],
+) -> Result<Snapshot, StoreError> {
+    use crate::domain::lifecycle::{Subject, allowed};
+    for ch in changes {
+        let conflict = |actual: Status, run_terminal: bool| StoreError::Conflict {
+            run_id,
+            scope: ch.scope,
+            expected: ch.from,
+            actual,
+            run_terminal,
+        };
+        match ch.scope.agent() {
+            None => {
+                if snap.run != ch.from || !allowed(Subject::Run, ch.from, ch.to) {
+                    return Err(conflict(snap.run, snap.run.is_terminal()));
+                }
+                snap.run = ch.to;
+            }
+            Some(agent) => {
+                let current = *snap
+                    .agents
+                    .get(&agent)
+                    .ok_or(StoreError::NotFound(run_id))?;
+                if snap.run.is_terminal() {
+                    return Err(conflict(current, true));
+                }
+                if current != ch.from || !allowed(Subject::Agent, ch.from, ch.to) {
+                    return Err(conflict(current, false));
+                }
+                snap.agents.insert(agent, ch.to);
+            }
+        }
+    }
+    Ok(snap)
 }
 
 /// What a new run starts with. Agents listed in `reuse` start `completed` with the given

@@ -10,13 +10,14 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use time::OffsetDateTime;
 
-use crate::domain::lifecycle::{self, Subject};
 use crate::domain::run::timings_from_events;
 use crate::domain::{
     Agent, AgentError, AgentState, Artifact, ArtifactId, Brief, Envelope, Event, EventType,
     ExecutionMode, Run, RunId, Scope, Status,
 };
-use crate::ports::{Change, DeferredAudits, NewRun, RunPage, RunStore, StoreError};
+use crate::ports::{
+    Change, DeferredAudits, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes,
+};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS runs (
@@ -228,31 +229,47 @@ fn insert_event(tx: &Transaction<'_>, e: &Event) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn snapshot(tx: &Transaction<'_>, run_id: RunId) -> Result<(Snapshot, u64), StoreError> {
+    let run = load_run_row(tx, run_id)?;
+    let mut agents = std::collections::BTreeMap::new();
+    let mut st = tx
+        .prepare_cached("SELECT agent, status FROM agents WHERE run_id = ?1")
+        .map_err(unavailable)?;
+    let rows = st
+        .query_map(params![run_id.to_string()], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })
+        .map_err(unavailable)?;
+    for row in rows {
+        let (agent, status) = row.map_err(unavailable)?;
+        agents.insert(
+            agent.parse::<Agent>().map_err(|e| corrupt("agent", e))?,
+            status
+                .parse::<Status>()
+                .map_err(|e| corrupt("agent status", e))?,
+        );
+    }
+    Ok((
+        Snapshot {
+            run: run.status,
+            agents,
+        },
+        run.seq,
+    ))
+}
+
 fn apply_tx(
     tx: &Transaction<'_>,
     run_id: RunId,
     changes: &[Change],
     at: OffsetDateTime,
 ) -> Result<Vec<Event>, StoreError> {
-    let run = load_run_row(tx, run_id)?;
-    let mut run_status = run.status;
-    let mut seq = run.seq;
+    let (snap, mut seq) = snapshot(tx, run_id)?;
+    check_changes(run_id, snap, changes)?;
     let mut events = Vec::with_capacity(changes.len());
-    let mut agent_now: Vec<(Agent, Status)> = Vec::new();
     for ch in changes {
-        let conflict = |actual: Status, run_terminal: bool| StoreError::Conflict {
-            run_id,
-            scope: ch.scope,
-            expected: ch.from,
-            actual,
-            run_terminal,
-        };
         match ch.scope.agent() {
             None => {
-                if run_status != ch.from || !lifecycle::allowed(Subject::Run, ch.from, ch.to) {
-                    return Err(conflict(run_status, run_status.is_terminal()));
-                }
-                run_status = ch.to;
                 let envelope = ch.envelope.as_ref().map(json).transpose()?;
                 tx.prepare_cached(
                     "UPDATE runs SET status = ?2, envelope = COALESCE(?3, envelope) WHERE run_id = ?1",
@@ -262,18 +279,6 @@ fn apply_tx(
                 .map_err(unavailable)?;
             }
             Some(agent) => {
-                let current = match agent_now.iter().find(|(a, _)| *a == agent) {
-                    Some((_, s)) => *s,
-                    None => agent_status(tx, run_id, agent)?,
-                };
-                if run_status.is_terminal() {
-                    return Err(conflict(current, true));
-                }
-                if current != ch.from || !lifecycle::allowed(Subject::Agent, ch.from, ch.to) {
-                    return Err(conflict(current, false));
-                }
-                agent_now.retain(|(a, _)| *a != agent);
-                agent_now.push((agent, ch.to));
                 let error = ch.error.as_ref().map(json).transpose()?;
                 let artifact_id = ch.artifact.as_ref().map(|a| a.artifact_id.to_string());
                 let starts = ch.to == Status::Generating;
@@ -335,15 +340,7 @@ fn apply_tx(
             }
         }
         seq += 1;
-        let event = Event {
-            run_id,
-            seq,
-            kind: EventType::for_scope(ch.scope),
-            scope: ch.scope,
-            status: ch.to,
-            at,
-            detail: ch.detail.clone(),
-        };
+        let event = Event::of_change(run_id, seq, ch, at);
         insert_event(tx, &event)?;
         events.push(event);
     }
