@@ -147,6 +147,29 @@ pub struct NewRun {
     pub created_at: OffsetDateTime,
 }
 
+impl NewRun {
+    /// The run's first event: `run.status queued`, seq 1, naming its lineage.
+    pub fn first_event(&self) -> Event {
+        Event {
+            run_id: self.run_id,
+            seq: 1,
+            kind: EventType::RunStatus,
+            scope: Scope::Run,
+            status: Status::Queued,
+            at: self.created_at,
+            detail: Some(serde_json::json!({
+                "iteration": self.iteration,
+                "parentRunId": self.parent_run_id,
+                "reused": self
+                    .reuse
+                    .iter()
+                    .map(|(a, id)| serde_json::json!({ "agent": a, "artifactId": id }))
+                    .collect::<Vec<_>>(),
+            })),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPage {
     pub runs: Vec<Run>,

@@ -1,3 +1,5 @@
 //! Adapters: implementations of the ports.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod local;

@@ -12,8 +12,8 @@ use time::OffsetDateTime;
 
 use crate::domain::run::timings_from_events;
 use crate::domain::{
-    Agent, AgentError, AgentState, Artifact, ArtifactId, Brief, Envelope, Event, EventType,
-    ExecutionMode, Run, RunId, Scope, Status,
+    Agent, AgentError, AgentState, Artifact, ArtifactId, Brief, Envelope, Event, ExecutionMode,
+    Run, RunId, Status,
 };
 use crate::ports::{
     Change, DeferredAudits, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes,
@@ -514,19 +514,7 @@ impl RunStore for SqliteStore {
                 )
                 .map_err(unavailable)?;
             }
-            let event = Event {
-                run_id: new.run_id,
-                seq: 1,
-                kind: EventType::RunStatus,
-                scope: Scope::Run,
-                status: Status::Queued,
-                at: new.created_at,
-                detail: Some(serde_json::json!({
-                    "iteration": new.iteration,
-                    "parentRunId": new.parent_run_id,
-                    "reused": new.reuse.iter().map(|(a, id)| serde_json::json!({"agent": a, "artifactId": id})).collect::<Vec<_>>(),
-                })),
-            };
+            let event = new.first_event();
             insert_event(&tx, &event)?;
             tx.commit().map_err(unavailable)?;
             Ok(event)

@@ -1,0 +1,135 @@
+//! Typed configuration from environment variables, read once per cold start. Each
+//! function declares the variables it needs; a missing or malformed one fails start-up
+//! with its name.
+
+use std::collections::BTreeMap;
+
+/// Every variable the functions read, with what it is for (the README table and the
+/// template check use this list).
+pub const VARIABLES: &[(&str, &str)] = &[
+    (
+        TABLE_NAME,
+        "the DynamoDB table (runs, events, artifacts, connections)",
+    ),
+    (
+        STATUS_QUEUE_URL,
+        "SQS queue of lifecycle events for the notifier",
+    ),
+    (
+        DEFERRED_AUDIT_QUEUE_URL,
+        "SQS queue of runs whose audit was deferred",
+    ),
+    (
+        STATE_MACHINE_ARN,
+        "the Step Functions state machine running statemachine.asl.json",
+    ),
+    (
+        WEBSOCKET_ENDPOINT,
+        "https endpoint of the WebSocket API stage, for post_to_connection",
+    ),
+];
+
+pub const TABLE_NAME: &str = "TABLE_NAME";
+pub const STATUS_QUEUE_URL: &str = "STATUS_QUEUE_URL";
+pub const DEFERRED_AUDIT_QUEUE_URL: &str = "DEFERRED_AUDIT_QUEUE_URL";
+pub const STATE_MACHINE_ARN: &str = "STATE_MACHINE_ARN";
+pub const WEBSOCKET_ENDPOINT: &str = "WEBSOCKET_ENDPOINT";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("missing environment variable {0} ({1})")]
+    Missing(&'static str, &'static str),
+    #[error("environment variable {name} is malformed: {why}")]
+    Malformed { name: &'static str, why: String },
+}
+
+/// The configuration of one function: exactly the variables it declared.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    values: BTreeMap<&'static str, String>,
+}
+
+fn describe(name: &str) -> &'static str {
+    VARIABLES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| *d)
+        .unwrap_or("")
+}
+
+impl Config {
+    /// Reads `needs` through `get` (the process environment in production).
+    pub fn load(
+        needs: &[&'static str],
+        get: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut values = BTreeMap::new();
+        for &name in needs {
+            let v = get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name, describe(name)))?;
+            let ok = match name {
+                STATUS_QUEUE_URL | DEFERRED_AUDIT_QUEUE_URL | WEBSOCKET_ENDPOINT => {
+                    v.starts_with("https://") || v.starts_with("http://")
+                }
+                STATE_MACHINE_ARN => v.starts_with("arn:") && v.contains(":stateMachine:"),
+                _ => true,
+            };
+            if !ok {
+                return Err(ConfigError::Malformed {
+                    name,
+                    why: format!("`{v}` is not a {}", describe(name)),
+                });
+            }
+            values.insert(name, v);
+        }
+        Ok(Config { values })
+    }
+
+    pub fn from_env(needs: &[&'static str]) -> Result<Config, ConfigError> {
+        Config::load(needs, |n| std::env::var(n).ok())
+    }
+
+    /// A declared variable. Asking for one not declared is a programming error caught by
+    /// the tests of each function.
+    pub fn get(&self, name: &'static str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let e = Config::load(&[TABLE_NAME, STATUS_QUEUE_URL], |n| {
+            (n == TABLE_NAME).then(|| "t".into())
+        })
+        .unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::Missing(STATUS_QUEUE_URL, describe(STATUS_QUEUE_URL))
+        );
+        assert!(e.to_string().contains("STATUS_QUEUE_URL"));
+    }
+
+    #[test]
+    fn a_malformed_arn_is_refused() {
+        let e = Config::load(&[STATE_MACHINE_ARN], |_| Some("flow".into())).unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::Malformed {
+                name: STATE_MACHINE_ARN,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn declared_variables_are_read() {
+        let c = Config::load(&[TABLE_NAME], |_| Some("campaigns".into())).unwrap();
+        assert_eq!(c.get(TABLE_NAME), Some("campaigns"));
+        assert_eq!(c.get(STATE_MACHINE_ARN), None);
+    }
+}

@@ -1,0 +1,601 @@
+//! The DynamoDB store: one table, single-table design.
+//!
+//! | item | pk | sk | notes |
+//! |---|---|---|---|
+//! | run | `RUN#<runId>` | `RUN` | status, agents map, seq, version, envelope; `gsi1` lists runs newest first; `gsi2` (sparse) lists unfinished runs |
+//! | event | `RUN#<runId>` | `EVT#<seq, 10 digits>` | one per transition |
+//! | artifact | `ART#<artifactId>` | `ART` | content, tags, audit |
+//!
+//! Every write is one `TransactWriteItems`: the run item is put back with the condition
+//! that its `version` is the one read, together with the batch's events and artifacts — so a
+//! transition, its artifact and its event are written together or not at all, and a
+//! concurrent writer makes the transaction fail, after which the batch is re-checked against
+//! the fresh state (and refused with `Conflict` if it no longer applies).
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::domain::run::timings_from_events;
+use crate::domain::{
+    Agent, AgentState, Artifact, ArtifactId, Brief, Envelope, Event, ExecutionMode, Run, RunId,
+    Status,
+};
+use crate::ports::{Change, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes};
+
+pub const GSI_RUNS: &str = "gsi1";
+pub const GSI_UNFINISHED: &str = "gsi2";
+const RUNS_PARTITION: &str = "RUNS";
+const UNFINISHED_PARTITION: &str = "UNFINISHED";
+/// Optimistic-concurrency retries of one batch before giving up as `Unavailable`.
+const MAX_RACES: usize = 16;
+
+fn run_pk(id: RunId) -> String {
+    format!("RUN#{id}")
+}
+fn event_sk(seq: u64) -> String {
+    format!("EVT#{seq:010}")
+}
+fn artifact_pk(id: ArtifactId) -> String {
+    format!("ART#{id}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+/// The run item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunItem {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    /// Present only while the run is unfinished (sparse index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
+    run_id: RunId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    parent_run_id: Option<RunId>,
+    iteration: u32,
+    status: Status,
+    execution_mode: ExecutionMode,
+    brief: Brief,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    updated_at: OffsetDateTime,
+    seq: u64,
+    version: u64,
+    agents: BTreeMap<Agent, AgentState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    envelope: Option<Envelope>,
+}
+
+impl RunItem {
+    fn set_status(&mut self, status: Status) {
+        self.status = status;
+        if status.is_terminal() {
+            self.gsi2pk = None;
+            self.gsi2sk = None;
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct EventItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    event: Event,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ArtifactItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    artifact: Artifact,
+}
+
+/// DynamoDB-backed [`RunStore`].
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn to_item<T: Serialize>(v: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    serde_dynamo::to_item(v).map_err(|e| corrupt("serialize item", e))
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(
+    item: HashMap<String, AttributeValue>,
+) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| corrupt("read item", e))
+}
+
+/// True when a transaction was cancelled because a condition did not hold.
+fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match e {
+        SdkError::ServiceError(se) => {
+            let code = se.err().code().unwrap_or_default();
+            let msg = se.err().message().unwrap_or_default();
+            code == "ConditionalCheckFailedException"
+                || (code == "TransactionCanceledException"
+                    && msg.contains("ConditionalCheckFailed"))
+        }
+        _ => false,
+    }
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn load(&self, run_id: RunId) -> Result<RunItem, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(run_pk(run_id)))
+            .key("sk", s("RUN"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        from_item(out.item.ok_or(StoreError::NotFound(run_id))?)
+    }
+
+    fn put(
+        &self,
+        item: HashMap<String, AttributeValue>,
+        condition: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The run item written back only if nobody wrote it since it was read.
+    fn put_run(&self, item: &RunItem, read_version: u64) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(item)?))
+            .condition_expression("version = :v")
+            .expression_attribute_values(":v", AttributeValue::N(read_version.to_string()))
+            .build()
+            .map_err(unavailable)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn event_put(&self, e: &Event) -> Result<TransactWriteItem, StoreError> {
+        let item = to_item(&EventItem {
+            pk: run_pk(e.run_id),
+            sk: event_sk(e.seq),
+            event: e.clone(),
+        })?;
+        self.put(item, "attribute_not_exists(pk)")
+    }
+
+    async fn read_events(&self, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(run_pk(run_id)))
+                .expression_attribute_values(":from", s(event_sk(after + 1)))
+                .expression_attribute_values(":to", s(event_sk(u64::from(u32::MAX) * 2)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item::<EventItem>(item)?.event);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(artifact_pk(id)))
+            .key("sk", s("ART"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item
+            .map(|i| from_item::<ArtifactItem>(i).map(|a| a.artifact))
+            .transpose()
+    }
+
+    async fn assemble(&self, item: RunItem) -> Result<Run, StoreError> {
+        let mut artifacts = Vec::new();
+        for st in item.agents.values() {
+            if let Some(id) = st.artifact_id {
+                artifacts.push(self.artifact(id).await?.ok_or_else(|| {
+                    corrupt("artifact", format!("{id} is referenced but missing"))
+                })?);
+            }
+        }
+        let events = self.read_events(item.run_id, 0).await?;
+        Ok(Run {
+            run_id: item.run_id,
+            parent_run_id: item.parent_run_id,
+            iteration: item.iteration,
+            status: item.status,
+            execution_mode: item.execution_mode,
+            brief: item.brief,
+            created_at: item.created_at,
+            updated_at: item.updated_at,
+            timings: timings_from_events(item.created_at, &events),
+            agents: item.agents,
+            artifacts,
+            envelope: item.envelope,
+        })
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl RunStore for DynamoStore {
+    async fn create_run(&self, new: NewRun) -> Result<Event, StoreError> {
+        let event = new.first_event();
+        let agents: BTreeMap<Agent, AgentState> = Agent::ALL
+            .into_iter()
+            .map(|a| {
+                let st = match new.reuse.iter().find(|(r, _)| *r == a) {
+                    Some((_, id)) => AgentState {
+                        status: Status::Completed,
+                        artifact_id: Some(*id),
+                        attempts: 0,
+                        error: None,
+                        reused: true,
+                    },
+                    None => AgentState::queued(),
+                };
+                (a, st)
+            })
+            .collect();
+        let item = RunItem {
+            pk: run_pk(new.run_id),
+            sk: "RUN".into(),
+            gsi1pk: RUNS_PARTITION.into(),
+            gsi1sk: new.run_id.to_string(),
+            gsi2pk: Some(UNFINISHED_PARTITION.into()),
+            gsi2sk: Some(new.run_id.to_string()),
+            run_id: new.run_id,
+            parent_run_id: new.parent_run_id,
+            iteration: new.iteration,
+            status: Status::Queued,
+            execution_mode: new.execution_mode,
+            brief: new.brief,
+            created_at: new.created_at,
+            updated_at: new.created_at,
+            seq: 1,
+            version: 1,
+            agents,
+            envelope: None,
+        };
+        let items = vec![
+            self.put(to_item(&item)?, "attribute_not_exists(pk)")?,
+            self.event_put(&event)?,
+        ];
+        if self.transact(items).await? {
+            Ok(event)
+        } else {
+            Err(StoreError::AlreadyExists(new.run_id))
+        }
+    }
+
+    async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError> {
+        let item = self.load(run_id).await?;
+        self.assemble(item).await
+    }
+
+    async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError> {
+        let limit = limit.clamp(1, 100);
+        let start = match cursor {
+            Some(c) => {
+                let id = RunId::parse(c).map_err(|_| StoreError::BadCursor(c.to_string()))?;
+                let mut k = HashMap::new();
+                k.insert("pk".to_string(), s(run_pk(id)));
+                k.insert("sk".to_string(), s("RUN"));
+                k.insert("gsi1pk".to_string(), s(RUNS_PARTITION));
+                k.insert("gsi1sk".to_string(), s(id.to_string()));
+                Some(k)
+            }
+            None => None,
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI_RUNS)
+            .key_condition_expression("gsi1pk = :p")
+            .expression_attribute_values(":p", s(RUNS_PARTITION))
+            .scan_index_forward(false)
+            .limit(limit as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut runs = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            runs.push(self.assemble(from_item::<RunItem>(item)?).await?);
+        }
+        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        let next_cursor = if more {
+            runs.last().map(|r| r.run_id.to_string())
+        } else {
+            None
+        };
+        Ok(RunPage { runs, next_cursor })
+    }
+
+    async fn apply(
+        &self,
+        run_id: RunId,
+        changes: Vec<Change>,
+        at: OffsetDateTime,
+    ) -> Result<Vec<Event>, StoreError> {
+        for _ in 0..MAX_RACES {
+            let mut item = self.load(run_id).await?;
+            let snap = Snapshot {
+                run: item.status,
+                agents: item.agents.iter().map(|(a, s)| (*a, s.status)).collect(),
+            };
+            check_changes(run_id, snap, &changes)?;
+            let read_version = item.version;
+            let mut writes = Vec::new();
+            let mut events = Vec::with_capacity(changes.len());
+            for ch in &changes {
+                match ch.scope.agent() {
+                    None => {
+                        item.set_status(ch.to);
+                        if let Some(env) = &ch.envelope {
+                            item.envelope = Some(env.clone());
+                        }
+                    }
+                    Some(agent) => {
+                        let st = item.agents.entry(agent).or_insert_with(AgentState::queued);
+                        st.status = ch.to;
+                        if ch.to == Status::Generating {
+                            st.attempts += 1;
+                        }
+                        if let Some(e) = &ch.error {
+                            st.error = Some(e.clone());
+                        }
+                        if let Some(a) = &ch.artifact {
+                            st.artifact_id = Some(a.artifact_id);
+                            let art = to_item(&ArtifactItem {
+                                pk: artifact_pk(a.artifact_id),
+                                sk: "ART".into(),
+                                artifact: a.clone(),
+                            })?;
+                            writes.push(self.put(art, "attribute_not_exists(pk)")?);
+                        }
+                        if let Some(report) = &ch.audit {
+                            let id = st.artifact_id.ok_or_else(|| {
+                                corrupt("audit", format!("{agent} has no artifact to audit"))
+                            })?;
+                            let update = Update::builder()
+                                .table_name(&self.table)
+                                .key("pk", s(artifact_pk(id)))
+                                .key("sk", s("ART"))
+                                .update_expression("SET audit = :a")
+                                .condition_expression("attribute_exists(pk)")
+                                .expression_attribute_values(
+                                    ":a",
+                                    serde_dynamo::to_attribute_value(report)
+                                        .map_err(|e| corrupt("audit", e))?,
+                                )
+                                .build()
+                                .map_err(unavailable)?;
+                            writes.push(TransactWriteItem::builder().update(update).build());
+                        }
+                    }
+                }
+                item.seq += 1;
+                let event = Event::of_change(run_id, item.seq, ch, at);
+                writes.push(self.event_put(&event)?);
+                events.push(event);
+            }
+            item.version += 1;
+            item.updated_at = at;
+            writes.insert(0, self.put_run(&item, read_version)?);
+            if self.transact(writes).await? {
+                return Ok(events);
+            }
+            // Someone wrote the run since we read it: re-read and re-check.
+        }
+        Err(StoreError::Unavailable(
+            format!("run {run_id} kept changing under concurrent writers").into(),
+        ))
+    }
+
+    async fn bump_attempts(&self, run_id: RunId, agent: Agent) -> Result<u32, StoreError> {
+        for _ in 0..MAX_RACES {
+            let mut item = self.load(run_id).await?;
+            let current = item
+                .agents
+                .get(&agent)
+                .map(|s| s.status)
+                .ok_or(StoreError::NotFound(run_id))?;
+            if item.status.is_terminal() || current != Status::Generating {
+                return Err(StoreError::Conflict {
+                    run_id,
+                    scope: agent.into(),
+                    expected: Status::Generating,
+                    actual: current,
+                    run_terminal: item.status.is_terminal(),
+                });
+            }
+            let read_version = item.version;
+            let n = {
+                let st = item.agents.entry(agent).or_insert_with(AgentState::queued);
+                st.attempts += 1;
+                st.attempts
+            };
+            item.version += 1;
+            if self
+                .transact(vec![self.put_run(&item, read_version)?])
+                .await?
+            {
+                return Ok(n);
+            }
+        }
+        Err(StoreError::Unavailable(
+            format!("run {run_id} kept changing under concurrent writers").into(),
+        ))
+    }
+
+    async fn events(&self, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError> {
+        let events = self.read_events(run_id, after).await?;
+        if events.is_empty() {
+            // Distinguish "nothing new" from "no such run".
+            self.load(run_id).await?;
+        }
+        Ok(events)
+    }
+
+    async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI_UNFINISHED)
+                .key_condition_expression("gsi2pk = :p")
+                .expression_attribute_values(":p", s(UNFINISHED_PARTITION))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items.unwrap_or_default() {
+                out.push(from_item::<RunItem>(item)?.run_id);
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError> {
+        self.artifact(id).await
+    }
+}
+
+/// Creates the table with its indexes (tests and local experiments; the SAM template
+/// declares the same table for AWS).
+pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(unavailable)
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .map_err(unavailable)
+    };
+    let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+        GlobalSecondaryIndex::builder()
+            .index_name(name)
+            .key_schema(key(pk, KeyType::Hash)?)
+            .key_schema(key(sk, KeyType::Range)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(unavailable)
+    };
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(attr("pk")?)
+        .attribute_definitions(attr("sk")?)
+        .attribute_definitions(attr("gsi1pk")?)
+        .attribute_definitions(attr("gsi1sk")?)
+        .attribute_definitions(attr("gsi2pk")?)
+        .attribute_definitions(attr("gsi2sk")?)
+        .key_schema(key("pk", KeyType::Hash)?)
+        .key_schema(key("sk", KeyType::Range)?)
+        .global_secondary_indexes(gsi(GSI_RUNS, "gsi1pk", "gsi1sk")?)
+        .global_secondary_indexes(gsi(GSI_UNFINISHED, "gsi2pk", "gsi2sk")?)
+        .send()
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
