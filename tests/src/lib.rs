@@ -3,6 +3,7 @@
 // Test support: a panic with the failed call is exactly the report a test needs.
 #![allow(clippy::unwrap_used)]
 
+pub mod moto;
 pub mod store_contract;
 
 use std::net::SocketAddr;

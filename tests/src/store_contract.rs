@@ -13,6 +13,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 pub type Store = Arc<dyn RunStore>;
+/// Whatever must live as long as a test's store (a temp dir, the emulator's lock).
+pub type Guard = Box<dyn std::any::Any + Send>;
 
 fn brief() -> Brief {
     Brief::from_value(&json!({
@@ -444,7 +446,7 @@ macro_rules! store_contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
-                let store = $make.await;
+                let (store, _guard) = $make.await;
                 $crate::store_contract::$name(store).await;
             }
         )*

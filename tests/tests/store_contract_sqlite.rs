@@ -5,14 +5,13 @@
 use std::sync::Arc;
 
 use campaign_shared::adapters::local::sqlite::SqliteStore;
-use campaign_tests::store_contract::Store;
+use campaign_tests::store_contract::{Guard, Store};
 
-async fn sqlite() -> Store {
+/// A store on a new file; the directory lives as long as the test.
+async fn sqlite() -> (Store, Guard) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("contract.db")).unwrap();
-    // Keep the directory for the life of the test process: the file must outlive `dir`.
-    std::mem::forget(dir);
-    Arc::new(store)
+    (Arc::new(store), Box::new(dir))
 }
 
 campaign_tests::store_contract_tests!(sqlite());

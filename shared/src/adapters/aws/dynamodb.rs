@@ -23,8 +23,8 @@ use time::OffsetDateTime;
 
 use crate::domain::run::timings_from_events;
 use crate::domain::{
-    Agent, AgentState, Artifact, ArtifactId, Brief, Envelope, Event, ExecutionMode, Run, RunId,
-    Status,
+    Agent, AgentState, Artifact, ArtifactId, AuditReport, Brief, Envelope, Event, ExecutionMode,
+    Run, RunId, Status,
 };
 use crate::ports::{Change, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes};
 
@@ -402,7 +402,10 @@ impl RunStore for DynamoStore {
             };
             check_changes(run_id, snap, &changes)?;
             let read_version = item.version;
-            let mut writes = Vec::new();
+            // A transaction may touch an item only once: an artifact created and audited in
+            // the same batch is put once, with its report; other reports become updates.
+            let mut new_artifacts: Vec<Artifact> = Vec::new();
+            let mut audits: Vec<(ArtifactId, AuditReport)> = Vec::new();
             let mut events = Vec::with_capacity(changes.len());
             for ch in &changes {
                 match ch.scope.agent() {
@@ -423,42 +426,52 @@ impl RunStore for DynamoStore {
                         }
                         if let Some(a) = &ch.artifact {
                             st.artifact_id = Some(a.artifact_id);
-                            let art = to_item(&ArtifactItem {
-                                pk: artifact_pk(a.artifact_id),
-                                sk: "ART".into(),
-                                artifact: a.clone(),
-                            })?;
-                            writes.push(self.put(art, "attribute_not_exists(pk)")?);
+                            new_artifacts.push(a.clone());
                         }
                         if let Some(report) = &ch.audit {
                             let id = st.artifact_id.ok_or_else(|| {
                                 corrupt("audit", format!("{agent} has no artifact to audit"))
                             })?;
-                            let update = Update::builder()
-                                .table_name(&self.table)
-                                .key("pk", s(artifact_pk(id)))
-                                .key("sk", s("ART"))
-                                .update_expression("SET audit = :a")
-                                .condition_expression("attribute_exists(pk)")
-                                .expression_attribute_values(
-                                    ":a",
-                                    serde_dynamo::to_attribute_value(report)
-                                        .map_err(|e| corrupt("audit", e))?,
-                                )
-                                .build()
-                                .map_err(unavailable)?;
-                            writes.push(TransactWriteItem::builder().update(update).build());
+                            match new_artifacts.iter_mut().find(|a| a.artifact_id == id) {
+                                Some(a) => a.audit = Some(report.clone()),
+                                None => audits.push((id, report.clone())),
+                            }
                         }
                     }
                 }
                 item.seq += 1;
-                let event = Event::of_change(run_id, item.seq, ch, at);
-                writes.push(self.event_put(&event)?);
-                events.push(event);
+                events.push(Event::of_change(run_id, item.seq, ch, at));
             }
             item.version += 1;
             item.updated_at = at;
-            writes.insert(0, self.put_run(&item, read_version)?);
+            let mut writes = vec![self.put_run(&item, read_version)?];
+            for e in &events {
+                writes.push(self.event_put(e)?);
+            }
+            for a in new_artifacts {
+                let art = to_item(&ArtifactItem {
+                    pk: artifact_pk(a.artifact_id),
+                    sk: "ART".into(),
+                    artifact: a,
+                })?;
+                writes.push(self.put(art, "attribute_not_exists(pk)")?);
+            }
+            for (id, report) in audits {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(artifact_pk(id)))
+                    .key("sk", s("ART"))
+                    .update_expression("SET audit = :a")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(
+                        ":a",
+                        serde_dynamo::to_attribute_value(&report)
+                            .map_err(|e| corrupt("audit", e))?,
+                    )
+                    .build()
+                    .map_err(unavailable)?;
+                writes.push(TransactWriteItem::builder().update(update).build());
+            }
             if self.transact(writes).await? {
                 return Ok(events);
             }

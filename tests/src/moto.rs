@@ -1,0 +1,94 @@
+//! A moto server (DynamoDB, SQS, Step Functions emulator) for the AWS adapter tests:
+//! started once per test binary on a free loopback port from the project's virtualenv
+//! (`.venv`, installed by `scripts/test.sh`), wiped between tests.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::sync::{Mutex, MutexGuard, OnceCell};
+
+#[derive(Debug)]
+pub struct Moto {
+    pub endpoint: String,
+    _child: Child,
+}
+
+static MOTO: OnceCell<Moto> = OnceCell::const_new();
+static EXCLUSIVE: Mutex<()> = Mutex::const_new(());
+
+fn moto_server_path() -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = root.join(".venv/bin/moto_server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run ./scripts/test.sh (it installs moto[server] into .venv), or \
+         `python3 -m venv .venv && .venv/bin/pip install 'moto[server]'`",
+        bin.display()
+    );
+    bin
+}
+
+async fn start() -> Moto {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The shell keeps moto alive exactly as long as this test process: when the process
+    // exits its end of the pipe closes, `read` returns and moto is killed.
+    let script = format!(
+        "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid",
+        moto_server_path().display()
+    );
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn moto_server");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..200 {
+        if http
+            .get(format!("{endpoint}/moto-api/"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return Moto {
+                endpoint,
+                _child: child,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("moto_server did not start on {endpoint}");
+}
+
+/// The shared server, wiped, held exclusively by the caller until the guard drops.
+pub async fn fresh() -> (&'static Moto, MutexGuard<'static, ()>) {
+    let guard = EXCLUSIVE.lock().await;
+    let moto = MOTO.get_or_init(start).await;
+    reqwest::Client::new()
+        .post(format!("{}/moto-api/reset", moto.endpoint))
+        .send()
+        .await
+        .expect("moto reset");
+    (moto, guard)
+}
+
+/// SDK configuration pointed at moto, with dummy credentials.
+pub async fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "moto",
+        ))
+        .load()
+        .await
+}
