@@ -5,5 +5,7 @@ pub mod adapters;
 pub mod agents;
 pub mod domain;
 pub mod errors;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod ports;
 pub mod usecases;

@@ -43,7 +43,7 @@ async fn start() -> Moto {
         "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid",
         moto_server_path().display()
     );
-    let child = Command::new("sh")
+    let mut child = Command::new("sh")
         .arg("-c")
         .arg(script)
         .stdin(Stdio::piped())
@@ -66,6 +66,8 @@ async fn start() -> Moto {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("moto_server did not start on {endpoint}");
 }
 

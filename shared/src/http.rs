@@ -1,0 +1,344 @@
+//! The HTTP API of ARCHITECTURE.md as an axum router over the use cases — the same routes
+//! serve `campaign serve` locally and the `api` Lambda (through lambda_http) in AWS.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::domain::{Agent, Brief, BriefError, Event, RunId};
+use crate::ports::{Deps, StoreError};
+use crate::usecases::{self, AppError};
+
+/// The OpenAPI 3.1 document of these routes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Largest body read at all; briefs over 64 KiB get a 413 with guidance from the brief
+/// parser, anything larger a plain 413.
+pub const READ_LIMIT: usize = 1024 * 1024;
+
+/// A live feed of one run's events (replay, then new ones, ending after the terminal
+/// event) — what SSE streams. Local mode has one; in AWS clients use the WebSocket API.
+pub trait LiveEvents: Send + Sync {
+    fn subscribe(&self, run_id: RunId, after: u64) -> mpsc::Receiver<Event>;
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub deps: Deps,
+    pub live: Option<Arc<dyn LiveEvents>>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState").finish_non_exhaustive()
+    }
+}
+
+/// The routes of ARCHITECTURE.md (all but the WebSocket, which each deployment serves
+/// its own way).
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/campaigns", post(create).get(list))
+        .route("/campaigns/{run_id}", get(get_run))
+        .route("/campaigns/{run_id}/events", get(events))
+        .route("/campaigns/{run_id}/cancel", post(cancel))
+        .route("/campaigns/{run_id}/retry", post(retry))
+        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async {
+            problem(
+                StatusCode::NOT_FOUND,
+                "Not Found",
+                "no such route; see /openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(READ_LIMIT))
+        .with_state(state)
+}
+
+/// An RFC 9457 problem response.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+    errors: Option<Value>,
+}
+
+pub fn problem(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
+    Problem {
+        status,
+        title,
+        detail: detail.into(),
+        errors: None,
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut body = json!({
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        if let Some(errors) = self.errors {
+            body["errors"] = errors;
+        }
+        let mut r = (self.status, Json(body)).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        r
+    }
+}
+
+impl From<AppError> for Problem {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(id) => problem(
+                StatusCode::NOT_FOUND,
+                "Run not found",
+                format!("no run with id {id}"),
+            ),
+            AppError::Conflict(m) => problem(StatusCode::CONFLICT, "Conflict", m),
+            AppError::Invalid(m) => problem(StatusCode::BAD_REQUEST, "Bad Request", m),
+            AppError::Unavailable(m) => {
+                problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", m)
+            }
+        }
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        AppError::from(e).into()
+    }
+}
+
+impl From<BriefError> for Problem {
+    fn from(e: BriefError) -> Self {
+        match e {
+            BriefError::TooLarge { .. } => problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Brief too large",
+                e.to_string(),
+            ),
+            BriefError::Malformed(m) => problem(StatusCode::BAD_REQUEST, "Malformed JSON", m),
+            BriefError::Invalid(v) => Problem {
+                status: StatusCode::BAD_REQUEST,
+                title: "Invalid brief",
+                detail: format!("the brief has {} problem(s)", v.len()),
+                errors: Some(json!(v)),
+            },
+        }
+    }
+}
+
+fn parse_run_id(raw: &str) -> Result<RunId, Problem> {
+    RunId::parse(raw)
+        .map_err(|e| problem(StatusCode::BAD_REQUEST, "Malformed run id", e.to_string()))
+}
+
+fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
+    body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            problem(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Brief too large",
+                format!(
+                    "request body exceeds {} KiB; a brief is at most 64 KiB and its free-text fields at most 500 characters each",
+                    READ_LIMIT / 1024
+                ),
+            )
+        } else {
+            problem(StatusCode::BAD_REQUEST, "Unreadable body", e.body_text())
+        }
+    })
+}
+
+fn accepted(run_id: RunId) -> Response {
+    let base = format!("/campaigns/{run_id}");
+    let body = json!({
+        "runId": run_id,
+        "status": "queued",
+        "links": {
+            "self": base,
+            "events": format!("{base}/events"),
+            "cancel": format!("{base}/cancel"),
+            "retry": format!("{base}/retry"),
+            "ws": "/ws",
+        }
+    });
+    let mut r = (StatusCode::ACCEPTED, Json(body)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&base) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+async fn create(
+    State(s): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let brief = Brief::parse(&body_bytes(body)?)?;
+    let id = usecases::submit(&s.deps, brief, None).await?;
+    Ok(accepted(id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list(
+    State(s): State<ApiState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "Bad query",
+            format!("{e}; allowed: limit (1–100), cursor"),
+        )
+    })?;
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(problem(
+            StatusCode::BAD_REQUEST,
+            "Bad query",
+            format!("limit is {limit}; allowed: 1–100"),
+        ));
+    }
+    let page = s.deps.store.list_runs(limit, q.cursor.as_deref()).await?;
+    let runs: Vec<Value> = page
+        .runs
+        .iter()
+        .map(|r| {
+            json!({
+                "runId": r.run_id,
+                "parentRunId": r.parent_run_id,
+                "iteration": r.iteration,
+                "status": r.status,
+                "executionMode": r.execution_mode,
+                "createdAt": r.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
+                "outcome": r.envelope.as_ref().map(|e| e.outcome),
+                "product": r.brief.product,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "runs": runs, "nextCursor": page.next_cursor })).into_response())
+}
+
+async fn get_run(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let run = s.deps.store.get_run(parse_run_id(&id)?).await?;
+    Ok(Json(run).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    after: Option<u64>,
+}
+
+async fn events(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let id = parse_run_id(&id)?;
+    let Query(q) = q.map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "Bad query",
+            format!("{e}; allowed: after (a seq, ≥ 0)"),
+        )
+    })?;
+    let after = q.after.unwrap_or(0);
+    let wants_sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    if wants_sse {
+        // Refuse an unknown run up front rather than opening an empty stream.
+        s.deps.store.get_run(id).await?;
+        let Some(live) = &s.live else {
+            return Err(problem(
+                StatusCode::NOT_ACCEPTABLE,
+                "Not Acceptable",
+                "this deployment does not stream events over SSE; use the WebSocket API or poll with ?after=",
+            ));
+        };
+        let rx = live.subscribe(id, after);
+        let stream = ReceiverStream::new(rx).map(|e| {
+            SseEvent::default()
+                .id(e.seq.to_string())
+                .event(match e.kind {
+                    crate::domain::EventType::RunStatus => "run.status",
+                    crate::domain::EventType::AgentStatus => "agent.status",
+                })
+                .json_data(&e)
+        });
+        return Ok(Sse::new(stream)
+            .keep_alive(KeepAlive::default())
+            .into_response());
+    }
+    let events = s.deps.store.events(id, after).await?;
+    let next_after = events.last().map(|e| e.seq).unwrap_or(after);
+    Ok(Json(json!({ "events": events, "nextAfter": next_after })).into_response())
+}
+
+async fn cancel(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    let run = usecases::cancel(&s.deps, parse_run_id(&id)?).await?;
+    Ok(Json(run).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryBody {
+    agents: Option<Vec<Agent>>,
+}
+
+async fn retry(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let id = parse_run_id(&id)?;
+    let body = body_bytes(body)?;
+    let agents = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        serde_json::from_slice::<RetryBody>(&body)
+            .map_err(|e| {
+                problem(
+                    StatusCode::BAD_REQUEST,
+                    "Bad retry request",
+                    format!("{e}; expected an empty body or {{\"agents\": [\"copy\"|\"social\"|\"visual\", …]}}"),
+                )
+            })?
+            .agents
+    };
+    let new_id = usecases::retry(&s.deps, id, agents).await?;
+    Ok(accepted(new_id))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
