@@ -1,0 +1,186 @@
+//! Shared by every function: JSON logs, the one conversion of failures to Lambda error
+//! names (`Diagnostic.error_type`, matched by the ASL's Retry/Catch), and dependency wiring
+//! done once per cold start from the typed configuration.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use lambda_runtime::Diagnostic;
+use serde_json::Value;
+
+use campaign_shared::adapters::aws::config::{
+    Config, ConfigError, DEFERRED_AUDIT_QUEUE_URL, STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME,
+    WEBSOCKET_ENDPOINT,
+};
+use campaign_shared::adapters::aws::dynamodb::DynamoStore;
+use campaign_shared::adapters::aws::sfn::SfnWorkflow;
+use campaign_shared::adapters::aws::sqs::{SqsDeferredAudits, SqsPublisher};
+use campaign_shared::adapters::aws::websocket::{ApiGatewayPusher, Connections};
+use campaign_shared::adapters::local::faults::{BuiltinGenerator, RuleAuditor};
+use campaign_shared::domain::{Event, RunId};
+use campaign_shared::errors::FlowError;
+use campaign_shared::ports::{
+    DeferredAudits, Deps, EventPublisher, StoreError, SystemClock, Workflow, WorkflowError,
+};
+
+/// Structured JSON logs on stdout (CloudWatch), filter from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// A function failure with its stable name.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct FunctionError {
+    pub name: &'static str,
+    pub message: String,
+}
+
+impl From<FlowError> for FunctionError {
+    fn from(e: FlowError) -> Self {
+        FunctionError { name: e.name(), message: e.to_string() }
+    }
+}
+
+impl From<StoreError> for FunctionError {
+    fn from(e: StoreError) -> Self {
+        FlowError::from(e).into()
+    }
+}
+
+impl From<FunctionError> for Diagnostic {
+    fn from(e: FunctionError) -> Diagnostic {
+        Diagnostic { error_type: e.name.to_string(), error_message: e.message }
+    }
+}
+
+/// Stands in for a port this function was not configured for; using it is a
+/// deployment error, reported as such rather than a panic.
+#[derive(Debug, Clone, Copy)]
+pub struct NotConfigured(pub &'static str);
+
+#[async_trait]
+impl Workflow for NotConfigured {
+    async fn start(&self, _: RunId, _: Value) -> Result<(), WorkflowError> {
+        Err(WorkflowError::Unavailable(format!("this function has no {}", self.0)))
+    }
+    async fn stop(&self, _: RunId, _: &str) -> Result<(), WorkflowError> {
+        Err(WorkflowError::Unavailable(format!("this function has no {}", self.0)))
+    }
+}
+
+#[async_trait]
+impl DeferredAudits for NotConfigured {
+    async fn enqueue(&self, _: RunId, _: Duration) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(format!("this function has no {}", self.0).into()))
+    }
+}
+
+#[async_trait]
+impl EventPublisher for NotConfigured {
+    async fn publish(&self, events: &[Event]) {
+        tracing::warn!(count = events.len(), "events not published: this function has no {}", self.0);
+    }
+}
+
+/// The AWS clients a function uses, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub sdk: aws_config::SdkConfig,
+}
+
+impl Clients {
+    pub async fn load() -> Clients {
+        let sdk = campaign_shared::adapters::aws::sdk_config().await;
+        Clients {
+            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            sfn: aws_sdk_sfn::Client::new(&sdk),
+            sdk,
+        }
+    }
+
+    /// The Management API client of the WebSocket API stage at `endpoint`.
+    pub fn websocket(&self, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
+        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk).endpoint_url(endpoint).build();
+        aws_sdk_apigatewaymanagement::Client::from_conf(conf)
+    }
+}
+
+/// The use cases' dependencies over AWS, from the function's configuration. Ports whose
+/// variables the function did not declare are [`NotConfigured`].
+pub fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigError> {
+    let table = config.get(TABLE_NAME).ok_or(ConfigError::Missing(TABLE_NAME, "declared by every function"))?;
+    let store = DynamoStore::new(clients.dynamodb.clone(), table);
+    let publisher: Arc<dyn EventPublisher> = match config.get(STATUS_QUEUE_URL) {
+        Some(url) => Arc::new(SqsPublisher::new(clients.sqs.clone(), url)),
+        None => Arc::new(NotConfigured(STATUS_QUEUE_URL)),
+    };
+    let workflow: Arc<dyn Workflow> = match config.get(STATE_MACHINE_ARN) {
+        Some(arn) => Arc::new(SfnWorkflow::new(clients.sfn.clone(), arn)),
+        None => Arc::new(NotConfigured(STATE_MACHINE_ARN)),
+    };
+    let deferred: Arc<dyn DeferredAudits> = match config.get(DEFERRED_AUDIT_QUEUE_URL) {
+        Some(url) => Arc::new(SqsDeferredAudits::new(clients.sqs.clone(), url)),
+        None => Arc::new(NotConfigured(DEFERRED_AUDIT_QUEUE_URL)),
+    };
+    Ok(Deps {
+        store: Arc::new(store),
+        publisher,
+        workflow,
+        deferred,
+        generator: Arc::new(BuiltinGenerator),
+        auditor: Arc::new(RuleAuditor),
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// Connection records and the pusher, for the WebSocket functions.
+pub fn websocket(config: &Config, clients: &Clients) -> Result<(Connections, ApiGatewayPusher), ConfigError> {
+    let table = config.get(TABLE_NAME).ok_or(ConfigError::Missing(TABLE_NAME, "declared by every function"))?;
+    let endpoint = config
+        .get(WEBSOCKET_ENDPOINT)
+        .ok_or(ConfigError::Missing(WEBSOCKET_ENDPOINT, "declared by the WebSocket functions"))?;
+    Ok((
+        Connections::new(clients.dynamodb.clone(), table),
+        ApiGatewayPusher::new(clients.websocket(endpoint)),
+    ))
+}
+
+/// Reads the configuration or ends the cold start with the variable's name.
+pub fn config_or_exit(needs: &[&'static str]) -> Config {
+    match Config::from_env(needs) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration");
+            eprintln!("configuration error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_errors_become_diagnostics_with_their_names() {
+        let d: Diagnostic = FunctionError::from(FlowError::AgentFailed("no".into())).into();
+        assert_eq!(d.error_type, "AgentFailed");
+        assert_eq!(d.error_message, "no");
+        let d: Diagnostic = FunctionError::from(FlowError::Transient("later".into())).into();
+        assert_eq!(d.error_type, "Transient");
+    }
+}

@@ -1,0 +1,9 @@
+//! The `copy-agent` Lambda, invoked by the state machine.
+
+use campaign_shared::domain::Agent;
+use campaign_shared::usecases::TaskFunction;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    campaign_tasks::main(TaskFunction::Agent(Agent::Copy)).await
+}

@@ -1,0 +1,8 @@
+//! The `finalize` Lambda, invoked by the state machine.
+
+use campaign_shared::usecases::TaskFunction;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    campaign_tasks::main(TaskFunction::Finalize).await
+}

@@ -1,0 +1,36 @@
+//! The Task functions of `statemachine.asl.json`. Each binary is one function; all run the
+//! same handler over a different use case, so they share this crate.
+
+use campaign_lambda::FunctionError;
+use campaign_shared::adapters::aws::config::{DEFERRED_AUDIT_QUEUE_URL, STATUS_QUEUE_URL, TABLE_NAME};
+use campaign_shared::ports::Deps;
+use campaign_shared::usecases::TaskFunction;
+use lambda_runtime::LambdaEvent;
+use serde_json::Value;
+
+/// Environment variables each Task function reads.
+pub fn env(function: TaskFunction) -> &'static [&'static str] {
+    match function {
+        TaskFunction::Finalize => &[TABLE_NAME, STATUS_QUEUE_URL, DEFERRED_AUDIT_QUEUE_URL],
+        _ => &[TABLE_NAME, STATUS_QUEUE_URL],
+    }
+}
+
+/// One invocation by Step Functions: the payload the ASL's `Parameters` built.
+#[tracing::instrument(skip_all, fields(function = function.substitution(), request_id = %event.context.request_id))]
+pub async fn handler(function: TaskFunction, event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
+    Ok(function.call(deps, event.payload).await?)
+}
+
+/// The whole `main` of a Task function.
+pub async fn main(function: TaskFunction) -> Result<(), lambda_runtime::Error> {
+    campaign_lambda::init_tracing();
+    let config = campaign_lambda::config_or_exit(env(function));
+    let clients = campaign_lambda::Clients::load().await;
+    let deps = campaign_lambda::deps(&config, &clients)?;
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
+        let deps = deps.clone();
+        async move { handler(function, event, &deps).await }
+    }))
+    .await
+}
