@@ -72,13 +72,23 @@ pub async fn submit(
     brief: Brief,
     parent: Option<(&Run, Vec<(Agent, ArtifactId)>)>,
 ) -> Result<RunId, AppError> {
-    let run_id = RunId::new();
+    submit_as(deps, RunId::new(), brief, parent).await
+}
+
+/// [`submit`] with a run id chosen by the caller (an idempotent trigger). Submitting the
+/// same id again does not create a second run; it only makes sure the flow was started.
+pub async fn submit_as(
+    deps: &Deps,
+    run_id: RunId,
+    brief: Brief,
+    parent: Option<(&Run, Vec<(Agent, ArtifactId)>)>,
+) -> Result<RunId, AppError> {
     let mode = brief.execution_mode;
     let (parent_run_id, iteration, reuse) = match parent {
         Some((p, reuse)) => (Some(p.run_id), p.iteration + 1, reuse),
         None => (None, 1, Vec::new()),
     };
-    let first = deps
+    let created = deps
         .store
         .create_run(NewRun {
             run_id,
@@ -89,9 +99,20 @@ pub async fn submit(
             reuse,
             created_at: deps.clock.now(),
         })
-        .await?;
-    info!(run_id = %run_id, iteration, "run created");
-    deps.publisher.publish(&[first]).await;
+        .await;
+    match created {
+        Ok(first) => {
+            info!(run_id = %run_id, iteration, "run created");
+            deps.publisher.publish(&[first]).await;
+        }
+        Err(StoreError::AlreadyExists(_)) => {
+            let existing = deps.store.get_run(run_id).await?;
+            if existing.status != Status::Queued {
+                return Ok(run_id);
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     if let Err(e) = deps
         .workflow
         .start(run_id, execution_input(run_id, mode))

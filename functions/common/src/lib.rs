@@ -47,7 +47,10 @@ pub struct FunctionError {
 
 impl From<FlowError> for FunctionError {
     fn from(e: FlowError) -> Self {
-        FunctionError { name: e.name(), message: e.to_string() }
+        FunctionError {
+            name: e.name(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -59,7 +62,10 @@ impl From<StoreError> for FunctionError {
 
 impl From<FunctionError> for Diagnostic {
     fn from(e: FunctionError) -> Diagnostic {
-        Diagnostic { error_type: e.name.to_string(), error_message: e.message }
+        Diagnostic {
+            error_type: e.name.to_string(),
+            error_message: e.message,
+        }
     }
 }
 
@@ -71,24 +77,36 @@ pub struct NotConfigured(pub &'static str);
 #[async_trait]
 impl Workflow for NotConfigured {
     async fn start(&self, _: RunId, _: Value) -> Result<(), WorkflowError> {
-        Err(WorkflowError::Unavailable(format!("this function has no {}", self.0)))
+        Err(WorkflowError::Unavailable(format!(
+            "this function has no {}",
+            self.0
+        )))
     }
     async fn stop(&self, _: RunId, _: &str) -> Result<(), WorkflowError> {
-        Err(WorkflowError::Unavailable(format!("this function has no {}", self.0)))
+        Err(WorkflowError::Unavailable(format!(
+            "this function has no {}",
+            self.0
+        )))
     }
 }
 
 #[async_trait]
 impl DeferredAudits for NotConfigured {
     async fn enqueue(&self, _: RunId, _: Duration) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable(format!("this function has no {}", self.0).into()))
+        Err(StoreError::Unavailable(
+            format!("this function has no {}", self.0).into(),
+        ))
     }
 }
 
 #[async_trait]
 impl EventPublisher for NotConfigured {
     async fn publish(&self, events: &[Event]) {
-        tracing::warn!(count = events.len(), "events not published: this function has no {}", self.0);
+        tracing::warn!(
+            count = events.len(),
+            "events not published: this function has no {}",
+            self.0
+        );
     }
 }
 
@@ -114,7 +132,9 @@ impl Clients {
 
     /// The Management API client of the WebSocket API stage at `endpoint`.
     pub fn websocket(&self, endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
-        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk).endpoint_url(endpoint).build();
+        let conf = aws_sdk_apigatewaymanagement::config::Builder::from(&self.sdk)
+            .endpoint_url(endpoint)
+            .build();
         aws_sdk_apigatewaymanagement::Client::from_conf(conf)
     }
 }
@@ -122,7 +142,10 @@ impl Clients {
 /// The use cases' dependencies over AWS, from the function's configuration. Ports whose
 /// variables the function did not declare are [`NotConfigured`].
 pub fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigError> {
-    let table = config.get(TABLE_NAME).ok_or(ConfigError::Missing(TABLE_NAME, "declared by every function"))?;
+    let table = config.get(TABLE_NAME).ok_or(ConfigError::Missing(
+        TABLE_NAME,
+        "declared by every function",
+    ))?;
     let store = DynamoStore::new(clients.dynamodb.clone(), table);
     let publisher: Arc<dyn EventPublisher> = match config.get(STATUS_QUEUE_URL) {
         Some(url) => Arc::new(SqsPublisher::new(clients.sqs.clone(), url)),
@@ -148,11 +171,18 @@ pub fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigError> {
 }
 
 /// Connection records and the pusher, for the WebSocket functions.
-pub fn websocket(config: &Config, clients: &Clients) -> Result<(Connections, ApiGatewayPusher), ConfigError> {
-    let table = config.get(TABLE_NAME).ok_or(ConfigError::Missing(TABLE_NAME, "declared by every function"))?;
-    let endpoint = config
-        .get(WEBSOCKET_ENDPOINT)
-        .ok_or(ConfigError::Missing(WEBSOCKET_ENDPOINT, "declared by the WebSocket functions"))?;
+pub fn websocket(
+    config: &Config,
+    clients: &Clients,
+) -> Result<(Connections, ApiGatewayPusher), ConfigError> {
+    let table = config.get(TABLE_NAME).ok_or(ConfigError::Missing(
+        TABLE_NAME,
+        "declared by every function",
+    ))?;
+    let endpoint = config.get(WEBSOCKET_ENDPOINT).ok_or(ConfigError::Missing(
+        WEBSOCKET_ENDPOINT,
+        "declared by the WebSocket functions",
+    ))?;
     Ok((
         Connections::new(clients.dynamodb.clone(), table),
         ApiGatewayPusher::new(clients.websocket(endpoint)),

@@ -2,7 +2,9 @@
 //! same handler over a different use case, so they share this crate.
 
 use campaign_lambda::FunctionError;
-use campaign_shared::adapters::aws::config::{DEFERRED_AUDIT_QUEUE_URL, STATUS_QUEUE_URL, TABLE_NAME};
+use campaign_shared::adapters::aws::config::{
+    DEFERRED_AUDIT_QUEUE_URL, STATUS_QUEUE_URL, TABLE_NAME,
+};
 use campaign_shared::ports::Deps;
 use campaign_shared::usecases::TaskFunction;
 use lambda_runtime::LambdaEvent;
@@ -18,7 +20,11 @@ pub fn env(function: TaskFunction) -> &'static [&'static str] {
 
 /// One invocation by Step Functions: the payload the ASL's `Parameters` built.
 #[tracing::instrument(skip_all, fields(function = function.substitution(), request_id = %event.context.request_id))]
-pub async fn handler(function: TaskFunction, event: LambdaEvent<Value>, deps: &Deps) -> Result<Value, FunctionError> {
+pub async fn handler(
+    function: TaskFunction,
+    event: LambdaEvent<Value>,
+    deps: &Deps,
+) -> Result<Value, FunctionError> {
     Ok(function.call(deps, event.payload).await?)
 }
 

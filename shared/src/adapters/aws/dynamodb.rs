@@ -559,6 +559,57 @@ impl RunStore for DynamoStore {
     }
 }
 
+/// How long a claimed request key is remembered (EventBridge redelivers within hours).
+pub const REQUEST_KEY_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+
+impl DynamoStore {
+    /// Claims `key` (e.g. an EventBridge event id) for `run_id` with a conditional put.
+    /// Returns the run id the key belongs to: `run_id` if this call claimed it, the earlier
+    /// run's id if the key was claimed before (a duplicate delivery).
+    pub async fn claim_request(
+        &self,
+        key: &str,
+        run_id: RunId,
+        now: OffsetDateTime,
+    ) -> Result<RunId, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("REQ#{key}")))
+            .item("sk", s("REQ"))
+            .item("runId", s(run_id.to_string()))
+            .item(
+                "ttl",
+                AttributeValue::N((now.unix_timestamp() + REQUEST_KEY_TTL_SECS).to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(run_id),
+            Err(e) if is_condition_failure(&e) => {
+                let out = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(format!("REQ#{key}")))
+                    .key("sk", s("REQ"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+                let id = out
+                    .item
+                    .and_then(|i| i.get("runId").and_then(|v| v.as_s().ok()).cloned())
+                    .ok_or_else(|| corrupt("request key", "claimed without a run id"))?;
+                RunId::parse(&id).map_err(|e| corrupt("request key", e))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
 /// Creates the table with its indexes (tests and local experiments; the SAM template
 /// declares the same table for AWS).
 pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError> {

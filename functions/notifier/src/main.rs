@@ -1,0 +1,16 @@
+//! The `notifier` Lambda: init tracing, build config and clients once, run.
+
+use campaign_shared::adapters::aws::websocket::Pusher;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    campaign_lambda::init_tracing();
+    let config = campaign_lambda::config_or_exit(campaign_notifier::ENV);
+    let clients = campaign_lambda::Clients::load().await;
+    let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
+    let (connections, pusher) = (&connections, &pusher as &dyn Pusher);
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
+        campaign_notifier::handler(event, connections, pusher)
+    }))
+    .await
+}

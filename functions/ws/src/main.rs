@@ -1,0 +1,22 @@
+//! The `ws` Lambda: init tracing, build config and clients once, run.
+
+use campaign_shared::adapters::aws::websocket::Pusher;
+use campaign_shared::ports::RunStore;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    campaign_lambda::init_tracing();
+    let config = campaign_lambda::config_or_exit(campaign_ws::ENV);
+    let clients = campaign_lambda::Clients::load().await;
+    let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
+    let deps = campaign_lambda::deps(&config, &clients)?;
+    let (connections, pusher, store) = (
+        &connections,
+        &pusher as &dyn Pusher,
+        deps.store.as_ref() as &dyn RunStore,
+    );
+    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
+        campaign_ws::handler(event, connections, pusher, store)
+    }))
+    .await
+}
