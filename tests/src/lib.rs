@@ -3,6 +3,7 @@
 // Test support: a panic with the failed call is exactly the report a test needs.
 #![allow(clippy::unwrap_used)]
 
+pub mod aws_env;
 pub mod moto;
 pub mod store_contract;
 
