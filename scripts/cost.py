@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Cost estimate of one campaign on AWS, worked out from statemachine.asl.json and
+infra/template.yaml, with the prices and assumptions stated below. Prints a table.
+
+    python3 scripts/cost.py            # us-east-1 list prices as of 2026
+"""
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# List prices, us-east-1 (per unit).
+PRICE_TRANSITION = 0.025 / 1000          # Step Functions Standard, per state transition
+PRICE_LAMBDA_GBS_ARM = 0.0000133334      # Lambda arm64, per GB-second
+PRICE_LAMBDA_REQUEST = 0.20 / 1_000_000  # Lambda, per request
+PRICE_DDB_WRITE = 0.625 / 1_000_000      # DynamoDB on-demand, per write request unit
+PRICE_DDB_READ = 0.125 / 1_000_000       # DynamoDB on-demand, per read request unit
+PRICE_SQS = 0.40 / 1_000_000             # SQS standard, per request (64 KiB chunk)
+
+# Assumptions (the built-in agents; a model-backed agent would dominate duration).
+AVG_TASK_MS = 60          # billed duration of one Task invocation
+AVG_API_MS = 40           # one API request
+AVG_NOTIFIER_MS = 30      # one notifier batch
+EVENTS = 5 + 3 * 4        # run: queued..completed (5); each agent generating..completed (4)
+WS_SUBSCRIBERS = 1        # connections watching the run
+API_CALLS = 3             # POST /campaigns, then two GETs by the client
+
+
+def walk(states, name, mode):
+    """State transitions and Task invocations along the happy path from `name`."""
+    transitions = tasks = 0
+    while name:
+        st = states[name]
+        transitions += 1
+        if st["Type"] == "Task":
+            tasks += 1
+        if st["Type"] == "Parallel":
+            for b in st["Branches"]:
+                t, k = walk(b["States"], b["StartAt"], mode)
+                transitions += t
+                tasks += k
+        if st["Type"] == "Choice":
+            chosen = [c["Next"] for c in st["Choices"] if c.get("StringEquals") == mode]
+            name = chosen[0] if chosen else st["Default"]
+            continue
+        name = None if st.get("End") else st.get("Next")
+    return transitions, tasks
+
+
+def memory_mb():
+    text = (ROOT / "infra/template.yaml").read_text()
+    m = re.search(r"Globals:\s+Function:(?:.|\n)*?MemorySize: (\d+)", text)
+    return int(m.group(1))
+
+
+def main():
+    asl = json.loads((ROOT / "statemachine.asl.json").read_text())
+    mem_gb = memory_mb() / 1024
+    print(f"Lambda memory {memory_mb()} MB (template Globals), arm64; prices: us-east-1 list.\n")
+    print("| mode | transitions | Lambda invocations | GB-s | DynamoDB WRU/RRU | SQS requests | cost per campaign | per 1,000 |")
+    print("|---|---|---|---|---|---|---|---|")
+    for mode in ("parallel", "sequential"):
+        transitions, tasks = walk(asl["States"], asl["StartAt"], mode)
+        notifier_calls = -(-EVENTS // 10)  # batches of up to 10 messages
+        invocations = tasks + API_CALLS + notifier_calls
+        gbs = mem_gb * (tasks * AVG_TASK_MS + API_CALLS * AVG_API_MS + notifier_calls * AVG_NOTIFIER_MS) / 1000
+        # Every transition batch: one consistent GetItem of the run (<= 4 KB: 1 RRU) and a
+        # transaction writing run + event (+ artifact): transactional writes cost 2 WRU/KB.
+        # Assume 3 KB run item, 1 KB event, 6 KB artifact (the SVG preview dominates).
+        writes = EVENTS * 2 * (3 + 1) + 3 * 2 * 6
+        reads = EVENTS * 1 + tasks * 4 + API_CALLS * 4 + notifier_calls * WS_SUBSCRIBERS
+        # Status events: sent in batches per transition batch (~1 request each), received
+        # and deleted by the Lambda poller (~2 requests per batch).
+        sqs = EVENTS + 2 * notifier_calls
+        cost = (transitions * PRICE_TRANSITION + invocations * PRICE_LAMBDA_REQUEST
+                + gbs * PRICE_LAMBDA_GBS_ARM + writes * PRICE_DDB_WRITE + reads * PRICE_DDB_READ
+                + sqs * PRICE_SQS)
+        print(f"| {mode} | {transitions} | {invocations} | {gbs:.3f} | {writes}/{reads} | {sqs} | ${cost:.6f} | ${cost * 1000:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
