@@ -2,4 +2,5 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod builtin;
 pub mod local;

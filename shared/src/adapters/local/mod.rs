@@ -16,12 +16,13 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::adapters::builtin::{BuiltinGenerator, RuleAuditor};
 use crate::domain::RunId;
 use crate::errors::FlowError;
 use crate::ports::{DeferredAudits, Deps, StoreError, SystemClock};
 use crate::usecases::{self, TaskFunction};
 use bus::Bus;
-use faults::{BuiltinGenerator, Faults, FaultyAuditor, FaultyGenerator, RuleAuditor};
+use faults::{Faults, FaultyAuditor, FaultyGenerator};
 use sqlite::SqliteStore;
 use workflow::LocalWorkflow;
 
