@@ -1,22 +1,38 @@
-//! Generation agents and the compliance audit.
-//! PLACEHOLDER on main until the `agents` branch (the real generators and audit) is merged.
+//! Generation agents and the compliance audit: the built-in deterministic generators
+//! (copy, social, visual with an SVG preview) and the rule-based audit. The generators
+//! clean their text with the audit's own detectors (`detect`), so what they write passes
+//! the audit's error rules by construction — and the property tests check it.
 
-use crate::domain::{Agent, AuditReport, Brief, Content, RunId};
+pub mod audit;
+pub mod detect;
+mod generate;
+pub mod text;
+mod visual;
 
-#[derive(Debug, thiserror::Error)]
-pub enum GenerateError {
-    #[error("{0}")]
-    NothingLeft(String),
+pub use audit::audit;
+pub use generate::{GenerateError, generate};
+
+use crate::domain::tags::normalize_tags;
+use crate::domain::{Agent, Brief};
+
+/// Tags of an agent's artifact: the agent, the execution mode, the tone words, the
+/// adjectives and the product — normalized, and never a prohibited term.
+pub fn tags_for(agent: Agent, brief: &Brief) -> Vec<String> {
+    let mut raw: Vec<String> = vec![agent.as_str().into(), brief.execution_mode.as_str().into()];
+    raw.extend(
+        brief
+            .tone
+            .split([',', '/'])
+            .map(str::trim)
+            .map(String::from),
+    );
+    raw.extend(brief.brand_guidelines.tone_adjectives.iter().cloned());
+    raw.push(brief.product.chars().take(40).collect());
+    normalize_tags(raw.iter().filter(|t| {
+        detect::error_hits(t, &brief.constraints.prohibited_terms).is_empty()
+            && t.chars().count() <= 40
+    }))
 }
 
-pub fn generate(_agent: Agent, _brief: &Brief, _run_id: RunId) -> Result<Content, GenerateError> {
-    Err(GenerateError::NothingLeft("agents not merged yet".into()))
-}
-
-pub fn tags_for(_agent: Agent, _brief: &Brief) -> Vec<String> {
-    Vec::new()
-}
-
-pub fn audit(_content: &Content, _brief: &Brief) -> AuditReport {
-    AuditReport::from_findings(Vec::new())
-}
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,298 @@
+//! The detectors the audit reports with and the generators sanitize with — one
+//! implementation, so a generated artifact never trips the audit it will face.
+//!
+//! Prohibited terms match case-insensitively on word boundaries, also through simple
+//! evasions: accents (`frée`), and separators inserted between letters (`f-r-e-e`,
+//! `F.R.E.E`, `f r e e`, `f_r_e_e`, `f*r*e*e`; at most two separator characters between two
+//! letters), and inside CamelCase hashtags (`#FreeShipping`).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// A finding's position: char offsets (Unicode scalar values) in the checked text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Characters an evasion may insert between the letters of a term.
+fn is_separator(c: char) -> bool {
+    matches!(c, '-' | '.' | '_' | '*' | '·' | '\'' | '’' | '/' | '+') || c.is_whitespace()
+}
+
+/// The folded text: lowercase, accents stripped, each char mapped to the index of the
+/// original char it came from. A lower→upper case change (CamelCase) gets a virtual
+/// space, so hashtags' words are words.
+struct Skeleton {
+    chars: Vec<char>,
+    origin: Vec<usize>,
+}
+
+impl Skeleton {
+    fn new(text: &str) -> Self {
+        let mut chars = Vec::with_capacity(text.len());
+        let mut origin = Vec::with_capacity(text.len());
+        let mut prev_lower = false;
+        for (i, c) in text.chars().enumerate() {
+            if c.is_uppercase() && prev_lower {
+                chars.push(' ');
+                origin.push(i);
+            }
+            prev_lower = c.is_lowercase();
+            for d in c.to_string().nfkd().filter(|d| !is_combining_mark(*d)) {
+                for l in d.to_lowercase() {
+                    chars.push(l);
+                    origin.push(i);
+                }
+            }
+        }
+        Skeleton { chars, origin }
+    }
+
+    fn is_word(&self, i: usize) -> bool {
+        self.chars.get(i).is_some_and(|c| c.is_alphanumeric())
+    }
+}
+
+/// The letters and digits a term consists of, folded like the text.
+fn term_letters(term: &str) -> Vec<char> {
+    term.nfkd()
+        .filter(|d| !is_combining_mark(*d))
+        .flat_map(char::to_lowercase)
+        .filter(|c| c.is_alphanumeric())
+        .collect()
+}
+
+/// Every occurrence of `term` in `text`, evasions included.
+pub fn find_term(text: &str, term: &str) -> Vec<Hit> {
+    let letters = term_letters(term);
+    if letters.is_empty() {
+        return Vec::new();
+    }
+    let sk = Skeleton::new(text);
+    let n = sk.chars.len();
+    let mut hits = Vec::new();
+    let mut s = 0;
+    while s < n {
+        let at_boundary = s == 0 || !sk.is_word(s - 1);
+        if at_boundary && sk.chars[s] == letters[0] {
+            let mut p = s + 1;
+            let mut ok = true;
+            for &l in &letters[1..] {
+                let mut gaps = 0;
+                while p < n && is_separator(sk.chars[p]) && gaps < 2 {
+                    p += 1;
+                    gaps += 1;
+                }
+                if p < n && sk.chars[p] == l {
+                    p += 1;
+                } else {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok && !sk.is_word(p) {
+                hits.push(Hit {
+                    start: sk.origin[s],
+                    end: sk.origin[p - 1] + 1,
+                });
+                s = p;
+                continue;
+            }
+        }
+        s += 1;
+    }
+    hits
+}
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}")
+        .expect("email regex")
+});
+static PHONE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\+?\(?\d[\d\s().\-]{5,}\d").expect("phone regex"));
+static ISO_DATE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^\d{4}-\d{2}-\d{2}$").expect("date regex"));
+
+fn char_hit(text: &str, byte_start: usize, byte_end: usize) -> Hit {
+    Hit {
+        start: text[..byte_start].chars().count(),
+        end: text[..byte_end].chars().count(),
+    }
+}
+
+/// E-mail addresses.
+pub fn find_emails(text: &str) -> Vec<Hit> {
+    EMAIL
+        .find_iter(text)
+        .map(|m| char_hit(text, m.start(), m.end()))
+        .collect()
+}
+
+/// Phone numbers: 7 to 15 digits with the usual separators; ISO dates are not phones.
+pub fn find_phones(text: &str) -> Vec<Hit> {
+    PHONE
+        .find_iter(text)
+        .filter(|m| {
+            let digits = m.as_str().chars().filter(char::is_ascii_digit).count();
+            (7..=15).contains(&digits) && !ISO_DATE.is_match(m.as_str().trim())
+        })
+        .map(|m| char_hit(text, m.start(), m.end()))
+        .collect()
+}
+
+static PLACEHOLDER_CI: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)lorem\s+ipsum|\[\s*insert[^\]]*\]|\{\{[^}]*\}\}|\bplaceholder\b")
+        .expect("placeholder regex")
+});
+/// Upper-case markers only: `todo` is a word in other languages.
+static PLACEHOLDER_CS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\bTODO\b|\bTBD\b|\bXXX+\b|\bFIXME\b").expect("marker regex"));
+
+/// Placeholder text left in copy.
+pub fn find_placeholders(text: &str) -> Vec<Hit> {
+    let mut hits: Vec<Hit> = PLACEHOLDER_CI
+        .find_iter(text)
+        .chain(PLACEHOLDER_CS.find_iter(text))
+        .map(|m| char_hit(text, m.start(), m.end()))
+        .collect();
+    hits.sort_by_key(|h| h.start);
+    hits
+}
+
+/// Claims that need substantiation: superlatives and guarantees.
+pub const CLAIMS: &[&str] = &[
+    "best",
+    "#1",
+    "number one",
+    "no. 1",
+    "guaranteed",
+    "guarantee",
+    "100%",
+    "risk-free",
+    "risk free",
+    "never fails",
+    "unbeatable",
+    "world's first",
+    "cheapest",
+    "fastest",
+];
+
+static CLAIM_RE: LazyLock<Regex> = LazyLock::new(|| {
+    let alts: Vec<String> = CLAIMS
+        .iter()
+        .map(|c| {
+            let e = regex::escape(c);
+            let start = if c.starts_with(|ch: char| ch.is_alphanumeric()) {
+                r"\b"
+            } else {
+                ""
+            };
+            let end = if c.ends_with(|ch: char| ch.is_alphanumeric()) {
+                r"\b"
+            } else {
+                ""
+            };
+            format!("{start}{e}{end}")
+        })
+        .collect();
+    Regex::new(&format!("(?i){}", alts.join("|"))).expect("claims regex")
+});
+
+/// Unsubstantiated claims, with the claim found.
+pub fn find_claims(text: &str) -> Vec<(Hit, String)> {
+    CLAIM_RE
+        .find_iter(text)
+        .map(|m| (char_hit(text, m.start(), m.end()), m.as_str().to_string()))
+        .collect()
+}
+
+/// Everything the audit calls an error in a text: prohibited terms, personal data,
+/// placeholders. Sorted by start.
+pub fn error_hits(text: &str, prohibited: &[String]) -> Vec<Hit> {
+    let mut hits: Vec<Hit> = prohibited.iter().flat_map(|t| find_term(text, t)).collect();
+    hits.extend(find_emails(text));
+    hits.extend(find_phones(text));
+    hits.extend(find_placeholders(text));
+    hits.sort_by_key(|h| (h.start, h.end));
+    hits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spans(text: &str, term: &str) -> Vec<(usize, usize)> {
+        find_term(text, term)
+            .into_iter()
+            .map(|h| (h.start, h.end))
+            .collect()
+    }
+
+    #[test]
+    fn a_term_matches_case_insensitively_on_word_boundaries() {
+        assert_eq!(spans("Get it FREE today", "free"), vec![(7, 11)]);
+        assert!(spans("freedom and carefree", "free").is_empty());
+    }
+
+    #[test]
+    fn evasions_with_separators_between_letters_are_caught() {
+        assert_eq!(spans("now f-r-e-e!", "free"), vec![(4, 11)]);
+        assert_eq!(spans("F.R.E.E shipping", "free"), vec![(0, 7)]);
+        assert_eq!(spans("f r e e", "free"), vec![(0, 7)]);
+        assert_eq!(spans("f_r_e_e", "free"), vec![(0, 7)]);
+    }
+
+    #[test]
+    fn accents_do_not_hide_a_term() {
+        assert_eq!(spans("tout est frée", "free"), vec![(9, 13)]);
+        assert_eq!(spans("Ça coûte rien", "coute"), vec![(3, 8)]);
+    }
+
+    #[test]
+    fn multi_word_terms_match_across_their_spaces_and_evasions() {
+        assert_eq!(spans("a cheap deal", "cheap deal"), vec![(2, 12)]);
+        assert_eq!(spans("a cheap-deal", "cheap deal"), vec![(2, 12)]);
+        assert!(spans("a cheap ideal", "cheap deal").is_empty());
+    }
+
+    #[test]
+    fn camel_case_hashtags_are_read_as_words() {
+        assert_eq!(spans("#FreeShipping", "free"), vec![(1, 5)]);
+        assert!(spans("#carefree", "free").is_empty());
+    }
+
+    #[test]
+    fn emails_and_phones_are_found_but_years_prices_and_dates_are_not() {
+        assert_eq!(find_emails("write to ana.lopez@example.co.uk now").len(), 1);
+        assert_eq!(find_phones("call +1 (555) 010-2030").len(), 1);
+        assert_eq!(find_phones("call 555-0102").len(), 1);
+        assert!(find_phones("since 2025, from $1,299.99, on 2026-03-14").is_empty());
+    }
+
+    #[test]
+    fn placeholders_are_found() {
+        assert_eq!(find_placeholders("Lorem ipsum dolor").len(), 1);
+        assert_eq!(
+            find_placeholders("Buy [insert product] now {{name}}").len(),
+            2
+        );
+        assert_eq!(find_placeholders("TODO: write TBD XXX").len(), 3);
+        assert!(find_placeholders("todo el mundo").is_empty());
+    }
+
+    #[test]
+    fn claims_are_found_with_their_wording() {
+        let found: Vec<String> =
+            find_claims("The best bike, #1 in town, 100% risk-free. Guaranteed!")
+                .into_iter()
+                .map(|(_, c)| c.to_lowercase())
+                .collect();
+        assert_eq!(found, vec!["best", "#1", "100%", "risk-free", "guaranteed"]);
+        assert!(find_claims("bestow a gift").is_empty());
+    }
+}

@@ -1,0 +1,425 @@
+//! The built-in generators: deterministic for a given brief and run id, no network.
+//! Text is composed from the brief's objective, audience, product, tone and tone
+//! adjectives through several template variants, cleaned with the audit's own detectors
+//! (so the brief's own words cannot smuggle in a prohibited term, personal data or a
+//! placeholder) and fitted to the agent's `maxLength`.
+
+use super::detect;
+use super::text::{bare, capitalize, char_len, decapitalize, fit, pick, sanitize, seed, tidy};
+use super::visual;
+use crate::domain::artifact::{CopyContent, SocialContent, SocialPost};
+use crate::domain::{Agent, Brief, Content, RunId};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum GenerateError {
+    /// The brief's prohibited terms (or personal data in it) leave nothing usable to say.
+    #[error("nothing acceptable is left to write: {0}")]
+    NothingLeft(String),
+}
+
+/// The brief's words, cleaned, with short forms for headlines.
+pub(crate) struct Inputs {
+    pub product: String,
+    pub product_short: String,
+    pub audience: String,
+    pub audience_short: String,
+    pub objective: String,
+    pub tone: String,
+    pub adjectives: Vec<String>,
+    pub prohibited: Vec<String>,
+}
+
+/// The first `words` words of `s` (at most `max` characters).
+fn short(s: &str, words: usize, max: usize) -> String {
+    let cut: Vec<&str> = s.split(' ').take(words).collect();
+    let t = bare(&cut.join(" "));
+    if char_len(&t) <= max {
+        t
+    } else {
+        bare(&fit(&t, max + 1).replace('…', ""))
+    }
+}
+
+/// `text` cleaned, or the first of `fallbacks` that survives cleaning.
+fn clean_or(text: &str, fallbacks: &[&str], prohibited: &[String]) -> String {
+    let t = sanitize(text, prohibited);
+    if !t.is_empty() {
+        return t;
+    }
+    fallbacks
+        .iter()
+        .map(|f| sanitize(f, prohibited))
+        .find(|f| !f.is_empty())
+        .unwrap_or_default()
+}
+
+impl Inputs {
+    pub fn from(brief: &Brief) -> Result<Inputs, GenerateError> {
+        let p = brief.constraints.prohibited_terms.clone();
+        let product = clean_or(
+            &brief.product,
+            &["our new launch", "our launch", "the launch", "it"],
+            &p,
+        );
+        if product.is_empty() {
+            return Err(GenerateError::NothingLeft(
+                "the product name is made only of prohibited terms".into(),
+            ));
+        }
+        let audience = clean_or(&brief.audience, &["people like you", "you"], &p);
+        let objective = bare(&sanitize(&brief.objective, &p));
+        let tone = sanitize(&brief.tone, &p);
+        let adjectives: Vec<String> = brief
+            .brand_guidelines
+            .tone_adjectives
+            .iter()
+            .map(|a| sanitize(a, &p).to_lowercase())
+            .filter(|a| !a.is_empty())
+            .collect();
+        Ok(Inputs {
+            product_short: short(&product, 4, 32),
+            audience_short: short(&decapitalize(&audience), 5, 40),
+            product,
+            audience: decapitalize(&audience),
+            objective,
+            tone,
+            adjectives,
+            prohibited: p,
+        })
+    }
+
+    /// "bold, friendly and optimistic", or the tone when no adjectives were given.
+    pub fn manner(&self) -> String {
+        match self.adjectives.as_slice() {
+            [] if !self.tone.is_empty() => self.tone.to_lowercase(),
+            [] => "clear".into(),
+            [one] => one.clone(),
+            [init @ .., last] => format!("{} and {last}", init.join(", ")),
+        }
+    }
+}
+
+/// Generates one agent's content.
+pub fn generate(agent: Agent, brief: &Brief, run_id: RunId) -> Result<Content, GenerateError> {
+    let inputs = Inputs::from(brief)?;
+    let s = seed(run_id, brief, agent.as_str());
+    let content = match agent {
+        Agent::Copy => Content::Copy(copy(&inputs, s, brief.max_length(Agent::Copy))?),
+        Agent::Social => Content::Social(social(&inputs, s, brief.max_length(Agent::Social))?),
+        Agent::Visual => Content::Visual(visual::concept(&inputs, s, brief)?),
+    };
+    Ok(content)
+}
+
+/// Cleans a finished piece of text again (composition can join words into a term) and
+/// refuses it if anything remains.
+pub(crate) fn finish(text: &str, max: usize, p: &[String]) -> String {
+    let mut t = sanitize(&fit(&tidy(text), max), p);
+    // Cutting and cleaning can only shorten; one more fit keeps the guarantee simple.
+    t = fit(&t, max);
+    if detect::error_hits(&t, p).is_empty() {
+        t
+    } else {
+        String::new()
+    }
+}
+
+/// The call to action, from what the objective asks for.
+fn call_to_action(i: &Inputs, s: u64) -> String {
+    let o = i.objective.to_lowercase();
+    let options: Vec<String> =
+        if o.contains("test ride") || o.contains("test-ride") || o.contains("book") {
+            vec![
+                format!("Book your {} test ride today", i.product_short),
+                "Book a test ride near you".into(),
+            ]
+        } else if o.contains("sign")
+            || o.contains("subscri")
+            || o.contains("newsletter")
+            || o.contains("register")
+        {
+            vec![
+                "Sign up today".into(),
+                format!("Join the {} list now", i.product_short),
+            ]
+        } else if o.contains("download") || o.contains("install") || o.contains("app") {
+            vec![
+                format!("Download {} now", i.product_short),
+                "Get the app today".into(),
+            ]
+        } else if o.contains("sale")
+            || o.contains("sell")
+            || o.contains("buy")
+            || o.contains("order")
+            || o.contains("revenue")
+        {
+            vec![
+                format!("Shop {} now", i.product_short),
+                format!("Order {} today", i.product_short),
+            ]
+        } else if o.contains("visit") || o.contains("store") || o.contains("footfall") {
+            vec![
+                "Visit us this week".into(),
+                format!("Come and see {} in person", i.product_short),
+            ]
+        } else {
+            vec![
+                format!("Discover {}", i.product_short),
+                format!("See what {} can do for you", i.product_short),
+            ]
+        };
+    pick(&options, s, 7).clone()
+}
+
+fn copy(i: &Inputs, s: u64, max: usize) -> Result<CopyContent, GenerateError> {
+    let p = &i.prohibited;
+    let headlines = [
+        format!(
+            "{}, made for {}",
+            capitalize(&i.product_short),
+            i.audience_short
+        ),
+        format!("Meet {}", i.product_short),
+        format!("Say hello to {}", i.product_short),
+        match i.adjectives.first() {
+            Some(a) => format!("{} by design: {}", capitalize(a), i.product_short),
+            None => format!("{}: the next step", capitalize(&i.product_short)),
+        },
+    ];
+    let headline = finish(pick(&headlines, s, 1).as_str(), 90.min(max / 3), p);
+    let cta = finish(&call_to_action(i, s), 60.min(max / 4), p);
+    let objective = decapitalize(&i.objective);
+    let mut sentences: Vec<String> = vec![
+        pick(
+            &[
+                format!("{} is here for {}.", capitalize(&i.product), i.audience),
+                format!("We made {} with {} in mind.", i.product, i.audience),
+                format!(
+                    "For {}, {} changes what an ordinary day can hold.",
+                    i.audience, i.product
+                ),
+            ],
+            s,
+            2,
+        )
+        .clone(),
+    ];
+    if !objective.is_empty() {
+        sentences.push(
+            pick(
+                &[
+                    format!("This season we set out to {objective}, and we would love you to be part of it."),
+                    format!("Our aim is simple: {objective}."),
+                    format!("Here is what we are working towards together: {objective}."),
+                ],
+                s,
+                3,
+            )
+            .clone(),
+        );
+    }
+    sentences.push(
+        pick(
+            &[
+                format!(
+                    "{} — that is how {} shows up, every single day.",
+                    capitalize(&i.manner()),
+                    i.product_short
+                ),
+                format!("Everything about it feels {}.", i.manner()),
+                format!(
+                    "It is {} in all the right ways, and easy to make your own.",
+                    i.manner()
+                ),
+            ],
+            s,
+            4,
+        )
+        .clone(),
+    );
+    sentences.push(
+        pick(
+            &[
+                "It fits the way you already live, and makes the everyday feel a little lighter.".to_string(),
+                "Small details add up: it is thoughtfully made, simple to start with and built to last.".to_string(),
+                "No steep learning curve, no fuss — just something that works the way you hoped it would.".to_string(),
+            ],
+            s,
+            5,
+        )
+        .clone(),
+    );
+    sentences.push(format!(
+        "Take the next step and see what {} can do for you.",
+        i.product_short
+    ));
+    let budget = max.saturating_sub(char_len(&headline) + char_len(&cta));
+    // Whole sentences while they fit; then the body is cut at a word boundary.
+    let mut body = String::new();
+    for sentence in sentences {
+        let sentence = sanitize(&sentence, p);
+        let candidate = if body.is_empty() {
+            sentence.clone()
+        } else {
+            format!("{body} {sentence}")
+        };
+        if char_len(&candidate) > budget && !body.is_empty() {
+            break;
+        }
+        body = candidate;
+    }
+    let body = finish(&body, budget, p);
+    if headline.is_empty() || body.is_empty() || cta.is_empty() {
+        return Err(GenerateError::NothingLeft(
+            "the copy's prohibited terms leave no headline, body or call to action".into(),
+        ));
+    }
+    Ok(CopyContent {
+        headline,
+        body,
+        call_to_action: cta,
+    })
+}
+
+/// `#CamelCase` of the words of `s` (letters and digits only).
+fn hashtag(s: &str) -> Option<String> {
+    let tag: String = s
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .map(capitalize)
+        .collect();
+    (!tag.is_empty() && char_len(&tag) <= 30).then(|| format!("#{tag}"))
+}
+
+/// Hashtags from the product, the adjectives and the objective, each checked alone.
+fn hashtags(i: &Inputs) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    let mut candidates = vec![i.product_short.clone()];
+    candidates.extend(i.adjectives.iter().take(2).cloned());
+    let objective_words: Vec<&str> = i.objective.split(' ').filter(|w| char_len(w) > 4).collect();
+    if let Some(last) = objective_words.windows(2).last() {
+        candidates.push(last.join(" "));
+    }
+    candidates.push(i.tone.split(' ').next().unwrap_or_default().to_string());
+    for c in candidates {
+        if let Some(t) = hashtag(&c)
+            && detect::error_hits(&t, &i.prohibited).is_empty()
+            && !tags.iter().any(|x| x.eq_ignore_ascii_case(&t))
+        {
+            tags.push(t);
+        }
+    }
+    tags
+}
+
+fn social(i: &Inputs, s: u64, max: usize) -> Result<SocialContent, GenerateError> {
+    let p = &i.prohibited;
+    let tags = hashtags(i);
+    let objective = decapitalize(&i.objective);
+    let networks: [(&str, usize, Vec<String>); 3] = [
+        (
+            "x",
+            280,
+            vec![
+                format!(
+                    "{} is here for {}. {}",
+                    capitalize(&i.product_short),
+                    i.audience_short,
+                    capitalize(&call_to_action(i, s))
+                ),
+                format!(
+                    "New: {}. {} and made for {}.",
+                    i.product_short,
+                    capitalize(&i.manner()),
+                    i.audience_short
+                ),
+            ],
+        ),
+        (
+            "linkedin",
+            700,
+            vec![
+                format!(
+                    "We built {} for {}. Our goal this season: {}. {} is how we want it to feel.",
+                    i.product,
+                    i.audience,
+                    objective,
+                    capitalize(&i.manner())
+                ),
+                format!(
+                    "Introducing {}: {} from the first day, designed around {}. {}.",
+                    i.product,
+                    i.manner(),
+                    i.audience,
+                    capitalize(&bare(&call_to_action(i, s)))
+                ),
+            ],
+        ),
+        (
+            "instagram",
+            2200,
+            vec![
+                format!(
+                    "{} days start with {} ✨ Made for {}.",
+                    capitalize(i.adjectives.first().map(String::as_str).unwrap_or("Better")),
+                    i.product_short,
+                    i.audience_short
+                ),
+                format!(
+                    "This is {} — {}, and ready when you are.",
+                    i.product_short,
+                    i.manner()
+                ),
+            ],
+        ),
+    ];
+    let mut posts = Vec::new();
+    for (n, (network, cap, options)) in networks.iter().enumerate() {
+        let limit = max.min(*cap);
+        let text = sanitize(pick(options, s, 20 + n as u64).as_str(), p);
+        // Hashtags first to go when space is short, but keep at least one if it fits.
+        let mut used: Vec<String> = tags.clone();
+        let compose = |text: &str, used: &[String]| {
+            if used.is_empty() {
+                text.to_string()
+            } else {
+                format!("{text} {}", used.join(" "))
+            }
+        };
+        while used.len() > 1 && char_len(&compose(&text, &used)) > limit {
+            used.pop();
+        }
+        let tag_len = if used.is_empty() {
+            0
+        } else {
+            char_len(&used.join(" ")) + 1
+        };
+        if tag_len >= limit / 2 {
+            used.clear();
+        }
+        let tag_len = if used.is_empty() {
+            0
+        } else {
+            char_len(&used.join(" ")) + 1
+        };
+        let body = finish(&text, limit - tag_len, p);
+        if body.is_empty() {
+            continue;
+        }
+        let full = compose(&body, &used);
+        if char_len(&full) <= limit && detect::error_hits(&full, p).is_empty() {
+            posts.push(SocialPost {
+                network: (*network).into(),
+                text: full,
+                hashtags: used,
+            });
+        }
+    }
+    if posts.len() < 3 {
+        return Err(GenerateError::NothingLeft(
+            "the prohibited terms leave fewer than three posts".into(),
+        ));
+    }
+    Ok(SocialContent { posts })
+}

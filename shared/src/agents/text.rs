@@ -1,0 +1,156 @@
+//! Text tools of the built-in generators: a stable seed, sanitizing with the audit's own
+//! detectors, and fitting text to a length.
+
+use std::hash::Hasher;
+
+use super::detect;
+use crate::domain::{Brief, RunId};
+
+/// A seed stable across builds and platforms (FNV-1a; std's hasher is not), from the run
+/// id and the brief.
+pub fn seed(run_id: RunId, brief: &Brief, salt: &str) -> u64 {
+    let mut h = fnv::FnvHasher::default();
+    h.write(run_id.to_string().as_bytes());
+    h.write(serde_json::to_string(brief).unwrap_or_default().as_bytes());
+    h.write(salt.as_bytes());
+    h.finish()
+}
+
+/// Picks one of `options` with `seed`.
+pub fn pick<T>(options: &[T], seed: u64, slot: u64) -> &T {
+    let mixed =
+        seed.rotate_left((slot * 13 % 64) as u32) ^ slot.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    &options[(mixed % options.len() as u64) as usize]
+}
+
+/// Removes every span the audit would call an error (prohibited terms, personal data,
+/// placeholders) and tidies what is left, until nothing is found.
+pub fn sanitize(text: &str, prohibited: &[String]) -> String {
+    let mut t = tidy(text);
+    for _ in 0..16 {
+        let hits = detect::error_hits(&t, prohibited);
+        if hits.is_empty() {
+            return t;
+        }
+        let chars: Vec<char> = t.chars().collect();
+        let mut keep = vec![true; chars.len()];
+        for h in hits {
+            for k in keep.iter_mut().take(h.end.min(chars.len())).skip(h.start) {
+                *k = false;
+            }
+        }
+        let cut: String = chars
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(c, _)| *c)
+            .collect();
+        t = tidy(&cut);
+    }
+    // Removal keeps finding more (adversarial input): give up on the text.
+    String::new()
+}
+
+/// Collapses whitespace and the punctuation debris removal leaves behind.
+pub fn tidy(text: &str) -> String {
+    let mut s = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for (from, to) in [
+        (" ,", ","),
+        (" .", "."),
+        (" !", "!"),
+        (" ?", "?"),
+        (" :", ":"),
+        (",,", ","),
+        ("()", ""),
+        ("  ", " "),
+    ] {
+        while s.contains(from) {
+            s = s.replace(from, to);
+        }
+    }
+    s.trim_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-' | '—'))
+        .to_string()
+}
+
+pub fn char_len(s: &str) -> usize {
+    s.chars().count()
+}
+
+/// Cuts `text` to at most `max` characters at a word boundary, ending with "…" when cut.
+pub fn fit(text: &str, max: usize) -> String {
+    if char_len(text) <= max {
+        return text.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let budget = max - 1;
+    let mut out = String::new();
+    for word in text.split(' ') {
+        let extra = if out.is_empty() { 0 } else { 1 };
+        if char_len(&out) + extra + char_len(word) > budget {
+            break;
+        }
+        if extra == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.is_empty() {
+        out = text.chars().take(budget).collect();
+    }
+    let out = out
+        .trim_end_matches([',', ';', ':', '-', '—', ' '])
+        .to_string();
+    format!("{out}…")
+}
+
+/// First letter upper-cased.
+pub fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// First letter lower-cased unless the first word looks like a name or acronym.
+pub fn decapitalize(s: &str) -> String {
+    let first = s.split(' ').next().unwrap_or_default();
+    let looks_proper = first.chars().skip(1).any(char::is_uppercase);
+    if looks_proper {
+        return s.to_string();
+    }
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// Removes a trailing sentence punctuation mark.
+pub fn bare(s: &str) -> String {
+    s.trim_end_matches(['.', '!', '?', ';', ':']).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitizing_removes_what_the_audit_would_flag_and_tidies() {
+        let p = vec!["free".to_string()];
+        assert_eq!(sanitize("Get it free, now!", &p), "Get it, now!");
+        assert_eq!(sanitize("Mail ana@example.com today", &p), "Mail today");
+        assert_eq!(sanitize("free", &p), "");
+    }
+
+    #[test]
+    fn fitting_cuts_at_a_word_boundary_within_the_limit() {
+        let t = "Ride further with Aurora every single day";
+        let f = fit(t, 20);
+        assert!(char_len(&f) <= 20, "{f}");
+        assert_eq!(f, "Ride further with…");
+        assert_eq!(fit(t, 100), t);
+    }
+}
