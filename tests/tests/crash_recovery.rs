@@ -36,7 +36,8 @@ fn spawn(db: &std::path::Path, port: u16, faults: &[&str]) -> Child {
     let mut cmd = Command::new(campaign_bin());
     cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--db"])
         .arg(db)
-        .env("CAMPAIGN_TIME_SCALE", "0.01")
+        // Timeouts scaled to 3 s: well above the slow faults below.
+        .env("CAMPAIGN_TIME_SCALE", "0.05")
         .env("CAMPAIGN_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());

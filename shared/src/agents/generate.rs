@@ -29,10 +29,35 @@ pub(crate) struct Inputs {
     pub prohibited: Vec<String>,
 }
 
-/// The first `words` words of `s` (at most `max` characters).
+/// Words a shortened phrase must not end on.
+const DANGLING: &[&str] = &[
+    "who", "that", "which", "with", "and", "or", "for", "of", "the", "a", "an", "to", "in", "on",
+    "at", "by", "aged",
+];
+
+/// A short form of `s` for headlines: the phrase up to a relative clause ("who", "that",
+/// "which") or a comma, at most `words` words and `max` characters, never ending on a
+/// dangling function word.
 fn short(s: &str, words: usize, max: usize) -> String {
-    let cut: Vec<&str> = s.split(' ').take(words).collect();
-    let t = bare(&cut.join(" "));
+    let mut cut: Vec<&str> = Vec::new();
+    for w in s.split(' ') {
+        let lw = w.to_lowercase();
+        if !cut.is_empty() && matches!(lw.as_str(), "who" | "that" | "which" | "whose") {
+            break;
+        }
+        cut.push(w);
+        if w.ends_with([',', ';', ':']) || cut.len() == words {
+            break;
+        }
+    }
+    while cut.len() > 1
+        && cut
+            .last()
+            .is_some_and(|w| DANGLING.contains(&bare(w).to_lowercase().as_str()))
+    {
+        cut.pop();
+    }
+    let t = bare(cut.join(" ").trim_end_matches([',', ';', ':']));
     if char_len(&t) <= max {
         t
     } else {
