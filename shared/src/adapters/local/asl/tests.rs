@@ -36,6 +36,9 @@ impl TaskInvoker for Script {
 }
 
 impl Script {
+    fn hanging(resource: &str) -> Script {
+        Script { hang: vec![resource.into()], ..Default::default() }
+    }
     fn failing(resource: &str, errors: &[&str]) -> Script {
         let s = Script::default();
         s.fail_first.lock().unwrap().insert(
@@ -410,8 +413,7 @@ async fn task_failed_matches_task_errors_but_not_timeouts() {
         run(def.clone(), json!({}), s).await.unwrap(),
         json!("caught")
     );
-    let mut hang = Script::default();
-    hang.hang = vec!["R".into()];
+    let hang = Script::hanging("R");
     let mut def = def;
     def["States"]["S"]["TimeoutSeconds"] = json!(1);
     let e = run(def, json!({}), Arc::new(hang)).await.unwrap_err();
@@ -423,8 +425,7 @@ async fn task_failed_matches_task_errors_but_not_timeouts() {
 
 #[tokio::test]
 async fn a_task_timeout_is_states_timeout_and_can_be_retried() {
-    let mut s = Script::default();
-    s.hang = vec!["R".into()];
+    let s = Script::hanging("R");
     let s = Arc::new(s);
     let def = one(task(
         json!({"TimeoutSeconds": 5, "Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 2}]}),
@@ -436,8 +437,7 @@ async fn a_task_timeout_is_states_timeout_and_can_be_retried() {
 
 #[tokio::test]
 async fn the_machine_timeout_ends_the_execution() {
-    let mut s = Script::default();
-    s.hang = vec!["R".into()];
+    let s = Script::hanging("R");
     let mut def = one(task(json!({})));
     def["TimeoutSeconds"] = json!(2);
     let e = run(def, json!({}), Arc::new(s)).await.unwrap_err();
@@ -446,8 +446,7 @@ async fn the_machine_timeout_ends_the_execution() {
 
 #[tokio::test]
 async fn cancelling_mid_task_returns_promptly() {
-    let mut s = Script::default();
-    s.hang = vec!["R".into()];
+    let s = Script::hanging("R");
     let m = StateMachine::load(&one(task(json!({}))).to_string()).unwrap();
     let token = CancellationToken::new();
     let t2 = token.clone();
