@@ -37,7 +37,10 @@ impl TaskInvoker for Script {
 
 impl Script {
     fn hanging(resource: &str) -> Script {
-        Script { hang: vec![resource.into()], ..Default::default() }
+        Script {
+            hang: vec![resource.into()],
+            ..Default::default()
+        }
     }
     fn failing(resource: &str, errors: &[&str]) -> Script {
         let s = Script::default();
