@@ -538,8 +538,8 @@ async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<
         }
     }
     apply(deps, run.run_id, changes).await?;
-    let mut audited = Vec::new();
-    for (agent, _, id) in targets {
+    // The artifacts are independent: audit them concurrently, each recorded as it ends.
+    let audits = targets.into_iter().map(|(agent, _, id)| async move {
         let artifact = run
             .artifacts
             .iter()
@@ -559,8 +559,12 @@ async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<
             ],
         )
         .await?;
-        audited.push(json!({ "agent": agent, "verdict": verdict }));
-    }
+        Ok::<_, FlowError>(json!({ "agent": agent, "verdict": verdict }))
+    });
+    let audited = futures::future::join_all(audits)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(json!({ "runId": run.run_id, "audited": audited }))
 }
 
