@@ -1,8 +1,10 @@
 //! The `campaign` command's library: the local HTTP/WebSocket server and the one-shot
 //! runner, so the integration tests can start the real thing in process.
 
+pub mod bench;
 pub mod metrics;
 pub mod run;
+pub mod runtime_api;
 pub mod server;
 
 use std::net::SocketAddr;

@@ -37,6 +37,31 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Measure speed and memory of the local engine and the binaries' cold start (use a
+    /// release build: `cargo run --release -p campaign-cli -- bench`).
+    Bench {
+        /// Print the figures as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Runs per mode for the latency figures.
+        #[arg(long, default_value_t = 200)]
+        latency_runs: usize,
+        /// Runs for the throughput figure.
+        #[arg(long, default_value_t = 10_000)]
+        throughput_runs: usize,
+        /// Runs held in flight for the memory figure.
+        #[arg(long, default_value_t = 10_000)]
+        in_flight: usize,
+        /// Runs watched over WebSocket for the event-delivery figure.
+        #[arg(long, default_value_t = 200)]
+        event_runs: usize,
+        /// Spawns per function binary for the cold-start figure.
+        #[arg(long, default_value_t = 20)]
+        spawns: usize,
+        /// Directory of the release function binaries.
+        #[arg(long, default_value = "target/release")]
+        bin_dir: PathBuf,
+    },
     /// Serve the HTTP API, WebSocket /ws and SSE.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080", env = "CAMPAIGN_ADDR")]
@@ -148,6 +173,43 @@ async fn main() -> ExitCode {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
                     eprintln!("error: {e}");
+                    ExitCode::from(exit::ERROR)
+                }
+            }
+        }
+        Command::Bench {
+            json,
+            latency_runs,
+            throughput_runs,
+            in_flight,
+            event_runs,
+            spawns,
+            bin_dir,
+        } => {
+            init_tracing("error", false);
+            let opts = campaign_cli::bench::BenchOptions {
+                latency_runs,
+                throughput_runs,
+                in_flight,
+                event_runs,
+                spawns,
+                bin_dir,
+                ..Default::default()
+            };
+            match campaign_cli::bench::run(&opts).await {
+                Ok(report) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&report).unwrap_or_default()
+                        );
+                    } else {
+                        print!("{}", campaign_cli::bench::table(&report));
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: bench: {e}");
                     ExitCode::from(exit::ERROR)
                 }
             }

@@ -5,7 +5,7 @@
 
 pub mod aws_env;
 pub mod moto;
-pub mod runtime_api;
+pub use campaign_cli::runtime_api;
 pub mod store_contract;
 
 use std::net::SocketAddr;

@@ -26,22 +26,29 @@ pub enum AgentFault {
 pub struct Faults {
     pub agents: BTreeMap<Agent, AgentFault>,
     pub audit_unavailable: bool,
+    /// Every audit answers after this delay (`audit=slow:DURATION`).
+    pub audit_delay: Option<Duration>,
 }
 
 impl Faults {
     /// Parses one `--fault` value and adds it; the error lists what is allowed.
     pub fn add(&mut self, spec: &str) -> Result<(), String> {
-        let usage = "expected AGENT=error|timeout|panic|slow:DURATION (AGENT: copy, social, visual; DURATION like 250ms or 2s) or audit=unavailable";
+        let usage = "expected AGENT=error|timeout|panic|slow:DURATION (AGENT: copy, social, visual; DURATION like 250ms or 2s), audit=unavailable or audit=slow:DURATION";
         let (target, kind) = spec
             .split_once('=')
             .ok_or_else(|| format!("`{spec}`: {usage}"))?;
         if target == "audit" {
-            return if kind == "unavailable" {
+            if kind == "unavailable" {
                 self.audit_unavailable = true;
-                Ok(())
-            } else {
-                Err(format!("`{spec}`: the audit fault is `audit=unavailable`"))
-            };
+                return Ok(());
+            }
+            if let Some(d) = kind.strip_prefix("slow:") {
+                self.audit_delay = Some(parse_duration(d).map_err(|e| format!("`{spec}`: {e}"))?);
+                return Ok(());
+            }
+            return Err(format!(
+                "`{spec}`: the audit faults are `audit=unavailable` and `audit=slow:DURATION`"
+            ));
         }
         let agent: Agent = target
             .parse()
@@ -117,6 +124,7 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
 pub struct FaultyAuditor<A> {
     pub inner: A,
     pub unavailable: std::sync::atomic::AtomicBool,
+    pub delay: Option<Duration>,
 }
 
 #[async_trait]
@@ -130,6 +138,9 @@ impl<A: Auditor> Auditor for FaultyAuditor<A> {
             return Err(AuditUnavailable(
                 "injected fault: the audit service is unavailable".into(),
             ));
+        }
+        if let Some(d) = self.delay {
+            tokio::time::sleep(d).await;
         }
         self.inner.audit(content, brief).await
     }
@@ -145,6 +156,8 @@ mod tests {
         f.add("copy=error").unwrap();
         f.add("visual=slow:250ms").unwrap();
         f.add("audit=unavailable").unwrap();
+        f.add("audit=slow:30ms").unwrap();
+        assert_eq!(f.audit_delay, Some(Duration::from_millis(30)));
         assert_eq!(
             f.agents[&Agent::Visual],
             AgentFault::Slow(Duration::from_millis(250))

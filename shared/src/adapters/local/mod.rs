@@ -108,6 +108,7 @@ impl LocalApp {
         let auditor = Arc::new(FaultyAuditor {
             inner: RuleAuditor,
             unavailable: AtomicBool::new(cfg.faults.audit_unavailable),
+            delay: cfg.faults.audit_delay,
         });
         let deps = Deps {
             store: Arc::new(store.clone()),

@@ -1,6 +1,9 @@
 //! A Lambda Runtime API served on loopback, so the deployable function binaries run here
 //! exactly as in Lambda: the binary polls `next`, handles the event, posts a response or
-//! an error with its `errorType`.
+//! an error with its `errorType`. Used by the binary tests and by `campaign bench` (cold
+//! start: exec → first `next`).
+
+#![allow(clippy::unwrap_used)] // a test harness: a poisoned lock or bad header is a bug to surface
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -34,6 +37,7 @@ struct Inner {
 
 #[derive(Clone, Default)]
 struct Shared {
+    counter: Arc<std::sync::atomic::AtomicU64>,
     inner: Arc<Mutex<Inner>>,
     queued: Arc<Notify>,
     answered: Arc<Notify>,
@@ -160,7 +164,12 @@ impl RuntimeApi {
 
     /// Queues an event and waits (up to 30 s) for the function's answer.
     pub async fn invoke(&self, event: Value) -> Outcome {
-        let id = ulid::Ulid::new().to_string();
+        let id = format!(
+            "req-{}",
+            self.shared
+                .counter
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         self.shared
             .inner
             .lock()

@@ -1,0 +1,569 @@
+//! `campaign bench`: measured speed and memory of the local engine on the SQLite store,
+//! and cold start and size of the deployable binaries. Prints a table (or JSON).
+//!
+//! 1. orchestration overhead — end to end minus the critical path (slowest agent + audit in
+//!    parallel; the sum of agents and audits in sequential), with simulated latencies;
+//! 2. time to first artifact and total time, same runs;
+//! 3. throughput — runs per second to `completed`, instant agents;
+//! 4. event delivery — commit of a state change → received by a WebSocket subscriber of
+//!    `campaign serve`;
+//! 5. memory — resident memory per run in flight;
+//! 6. cold start — process exec → first Runtime API `next`, and stripped binary size.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use campaign_shared::adapters::local::faults::Faults;
+use campaign_shared::adapters::local::{LocalApp, LocalConfig};
+use campaign_shared::domain::{Brief, ExecutionMode, RunId, Scope, Status};
+use campaign_shared::usecases;
+
+use crate::runtime_api::{RuntimeApi, spawn_function};
+
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Runs per mode for the latency figures.
+    pub latency_runs: usize,
+    pub throughput_runs: usize,
+    pub in_flight: usize,
+    pub event_runs: usize,
+    pub spawns: usize,
+    /// Where the release function binaries are (`target/release`).
+    pub bin_dir: PathBuf,
+    /// Simulated latencies, ms: copy, social, visual, audit.
+    pub latencies: [u64; 4],
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            latency_runs: 200,
+            throughput_runs: 10_000,
+            in_flight: 10_000,
+            event_runs: 200,
+            spawns: 20,
+            bin_dir: PathBuf::from("target/release"),
+            latencies: [50, 80, 120, 30],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Stats {
+    pub n: usize,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+fn stats(mut xs: Vec<f64>) -> Stats {
+    xs.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        if xs.is_empty() {
+            return 0.0;
+        }
+        let i = ((xs.len() as f64 - 1.0) * q).round() as usize;
+        xs[i]
+    };
+    Stats {
+        n: xs.len(),
+        p50: at(0.50),
+        p99: at(0.99),
+        max: xs.last().copied().unwrap_or(0.0),
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModeLatency {
+    pub critical_path_ms: f64,
+    pub overhead_ms: Stats,
+    pub time_to_first_artifact_ms: Stats,
+    pub total_ms: Stats,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColdStart {
+    pub binary: String,
+    pub size_bytes: u64,
+    pub cold_start_ms: Stats,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub machine: String,
+    pub latencies_ms: BTreeMap<String, u64>,
+    pub parallel: ModeLatency,
+    pub sequential: ModeLatency,
+    pub throughput_runs: usize,
+    pub throughput_runs_per_s: f64,
+    pub event_delivery_ms: Stats,
+    pub in_flight_runs: usize,
+    pub memory_per_run_in_flight_kib: f64,
+    pub cold_starts: Vec<ColdStart>,
+    pub cold_start_note: Option<String>,
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+fn brief(mode: ExecutionMode) -> Brief {
+    let mut b = Brief::from_value(&serde_json::from_str::<Value>(EXAMPLE).unwrap_or(Value::Null))
+        .unwrap_or_else(|_| panic!("the bundled example brief is valid"));
+    b.execution_mode = mode;
+    b
+}
+
+const EXAMPLE: &str = include_str!("../../examples/brief.json");
+
+fn temp_db(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("campaign-bench-{tag}-{}.db", std::process::id()))
+}
+
+fn remove_db(p: &PathBuf) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
+    }
+}
+
+async fn app(tag: &str, faults: &[String]) -> Result<(Arc<LocalApp>, PathBuf), Error> {
+    let mut f = Faults::default();
+    for s in faults {
+        f.add(s)?;
+    }
+    let db = temp_db(tag);
+    remove_db(&db);
+    let app = LocalApp::start(LocalConfig {
+        db: Some(db.clone()),
+        faults: f,
+        time_scale: 1.0,
+    })
+    .await?;
+    Ok((Arc::new(app), db))
+}
+
+/// Runs one campaign; returns (total, time to first artifact) as measured by the caller.
+async fn one_run(app: &LocalApp, mode: ExecutionMode) -> Result<(f64, f64), Error> {
+    let mut bus = app.bus.subscribe();
+    let start = Instant::now();
+    let id = usecases::submit(&app.deps, brief(mode), None).await?;
+    let mut first = None;
+    loop {
+        let e = bus.recv().await?;
+        if e.run_id != id {
+            continue;
+        }
+        if first.is_none() && e.scope != Scope::Run && e.status == Status::Generated {
+            first = Some(start.elapsed());
+        }
+        if e.scope == Scope::Run && e.status.is_terminal() {
+            if e.status != Status::Completed {
+                return Err(format!("run {id} ended {}", e.status).into());
+            }
+            let total = start.elapsed();
+            return Ok((ms(total), ms(first.unwrap_or(total))));
+        }
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+async fn latency(opts: &BenchOptions, mode: ExecutionMode) -> Result<ModeLatency, Error> {
+    let [c, s, v, a] = opts.latencies;
+    let faults = vec![
+        format!("copy=slow:{c}ms"),
+        format!("social=slow:{s}ms"),
+        format!("visual=slow:{v}ms"),
+        format!("audit=slow:{a}ms"),
+    ];
+    let (app, db) = app(&format!("latency-{}", mode.as_str()), &faults).await?;
+    let critical = match mode {
+        ExecutionMode::Parallel => c.max(s).max(v) + a,
+        ExecutionMode::Sequential => c + s + v + 3 * a,
+    } as f64;
+    // Warm up caches, the SQLite file and the allocator.
+    for _ in 0..5 {
+        one_run(&app, mode).await?;
+    }
+    let (mut totals, mut firsts, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..opts.latency_runs {
+        let (total, first) = one_run(&app, mode).await?;
+        totals.push(total);
+        firsts.push(first);
+        overheads.push(total - critical);
+    }
+    app.shutdown().await;
+    remove_db(&db);
+    Ok(ModeLatency {
+        critical_path_ms: critical,
+        overhead_ms: stats(overheads),
+        time_to_first_artifact_ms: stats(firsts),
+        total_ms: stats(totals),
+    })
+}
+
+async fn throughput(n: usize) -> Result<f64, Error> {
+    let (app, db) = app("throughput", &[]).await?;
+    let mut bus = app.bus.subscribe();
+    let start = Instant::now();
+    let waiter = tokio::spawn(async move {
+        let mut done = 0;
+        while done < n {
+            match bus.recv().await {
+                Ok(e) if e.scope == Scope::Run && e.status == Status::Completed => done += 1,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    });
+    let b = brief(ExecutionMode::Parallel);
+    for _ in 0..n {
+        usecases::submit(&app.deps, b.clone(), None).await?;
+    }
+    // Lagged receivers can miss events: fall back to the store for the final count.
+    let _ = tokio::time::timeout(Duration::from_secs(600), waiter).await;
+    loop {
+        let unfinished = app.deps.store.unfinished_runs().await?.len();
+        if unfinished == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    app.shutdown().await;
+    remove_db(&db);
+    Ok(n as f64 / elapsed)
+}
+
+fn rss_kib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+async fn memory(n: usize) -> Result<f64, Error> {
+    // Agents that take a minute keep every run in flight while memory is read.
+    let faults: Vec<String> = ["copy", "social", "visual"]
+        .iter()
+        .map(|a| format!("{a}=slow:50s"))
+        .collect();
+    let (app, db) = app("memory", &faults).await?;
+    for _ in 0..20 {
+        usecases::submit(&app.deps, brief(ExecutionMode::Parallel), None).await?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = rss_kib();
+    let b = brief(ExecutionMode::Parallel);
+    for _ in 0..n {
+        usecases::submit(&app.deps, b.clone(), None).await?;
+    }
+    // Wait until every execution has started its agents.
+    loop {
+        if app.workflow.in_flight() >= n + 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib();
+    app.shutdown().await;
+    remove_db(&db);
+    Ok((after - before) / n as f64)
+}
+
+async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error> {
+    let [c, s, v, a] = latencies;
+    let mut faults = Faults::default();
+    for f in [
+        format!("copy=slow:{c}ms"),
+        format!("social=slow:{s}ms"),
+        format!("visual=slow:{v}ms"),
+        format!("audit=slow:{a}ms"),
+    ] {
+        faults.add(&f)?;
+    }
+    let db = temp_db("events");
+    remove_db(&db);
+    let served = crate::serve(
+        "127.0.0.1:0".parse()?,
+        LocalConfig {
+            db: Some(db.clone()),
+            faults,
+            time_scale: 1.0,
+        },
+    )
+    .await?;
+    let http = reqwest_free_post(served.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", served.addr)).await?;
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let run_id = http(EXAMPLE).await?;
+        let subscribed_at = time::OffsetDateTime::now_utc();
+        let sub = json!({"action": "subscribe", "runId": run_id, "after": 0}).to_string();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(sub.into()))
+            .await?;
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+                .await?
+                .ok_or("socket closed")??;
+            let tokio_tungstenite::tungstenite::Message::Text(t) = msg else {
+                continue;
+            };
+            let received = time::OffsetDateTime::now_utc();
+            let e: campaign_shared::domain::Event = serde_json::from_str(&t)?;
+            // Events committed before the subscription are replays, not deliveries.
+            if e.at > subscribed_at {
+                samples.push((received - e.at).as_seconds_f64() * 1000.0);
+            }
+            if e.scope == Scope::Run && e.status.is_terminal() {
+                break;
+            }
+        }
+    }
+    served.stop().await;
+    remove_db(&db);
+    Ok(stats(samples))
+}
+
+/// A minimal HTTP/1.1 POST over loopback (the CLI needs no HTTP client otherwise).
+fn reqwest_free_post(
+    addr: std::net::SocketAddr,
+) -> impl Fn(&'static str) -> futures::future::BoxFuture<'static, Result<RunId, Error>> {
+    move |body: &'static str| {
+        Box::pin(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            let req = format!(
+                "POST /campaigns HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(req.as_bytes()).await?;
+            let mut resp = String::new();
+            s.read_to_string(&mut resp).await?;
+            let json_start = resp.find("\r\n\r\n").ok_or("bad response")? + 4;
+            let v: Value = serde_json::from_str(&resp[json_start..])?;
+            Ok(RunId::parse(v["runId"].as_str().ok_or("no runId")?)?)
+        })
+    }
+}
+
+/// The function binaries, with the environment each needs to start.
+const BINARIES: &[&str] = &[
+    "api",
+    "copy-agent",
+    "social-agent",
+    "visual-agent",
+    "audit",
+    "finalize",
+    "notifier",
+    "ws",
+    "execution-events",
+    "trigger",
+    "deferred-audit",
+];
+
+fn function_env() -> Vec<(String, String)> {
+    [
+        ("TABLE_NAME", "campaigns"),
+        ("STATUS_QUEUE_URL", "http://127.0.0.1:9/queue/status"),
+        (
+            "DEFERRED_AUDIT_QUEUE_URL",
+            "http://127.0.0.1:9/queue/deferred",
+        ),
+        (
+            "STATE_MACHINE_ARN",
+            "arn:aws:states:us-east-1:123456789012:stateMachine:flow",
+        ),
+        ("WEBSOCKET_ENDPOINT", "http://127.0.0.1:9"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+async fn cold_starts(dir: &std::path::Path, spawns: usize) -> Result<Vec<ColdStart>, Error> {
+    let mut out = Vec::new();
+    for name in BINARIES {
+        let path = dir.join(name);
+        if !path.exists() {
+            return Err(format!("{} is missing: build with `cargo build --release --bins -p campaign-api -p campaign-tasks -p campaign-notifier -p campaign-ws -p campaign-execution-events -p campaign-trigger -p campaign-deferred-audit`", path.display()).into());
+        }
+        let mut samples = Vec::new();
+        for _ in 0..spawns {
+            let api = RuntimeApi::start().await;
+            let started = Instant::now();
+            let mut child = spawn_function(&path, &api, &function_env());
+            let deadline = started + Duration::from_secs(10);
+            let first = loop {
+                if let Some(t) = api.first_next_at() {
+                    break t;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    return Err(format!("{name} never asked for work").into());
+                }
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            };
+            samples.push(ms(first.duration_since(started)));
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        out.push(ColdStart {
+            binary: (*name).into(),
+            size_bytes: std::fs::metadata(&path)?.len(),
+            cold_start_ms: stats(samples),
+        });
+    }
+    Ok(out)
+}
+
+fn machine() -> String {
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|k| k.parse::<u64>().ok())
+        })
+        .map(|k| format!("{:.0} GiB", k as f64 / 1024.0 / 1024.0))
+        .unwrap_or_default();
+    format!(
+        "{cpus} CPU ({model}), {mem}, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+/// Runs every measurement, printing progress to stderr.
+pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
+    eprintln!("bench: memory, {} runs in flight…", opts.in_flight);
+    let memory_per_run = memory(opts.in_flight).await?;
+    eprintln!("bench: latency, parallel, {} runs…", opts.latency_runs);
+    let parallel = latency(opts, ExecutionMode::Parallel).await?;
+    eprintln!("bench: latency, sequential, {} runs…", opts.latency_runs);
+    let sequential = latency(opts, ExecutionMode::Sequential).await?;
+    eprintln!("bench: throughput, {} runs…", opts.throughput_runs);
+    let tput = throughput(opts.throughput_runs).await?;
+    eprintln!(
+        "bench: event delivery over WebSocket, {} runs…",
+        opts.event_runs
+    );
+    let events = event_delivery(opts.event_runs, opts.latencies).await?;
+    eprintln!("bench: cold starts, {} spawns per binary…", opts.spawns);
+    let (cold, note) = match cold_starts(&opts.bin_dir, opts.spawns).await {
+        Ok(c) => (c, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let [c, s, v, a] = opts.latencies;
+    Ok(BenchReport {
+        machine: machine(),
+        latencies_ms: [("copy", c), ("social", s), ("visual", v), ("audit", a)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        parallel,
+        sequential,
+        throughput_runs: opts.throughput_runs,
+        throughput_runs_per_s: tput,
+        event_delivery_ms: events,
+        in_flight_runs: opts.in_flight,
+        memory_per_run_in_flight_kib: memory_per_run,
+        cold_starts: cold,
+        cold_start_note: note,
+    })
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "MISSED" }
+}
+
+/// The table `campaign bench` prints.
+pub fn table(r: &BenchReport) -> String {
+    let mut o = String::new();
+    o.push_str(&format!("machine: {}\n", r.machine));
+    o.push_str(&format!(
+        "simulated latencies: copy {} ms, social {} ms, visual {} ms, audit {} ms\n\n",
+        r.latencies_ms["copy"],
+        r.latencies_ms["social"],
+        r.latencies_ms["visual"],
+        r.latencies_ms["audit"]
+    ));
+    o.push_str("| figure | p50 | p99 | target | |\n|---|---|---|---|---|\n");
+    for (name, m) in [("parallel", &r.parallel), ("sequential", &r.sequential)] {
+        o.push_str(&format!(
+            "| orchestration overhead, {name} (critical path {:.0} ms, n={}) | {:.2} ms | {:.2} ms | p99 ≤ 5 ms | {} |\n",
+            m.critical_path_ms,
+            m.overhead_ms.n,
+            m.overhead_ms.p50,
+            m.overhead_ms.p99,
+            verdict(m.overhead_ms.p99 <= 5.0)
+        ));
+        o.push_str(&format!(
+            "| time to first artifact, {name} | {:.1} ms | {:.1} ms | | |\n| total time, {name} | {:.1} ms | {:.1} ms | | |\n",
+            m.time_to_first_artifact_ms.p50, m.time_to_first_artifact_ms.p99, m.total_ms.p50, m.total_ms.p99
+        ));
+    }
+    o.push_str(&format!(
+        "| throughput, {} runs to completed, instant agents | {:.0} runs/s | | ≥ 2,000 runs/s | {} |\n",
+        r.throughput_runs,
+        r.throughput_runs_per_s,
+        verdict(r.throughput_runs_per_s >= 2000.0)
+    ));
+    o.push_str(&format!(
+        "| event delivery, commit → WebSocket subscriber (n={}) | {:.2} ms | {:.2} ms | p99 ≤ 5 ms | {} |\n",
+        r.event_delivery_ms.n,
+        r.event_delivery_ms.p50,
+        r.event_delivery_ms.p99,
+        verdict(r.event_delivery_ms.p99 <= 5.0)
+    ));
+    o.push_str(&format!(
+        "| resident memory per run in flight ({} in flight) | {:.1} KiB | | ≤ 64 KiB | {} |\n",
+        r.in_flight_runs,
+        r.memory_per_run_in_flight_kib,
+        verdict(r.memory_per_run_in_flight_kib <= 64.0)
+    ));
+    for c in &r.cold_starts {
+        o.push_str(&format!(
+            "| cold start `{}` ({} spawns; {:.1} MiB stripped) | {:.2} ms | {:.2} ms | p99 ≤ 20 ms | {} |\n",
+            c.binary,
+            c.cold_start_ms.n,
+            c.size_bytes as f64 / 1024.0 / 1024.0,
+            c.cold_start_ms.p50,
+            c.cold_start_ms.p99,
+            verdict(c.cold_start_ms.p99 <= 20.0)
+        ));
+    }
+    if let Some(n) = &r.cold_start_note {
+        o.push_str(&format!("\ncold starts not measured: {n}\n"));
+    }
+    o
+}
