@@ -33,6 +33,9 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo build --workspace --bins (the binary tests spawn campaign and every function)"
+cargo build --workspace --bins
+
 step "cargo test --workspace"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -215,6 +215,12 @@ pub trait RunStore: Send + Sync {
     /// MUST return `NotFound` for an unknown id.
     async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError>;
 
+    /// The run as [`RunStore::get_run`] returns it but without `timings` (left empty): what
+    /// the flow's steps need, without reading the whole event log. Same errors.
+    async fn get_state(&self, run_id: RunId) -> Result<Run, StoreError> {
+        self.get_run(run_id).await
+    }
+
     /// Newest first. `cursor` comes from a previous page. MUST return `BadCursor` for a
     /// cursor it did not issue.
     async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError>;

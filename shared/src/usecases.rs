@@ -106,7 +106,7 @@ pub async fn submit_as(
             deps.publisher.publish(&[first]).await;
         }
         Err(StoreError::AlreadyExists(_)) => {
-            let existing = deps.store.get_run(run_id).await?;
+            let existing = deps.store.get_state(run_id).await?;
             if existing.status != Status::Queued {
                 return Ok(run_id);
             }
@@ -136,7 +136,7 @@ pub async fn submit_as(
 /// `cancelled` envelope. Completed artifacts are kept. `Conflict` if already terminal.
 #[tracing::instrument(skip_all, fields(run_id = %run_id))]
 pub async fn cancel(deps: &Deps, run_id: RunId) -> Result<Run, AppError> {
-    let run = deps.store.get_run(run_id).await?;
+    let run = deps.store.get_state(run_id).await?;
     if run.status.is_terminal() {
         return Err(AppError::Conflict(format!(
             "run {run_id} is already {}; only a queued or running run can be cancelled",
@@ -154,7 +154,7 @@ pub async fn cancel(deps: &Deps, run_id: RunId) -> Result<Run, AppError> {
 /// Idempotent: a run already terminal is left alone.
 pub async fn close_cancelled(deps: &Deps, run_id: RunId, why: &str) -> Result<(), StoreError> {
     for _ in 0..8 {
-        let run = deps.store.get_run(run_id).await?;
+        let run = deps.store.get_state(run_id).await?;
         if run.status.is_terminal() {
             return Ok(());
         }
@@ -195,7 +195,7 @@ pub async fn close_failed(
     message: &str,
 ) -> Result<(), StoreError> {
     for _ in 0..8 {
-        let run = deps.store.get_run(run_id).await?;
+        let run = deps.store.get_state(run_id).await?;
         if run.status.is_terminal() {
             return Ok(());
         }
@@ -250,7 +250,7 @@ pub async fn retry(
     run_id: RunId,
     agents: Option<Vec<Agent>>,
 ) -> Result<RunId, AppError> {
-    let parent = deps.store.get_run(run_id).await?;
+    let parent = deps.store.get_state(run_id).await?;
     if !parent.status.is_terminal() {
         return Err(AppError::Conflict(format!(
             "run {run_id} is still {}; retry it once it has ended (or cancel it first)",
@@ -356,7 +356,7 @@ pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Val
     if let Some(failure) = task.failure {
         return record_agent_failure(deps, run_id, agent, failure).await;
     }
-    let run = deps.store.get_run(run_id).await?;
+    let run = deps.store.get_state(run_id).await?;
     if run.status.is_terminal() {
         return Err(FlowError::Cancelled(format!(
             "run {run_id} is already {}",
@@ -440,7 +440,7 @@ async fn record_agent_failure(
     agent: Agent,
     failure: CaughtError,
 ) -> Result<Value, FlowError> {
-    let run = deps.store.get_run(run_id).await?;
+    let run = deps.store.get_state(run_id).await?;
     let st = &run.agents[&agent];
     if run.status.is_terminal() || !matches!(st.status, Status::Queued | Status::Generating) {
         return Ok(agent_output(agent, st.status, st.artifact_id));
@@ -489,7 +489,7 @@ fn run_to_auditing(run: &Run) -> Vec<Change> {
 /// after the audit step proved unavailable).
 #[tracing::instrument(skip_all, fields(run_id = %task.run_id))]
 pub async fn audit_step(deps: &Deps, task: AuditTask) -> Result<Value, FlowError> {
-    let run = deps.store.get_run(task.run_id).await?;
+    let run = deps.store.get_state(task.run_id).await?;
     if run.status.is_terminal() {
         return Err(FlowError::Cancelled(format!(
             "run {} is already {}",
@@ -574,7 +574,7 @@ async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<
 pub async fn finalize(deps: &Deps, task: FinalizeTask) -> Result<Value, FlowError> {
     let run_id = task.run_id;
     for _ in 0..8 {
-        let run = deps.store.get_run(run_id).await?;
+        let run = deps.store.get_state(run_id).await?;
         if run.status.is_terminal() {
             return Ok(json!({ "runId": run_id, "status": run.status }));
         }
@@ -668,7 +668,7 @@ pub async fn finalize(deps: &Deps, task: FinalizeTask) -> Result<Value, FlowErro
 /// `AuditUnavailable` when the audit still cannot run, so the caller retries later.
 #[tracing::instrument(skip_all, fields(run_id = %run_id))]
 pub async fn deferred_audit(deps: &Deps, run_id: RunId) -> Result<Value, FlowError> {
-    let run = deps.store.get_run(run_id).await?;
+    let run = deps.store.get_state(run_id).await?;
     if !matches!(run.status, Status::AuditPending | Status::Auditing) {
         return Ok(json!({ "runId": run_id, "status": run.status, "skipped": true }));
     }
@@ -730,7 +730,7 @@ pub async fn execution_ended(
 pub async fn recover(deps: &Deps) -> Result<Vec<RunId>, StoreError> {
     let ids = deps.store.unfinished_runs().await?;
     for &run_id in &ids {
-        let run = deps.store.get_run(run_id).await?;
+        let run = deps.store.get_state(run_id).await?;
         if run.status == Status::AuditPending {
             deps.deferred.enqueue(run_id, Duration::ZERO).await?;
             continue;

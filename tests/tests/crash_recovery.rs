@@ -8,21 +8,9 @@ use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use campaign_tests::runtime_api::binary;
 use campaign_tests::{assert_gapless, example_brief};
 use serde_json::Value;
-
-/// The `campaign` binary built by `cargo test --workspace` next to this test's binary.
-fn campaign_bin() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("campaign");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo test --workspace` (or `cargo build -p campaign-cli`)",
-        bin.display()
-    );
-    bin
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -33,7 +21,7 @@ fn free_port() -> u16 {
 }
 
 fn spawn(db: &std::path::Path, port: u16, faults: &[&str]) -> Child {
-    let mut cmd = Command::new(campaign_bin());
+    let mut cmd = Command::new(binary("campaign"));
     cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--db"])
         .arg(db)
         // Timeouts scaled to 3 s: well above the slow faults below.

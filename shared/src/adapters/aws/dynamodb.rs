@@ -251,7 +251,7 @@ impl DynamoStore {
             .transpose()
     }
 
-    async fn assemble(&self, item: RunItem) -> Result<Run, StoreError> {
+    async fn assemble(&self, item: RunItem, with_timings: bool) -> Result<Run, StoreError> {
         let mut artifacts = Vec::new();
         for st in item.agents.values() {
             if let Some(id) = st.artifact_id {
@@ -260,7 +260,11 @@ impl DynamoStore {
                 })?);
             }
         }
-        let events = self.read_events(item.run_id, 0).await?;
+        let timings = if with_timings {
+            timings_from_events(item.created_at, &self.read_events(item.run_id, 0).await?)
+        } else {
+            Default::default()
+        };
         Ok(Run {
             run_id: item.run_id,
             parent_run_id: item.parent_run_id,
@@ -270,7 +274,7 @@ impl DynamoStore {
             brief: item.brief,
             created_at: item.created_at,
             updated_at: item.updated_at,
-            timings: timings_from_events(item.created_at, &events),
+            timings,
             agents: item.agents,
             artifacts,
             envelope: item.envelope,
@@ -345,7 +349,12 @@ impl RunStore for DynamoStore {
 
     async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError> {
         let item = self.load(run_id).await?;
-        self.assemble(item).await
+        self.assemble(item, true).await
+    }
+
+    async fn get_state(&self, run_id: RunId) -> Result<Run, StoreError> {
+        let item = self.load(run_id).await?;
+        self.assemble(item, false).await
     }
 
     async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError> {
@@ -377,7 +386,7 @@ impl RunStore for DynamoStore {
             .map_err(unavailable)?;
         let mut runs = Vec::new();
         for item in out.items.unwrap_or_default() {
-            runs.push(self.assemble(from_item::<RunItem>(item)?).await?);
+            runs.push(self.assemble(from_item::<RunItem>(item)?, true).await?);
         }
         let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
         let next_cursor = if more {

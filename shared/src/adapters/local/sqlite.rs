@@ -351,7 +351,7 @@ fn apply_tx(
     Ok(events)
 }
 
-fn read_run(c: &Connection, run_id: RunId) -> Result<Run, StoreError> {
+fn read_run(c: &Connection, run_id: RunId, with_timings: bool) -> Result<Run, StoreError> {
     type Row = (
         Option<String>,
         u32,
@@ -438,7 +438,11 @@ fn read_run(c: &Connection, run_id: RunId) -> Result<Run, StoreError> {
             .push(serde_json::from_str::<Artifact>(&body).map_err(|e| corrupt("artifact", e))?);
     }
     let created_at = from_nanos(created)?;
-    let events = read_events(c, run_id, 0)?;
+    let timings = if with_timings {
+        timings_from_events(created_at, &read_events(c, run_id, 0)?)
+    } else {
+        Default::default()
+    };
     Ok(Run {
         run_id,
         parent_run_id: parent
@@ -455,7 +459,7 @@ fn read_run(c: &Connection, run_id: RunId) -> Result<Run, StoreError> {
         updated_at: from_nanos(updated)?,
         agents,
         artifacts,
-        timings: timings_from_events(created_at, &events),
+        timings,
         envelope,
     })
 }
@@ -523,7 +527,11 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError> {
-        self.with(move |c| read_run(c, run_id)).await
+        self.with(move |c| read_run(c, run_id, true)).await
+    }
+
+    async fn get_state(&self, run_id: RunId) -> Result<Run, StoreError> {
+        self.with(move |c| read_run(c, run_id, false)).await
     }
 
     async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError> {
@@ -547,7 +555,7 @@ impl RunStore for SqliteStore {
             let more = ids.len() > limit;
             let mut runs = Vec::new();
             for id in ids.into_iter().take(limit) {
-                runs.push(read_run(c, RunId::parse(&id).map_err(|e| corrupt("run id", e))?)?);
+                runs.push(read_run(c, RunId::parse(&id).map_err(|e| corrupt("run id", e))?, true)?);
             }
             let next_cursor = if more { runs.last().map(|r| r.run_id.to_string()) } else { None };
             Ok(RunPage { runs, next_cursor })
