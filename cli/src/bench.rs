@@ -124,7 +124,7 @@ fn temp_db(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("campaign-bench-{tag}-{}.db", std::process::id()))
 }
 
-fn remove_db(p: &PathBuf) {
+fn remove_db(p: &std::path::Path) {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", p.display()));
     }
@@ -417,6 +417,7 @@ async fn cold_starts(dir: &std::path::Path, spawns: usize) -> Result<Vec<ColdSta
                 }
                 if Instant::now() > deadline {
                     let _ = child.kill();
+                    let _ = child.wait();
                     return Err(format!("{name} never asked for work").into());
                 }
                 tokio::time::sleep(Duration::from_micros(200)).await;
