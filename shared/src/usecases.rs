@@ -146,17 +146,24 @@ pub async fn cancel(deps: &Deps, run_id: RunId) -> Result<Run, AppError> {
     if let Err(e) = deps.workflow.stop(run_id, "cancelled by request").await {
         warn!(run_id = %run_id, error = %e, "stopping the execution failed; closing the run anyway");
     }
-    close_cancelled(deps, run_id, "cancelled by request").await?;
+    if !close_cancelled(deps, run_id, "cancelled by request").await? {
+        // It reached its own end while we were stopping it.
+        let run = deps.store.get_run(run_id).await?;
+        return Err(AppError::Conflict(format!(
+            "run {run_id} ended {} before it could be cancelled",
+            run.status
+        )));
+    }
     Ok(deps.store.get_run(run_id).await?)
 }
 
 /// Closes a run as cancelled (API cancel, or an execution aborted from the console).
-/// Idempotent: a run already terminal is left alone.
-pub async fn close_cancelled(deps: &Deps, run_id: RunId, why: &str) -> Result<(), StoreError> {
+/// Idempotent: a run already terminal is left alone. Returns whether this call closed it.
+pub async fn close_cancelled(deps: &Deps, run_id: RunId, why: &str) -> Result<bool, StoreError> {
     for _ in 0..8 {
         let run = deps.store.get_state(run_id).await?;
         if run.status.is_terminal() {
-            return Ok(());
+            return Ok(false);
         }
         let mut changes = Vec::new();
         let mut after = run.clone();
@@ -175,7 +182,7 @@ pub async fn close_cancelled(deps: &Deps, run_id: RunId, why: &str) -> Result<()
                 .with_detail(json!({ "outcome": "cancelled", "reason": why })),
         );
         match apply(deps, run_id, changes).await {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(true),
             // Another step moved first: read again and cancel from there.
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e),
@@ -710,7 +717,8 @@ pub async fn execution_ended(
     match end {
         ExecutionEnd::Succeeded => Ok(()),
         ExecutionEnd::Aborted => {
-            Ok(close_cancelled(deps, run_id, "the execution was stopped").await?)
+            close_cancelled(deps, run_id, "the execution was stopped").await?;
+            Ok(())
         }
         ExecutionEnd::Failed { error, cause } => {
             Ok(close_failed(deps, run_id, &error, &cause).await?)

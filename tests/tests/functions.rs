@@ -403,7 +403,21 @@ async fn the_deferred_audit_completes_a_pending_run_once_however_often_delivered
     }
     let run = env.store.get_run(run_id).await.unwrap();
     assert_eq!(run.status, Status::Completed);
-    assert!(run.artifacts.iter().all(|a| a.audit.is_some()));
+    assert!(
+        run.artifacts.iter().all(|a| a.audit.is_some()),
+        "{:?} / {:?}",
+        run.artifacts
+            .iter()
+            .map(|a| (a.agent, a.audit.is_some()))
+            .collect::<Vec<_>>(),
+        env.store
+            .events(run_id, 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| (e.seq, e.scope, e.status))
+            .collect::<Vec<_>>()
+    );
     let events = env.store.events(run_id, 0).await.unwrap();
     assert_eq!(
         events

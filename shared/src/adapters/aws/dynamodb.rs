@@ -118,6 +118,9 @@ struct ArtifactItem {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Writers of one run inside this process queue up instead of racing: fewer
+    /// transaction retries (across processes the version condition still decides).
+    stripes: std::sync::Arc<[tokio::sync::Mutex<()>; 64]>,
 }
 
 fn to_item<T: Serialize>(v: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
@@ -152,11 +155,16 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            stripes: std::sync::Arc::new(std::array::from_fn(|_| tokio::sync::Mutex::new(()))),
         }
     }
 
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    fn stripe(&self, run_id: RunId) -> &tokio::sync::Mutex<()> {
+        &self.stripes[(run_id.ulid().random() % 64) as usize]
     }
 
     async fn load(&self, run_id: RunId) -> Result<RunItem, StoreError> {
@@ -403,6 +411,7 @@ impl RunStore for DynamoStore {
         changes: Vec<Change>,
         at: OffsetDateTime,
     ) -> Result<Vec<Event>, StoreError> {
+        let _queued = self.stripe(run_id).lock().await;
         for _ in 0..MAX_RACES {
             let mut item = self.load(run_id).await?;
             let snap = Snapshot {
@@ -492,6 +501,7 @@ impl RunStore for DynamoStore {
     }
 
     async fn bump_attempts(&self, run_id: RunId, agent: Agent) -> Result<u32, StoreError> {
+        let _queued = self.stripe(run_id).lock().await;
         for _ in 0..MAX_RACES {
             let mut item = self.load(run_id).await?;
             let current = item
