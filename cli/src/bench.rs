@@ -308,7 +308,9 @@ async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error
     )
     .await?;
     let http = reqwest_free_post(served.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", served.addr)).await?;
+    let tcp = tokio::net::TcpStream::connect(served.addr).await?;
+    tcp.set_nodelay(true)?;
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", served.addr), tcp).await?;
     let mut samples = Vec::new();
     for _ in 0..runs {
         let run_id = http(EXAMPLE).await?;

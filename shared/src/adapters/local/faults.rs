@@ -89,6 +89,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// Waits `d` to within microseconds: tokio's timer rounds up to whole milliseconds, which
+/// would add up to a millisecond per simulated call to every measured latency. Sleeps to
+/// a millisecond short of the deadline, then yields until it passes.
+pub async fn precise_sleep(d: Duration) {
+    let deadline = tokio::time::Instant::now() + d;
+    if d > Duration::from_millis(2) {
+        tokio::time::sleep_until(deadline - Duration::from_millis(2)).await;
+    }
+    while tokio::time::Instant::now() < deadline {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Wraps a generator with the configured faults.
 #[derive(Debug)]
 pub struct FaultyGenerator<G> {
@@ -113,7 +126,7 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
             }
             Some(AgentFault::Timeout) => std::future::pending::<()>().await,
             Some(AgentFault::Panic) => panic!("injected fault: the {agent} agent panicked"),
-            Some(AgentFault::Slow(d)) => tokio::time::sleep(*d).await,
+            Some(AgentFault::Slow(d)) => precise_sleep(*d).await,
         }
         self.inner.generate(agent, brief, run_id).await
     }
@@ -140,7 +153,7 @@ impl<A: Auditor> Auditor for FaultyAuditor<A> {
             ));
         }
         if let Some(d) = self.delay {
-            tokio::time::sleep(d).await;
+            precise_sleep(d).await;
         }
         self.inner.audit(content, brief).await
     }
