@@ -310,7 +310,8 @@ async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error
     let http = reqwest_free_post(served.addr);
     let tcp = tokio::net::TcpStream::connect(served.addr).await?;
     tcp.set_nodelay(true)?;
-    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/ws", served.addr), tcp).await?;
+    let (mut ws, _) =
+        tokio_tungstenite::client_async(format!("ws://{}/ws", served.addr), tcp).await?;
     let mut samples = Vec::new();
     for _ in 0..runs {
         let run_id = http(EXAMPLE).await?;

@@ -85,8 +85,14 @@ async fn a_killed_and_restarted_server_loses_nothing() {
         .values()
         .filter(|r| r["status"] != "completed")
         .count();
-    assert!(in_flight >= 50, "the kill must hit runs in flight ({in_flight} were)");
-    eprintln!("crash recovery: {} runs accepted, {in_flight} in flight at SIGKILL", ids.len());
+    assert!(
+        in_flight >= 50,
+        "the kill must hit runs in flight ({in_flight} were)"
+    );
+    eprintln!(
+        "crash recovery: {} runs accepted, {in_flight} in flight at SIGKILL",
+        ids.len()
+    );
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
 

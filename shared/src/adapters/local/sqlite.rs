@@ -93,8 +93,48 @@ fn from_nanos(n: i64) -> Result<OffsetDateTime, StoreError> {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let conn = Connection::open(path).map_err(unavailable)?;
-        Self::init(conn)
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(unavailable)?;
+        let store = Self::init(conn)?;
+        store.checkpoint_in_background(path)?;
+        Ok(store)
+    }
+
+    /// Moves WAL checkpoints (and their fsync) off the writers' path: the writing
+    /// connection never checkpoints; a second connection does, every 200 ms, until the
+    /// store is dropped.
+    fn checkpoint_in_background(&self, path: std::path::PathBuf) -> Result<(), StoreError> {
+        self.with_sync(|c| {
+            c.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(unavailable)
+        })?;
+        let alive = Arc::downgrade(&self.conn);
+        let checkpointer = Connection::open(path).map_err(unavailable)?;
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while alive.upgrade().is_some() {
+                    std::thread::sleep(Duration::from_millis(200));
+                    if let Err(e) =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+            })
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn with_sync<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard)
     }
 
     /// A private in-memory database (tests and benchmarks that need no file).
