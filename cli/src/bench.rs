@@ -210,34 +210,28 @@ async fn latency(opts: &BenchOptions, mode: ExecutionMode) -> Result<ModeLatency
 
 async fn throughput(n: usize) -> Result<f64, Error> {
     let (app, db) = app("throughput", &[]).await?;
-    let mut bus = app.bus.subscribe();
     let start = Instant::now();
-    let waiter = tokio::spawn(async move {
-        let mut done = 0;
-        while done < n {
-            match bus.recv().await {
-                Ok(e) if e.scope == Scope::Run && e.status == Status::Completed => done += 1,
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(())
-    });
     let b = brief(ExecutionMode::Parallel);
     for _ in 0..n {
         usecases::submit(&app.deps, b.clone(), None).await?;
     }
-    // Lagged receivers can miss events: fall back to the store for the final count.
-    let _ = tokio::time::timeout(Duration::from_secs(600), waiter).await;
+    // Done when the store has no unfinished run (the bus may drop events under this
+    // load, the store does not).
     loop {
-        let unfinished = app.deps.store.unfinished_runs().await?.len();
-        if unfinished == 0 {
+        if app.deps.store.unfinished_runs().await?.is_empty() {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let page = app.deps.store.list_runs(1, None).await?;
+    if page
+        .runs
+        .first()
+        .is_some_and(|r| r.status != Status::Completed)
+    {
+        return Err("the last run did not complete".into());
+    }
     app.shutdown().await;
     remove_db(&db);
     Ok(n as f64 / elapsed)
@@ -314,8 +308,15 @@ async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error
         tokio_tungstenite::client_async(format!("ws://{}/ws", served.addr), tcp).await?;
     let mut samples = Vec::new();
     for _ in 0..runs {
+        let post_start = time::OffsetDateTime::now_utc();
         let run_id = http(EXAMPLE).await?;
         let subscribed_at = time::OffsetDateTime::now_utc();
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            eprintln!(
+                "post took {:.1} ms",
+                (subscribed_at - post_start).as_seconds_f64() * 1000.0
+            );
+        }
         let sub = json!({"action": "subscribe", "runId": run_id, "after": 0}).to_string();
         ws.send(tokio_tungstenite::tungstenite::Message::Text(sub.into()))
             .await?;
@@ -330,7 +331,17 @@ async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error
             let e: campaign_shared::domain::Event = serde_json::from_str(&t)?;
             // Events committed before the subscription are replays, not deliveries.
             if e.at > subscribed_at {
-                samples.push((received - e.at).as_seconds_f64() * 1000.0);
+                let ms = (received - e.at).as_seconds_f64() * 1000.0;
+                if ms > 10.0 && std::env::var_os("BENCH_DEBUG").is_some() {
+                    eprintln!(
+                        "slow delivery {ms:.1} ms: seq {} {} {}; committed {:.1} ms after subscribing",
+                        e.seq,
+                        e.scope,
+                        e.status,
+                        (e.at - subscribed_at).as_seconds_f64() * 1000.0
+                    );
+                }
+                samples.push(ms);
             }
             if e.scope == Scope::Run && e.status.is_terminal() {
                 break;

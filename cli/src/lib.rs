@@ -42,6 +42,13 @@ pub async fn serve(addr: SocketAddr, cfg: LocalConfig) -> Result<Served, ServeEr
         .await
         .map_err(ServeError::Bind)?;
     let addr = listener.local_addr().map_err(ServeError::Bind)?;
+    // Events are small frames: without TCP_NODELAY, Nagle's algorithm and the peer's
+    // delayed ACK hold a frame that follows another for up to 40 ms.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY not set");
+        }
+    });
     let shutdown = tokio_util::sync::CancellationToken::new();
     let token = shutdown.clone();
     let router = server::router(state).layer(tower_http::trace::TraceLayer::new_for_http());

@@ -43,7 +43,12 @@ impl Skeleton {
                 origin.push(i);
             }
             prev_lower = c.is_lowercase();
-            for d in c.to_string().nfkd().filter(|d| !is_combining_mark(*d)) {
+            if c.is_ascii() {
+                chars.push(c.to_ascii_lowercase());
+                origin.push(i);
+                continue;
+            }
+            for d in std::iter::once(c).nfkd().filter(|d| !is_combining_mark(*d)) {
                 for l in d.to_lowercase() {
                     chars.push(l);
                     origin.push(i);
@@ -69,11 +74,25 @@ fn term_letters(term: &str) -> Vec<char> {
 
 /// Every occurrence of `term` in `text`, evasions included.
 pub fn find_term(text: &str, term: &str) -> Vec<Hit> {
-    let letters = term_letters(term);
-    if letters.is_empty() {
+    find_in(&Skeleton::new(text), &term_letters(term))
+}
+
+/// Every occurrence of any of `terms` in `text` (the text is folded once).
+pub fn find_terms(text: &str, terms: &[String]) -> Vec<Hit> {
+    if terms.is_empty() {
         return Vec::new();
     }
     let sk = Skeleton::new(text);
+    terms
+        .iter()
+        .flat_map(|t| find_in(&sk, &term_letters(t)))
+        .collect()
+}
+
+fn find_in(sk: &Skeleton, letters: &[char]) -> Vec<Hit> {
+    if letters.is_empty() {
+        return Vec::new();
+    }
     let n = sk.chars.len();
     let mut hits = Vec::new();
     let mut s = 0;
@@ -214,7 +233,7 @@ pub fn find_claims(text: &str) -> Vec<(Hit, String)> {
 /// Everything the audit calls an error in a text: prohibited terms, personal data,
 /// placeholders. Sorted by start.
 pub fn error_hits(text: &str, prohibited: &[String]) -> Vec<Hit> {
-    let mut hits: Vec<Hit> = prohibited.iter().flat_map(|t| find_term(text, t)).collect();
+    let mut hits: Vec<Hit> = find_terms(text, prohibited);
     hits.extend(find_emails(text));
     hits.extend(find_phones(text));
     hits.extend(find_placeholders(text));
