@@ -246,7 +246,7 @@ async fn cancelling_at_random_moments_never_writes_after_the_terminal_event() {
     let mut handles = Vec::new();
     for i in 0..n {
         let app = app.clone();
-        let wait = Duration::from_micros(rng.next(400_000));
+        let wait = Duration::from_micros(rng.next(3_000_000));
         let mode = if i % 2 == 0 {
             ExecutionMode::Parallel
         } else {
