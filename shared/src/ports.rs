@@ -215,8 +215,9 @@ pub trait RunStore: Send + Sync {
     /// MUST return `NotFound` for an unknown id.
     async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError>;
 
-    /// The run as [`RunStore::get_run`] returns it but without `timings` (left empty): what
-    /// the flow's steps need, without reading the whole event log. Same errors.
+    /// The run as [`RunStore::get_run`] returns it but without `timings` and `artifacts`
+    /// (both left empty; agents keep their artifact ids and verdicts): what the flow's steps
+    /// need, without reading the event log and the artifacts. Same errors.
     async fn get_state(&self, run_id: RunId) -> Result<Run, StoreError> {
         self.get_run(run_id).await
     }

@@ -11,7 +11,9 @@ use tracing::{info, warn};
 
 use crate::agents;
 use crate::domain::envelope::{self, Outcome};
-use crate::domain::{Agent, AgentError, Artifact, ArtifactId, Brief, Event, Run, RunId, Status};
+use crate::domain::{
+    Agent, AgentError, Artifact, ArtifactId, Brief, Event, Run, RunId, Scope, Status,
+};
 use crate::errors::FlowError;
 use crate::ports::{Change, Deps, NewRun, StoreError, WorkflowError};
 
@@ -385,32 +387,30 @@ pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Val
         }
         Status::Cancelled => return Err(FlowError::Cancelled(format!("{agent} was cancelled"))),
         Status::Queued => {
-            if run.status == Status::Queued {
-                // Another agent may win this race; either way the run is generating after.
-                match apply(
-                    deps,
-                    run_id,
-                    vec![Change::run(Status::Queued, Status::Generating)],
-                )
-                .await
-                {
-                    Ok(_)
-                    | Err(StoreError::Conflict {
-                        run_terminal: false,
-                        ..
-                    }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            apply(
-                deps,
-                run_id,
+            let start = Change::new(agent, Status::Queued, Status::Generating)
+                .with_detail(json!({"attempt": 1}));
+            // The first agent to start moves the run to generating in the same commit; one
+            // that loses that race starts alone.
+            let first = run.status == Status::Queued;
+            let batch = if first {
                 vec![
-                    Change::new(agent, Status::Queued, Status::Generating)
-                        .with_detail(json!({"attempt": 1})),
-                ],
-            )
-            .await?;
+                    Change::run(Status::Queued, Status::Generating),
+                    start.clone(),
+                ]
+            } else {
+                vec![start.clone()]
+            };
+            match apply(deps, run_id, batch).await {
+                Ok(_) => {}
+                Err(StoreError::Conflict {
+                    run_terminal: false,
+                    scope: Scope::Run,
+                    ..
+                }) if first => {
+                    apply(deps, run_id, vec![start]).await?;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         Status::Generating => {
             let n = deps.store.bump_attempts(run_id, agent).await?;
@@ -545,33 +545,37 @@ async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<
         }
     }
     apply(deps, run.run_id, changes).await?;
-    // The artifacts are independent: audit them concurrently, each recorded as it ends.
+    // The artifacts are independent: audit them concurrently, then record every finished
+    // audit in one transaction (one commit instead of one per artifact).
     let audits = targets.into_iter().map(|(agent, _, id)| async move {
-        let artifact = run
-            .artifacts
-            .iter()
-            .find(|a| a.artifact_id == id)
-            .ok_or_else(|| {
-                FlowError::AgentFailed(format!("artifact {id} of {agent} is missing"))
-            })?;
+        let artifact = deps.store.get_artifact(id).await?.ok_or_else(|| {
+            FlowError::AgentFailed(format!("artifact {id} of {agent} is missing"))
+        })?;
         let report = deps.auditor.audit(&artifact.content, &run.brief).await?;
-        let verdict = report.verdict;
-        apply(
-            deps,
-            run.run_id,
-            vec![
-                Change::new(agent, Status::Auditing, Status::Completed)
-                    .with_audit(report)
-                    .with_detail(json!({ "artifactId": id, "verdict": verdict })),
-            ],
-        )
-        .await?;
-        Ok::<_, FlowError>(json!({ "agent": agent, "verdict": verdict }))
+        Ok::<_, FlowError>((agent, id, report))
     });
-    let audited = futures::future::join_all(audits)
-        .await
-        .into_iter()
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut changes = Vec::new();
+    let mut audited = Vec::new();
+    let mut failure = None;
+    for result in futures::future::join_all(audits).await {
+        match result {
+            Ok((agent, id, report)) => {
+                let verdict = report.verdict;
+                audited.push(json!({ "agent": agent, "verdict": verdict }));
+                changes.push(
+                    Change::new(agent, Status::Auditing, Status::Completed)
+                        .with_audit(report)
+                        .with_detail(json!({ "artifactId": id, "verdict": verdict })),
+                );
+            }
+            Err(e) => failure = Some(e),
+        }
+    }
+    // What was audited is kept even when another audit failed.
+    apply(deps, run.run_id, changes).await?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
     Ok(json!({ "runId": run.run_id, "audited": audited }))
 }
 
@@ -686,9 +690,8 @@ pub async fn deferred_audit(deps: &Deps, run_id: RunId) -> Result<Value, FlowErr
         .values()
         .filter(|s| s.status == Status::AuditPending)
     {
-        if let Some(a) = st
-            .artifact_id
-            .and_then(|id| run.artifacts.iter().find(|a| a.artifact_id == id))
+        if let Some(id) = st.artifact_id
+            && let Some(a) = deps.store.get_artifact(id).await?
         {
             deps.auditor.audit(&a.content, &run.brief).await?;
         }

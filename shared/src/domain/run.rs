@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::agent::Agent;
-use super::artifact::Artifact;
+use super::artifact::{Artifact, Verdict};
 use super::brief::{Brief, ExecutionMode};
 use super::envelope::{AgentSummary, Envelope};
 use super::ids::{ArtifactId, RunId};
@@ -31,6 +31,9 @@ pub struct AgentState {
     /// Set when the artifact was reused from the parent run by a retry.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reused: bool,
+    /// The audit verdict of its artifact, once audited in this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
 }
 
 impl AgentState {
@@ -41,6 +44,7 @@ impl AgentState {
             attempts: 0,
             error: None,
             reused: false,
+            verdict: None,
         }
     }
 }
@@ -85,10 +89,11 @@ impl Run {
             .map(|(agent, st)| AgentSummary {
                 agent: *agent,
                 status: st.status,
-                verdict: st
-                    .artifact_id
-                    .and_then(|id| self.artifacts.iter().find(|a| a.artifact_id == id))
-                    .and_then(|a| a.audit.as_ref().map(|r| r.verdict)),
+                verdict: st.verdict.or_else(|| {
+                    st.artifact_id
+                        .and_then(|id| self.artifacts.iter().find(|a| a.artifact_id == id))
+                        .and_then(|a| a.audit.as_ref().map(|r| r.verdict))
+                }),
                 error: st
                     .error
                     .as_ref()

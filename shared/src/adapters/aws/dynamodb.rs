@@ -259,16 +259,17 @@ impl DynamoStore {
             .transpose()
     }
 
-    async fn assemble(&self, item: RunItem, with_timings: bool) -> Result<Run, StoreError> {
+    /// `full`: with artifacts and timings (what clients see); without, what flow steps need.
+    async fn assemble(&self, item: RunItem, full: bool) -> Result<Run, StoreError> {
         let mut artifacts = Vec::new();
-        for st in item.agents.values() {
+        for st in item.agents.values().filter(|_| full) {
             if let Some(id) = st.artifact_id {
                 artifacts.push(self.artifact(id).await?.ok_or_else(|| {
                     corrupt("artifact", format!("{id} is referenced but missing"))
                 })?);
             }
         }
-        let timings = if with_timings {
+        let timings = if full {
             timings_from_events(item.created_at, &self.read_events(item.run_id, 0).await?)
         } else {
             Default::default()
@@ -318,6 +319,7 @@ impl RunStore for DynamoStore {
                         attempts: 0,
                         error: None,
                         reused: true,
+                        verdict: None,
                     },
                     None => AgentState::queued(),
                 };
@@ -450,6 +452,7 @@ impl RunStore for DynamoStore {
                             let id = st.artifact_id.ok_or_else(|| {
                                 corrupt("audit", format!("{agent} has no artifact to audit"))
                             })?;
+                            st.verdict = Some(report.verdict);
                             match new_artifacts.iter_mut().find(|a| a.artifact_id == id) {
                                 Some(a) => a.audit = Some(report.clone()),
                                 None => audits.push((id, report.clone())),

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS agents (
     attempts    INTEGER NOT NULL,
     error       TEXT,
     reused      INTEGER NOT NULL,
+    verdict     TEXT,
     PRIMARY KEY (run_id, agent)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -349,6 +350,18 @@ fn apply_tx(
                     .map_err(unavailable)?;
                 }
                 if let Some(report) = &ch.audit {
+                    let verdict =
+                        serde_json::to_value(report.verdict).map_err(|e| corrupt("verdict", e))?;
+                    tx.prepare_cached(
+                        "UPDATE agents SET verdict = ?3 WHERE run_id = ?1 AND agent = ?2",
+                    )
+                    .map_err(unavailable)?
+                    .execute(params![
+                        run_id.to_string(),
+                        agent.as_str(),
+                        verdict.as_str()
+                    ])
+                    .map_err(unavailable)?;
                     let id: Option<String> = tx
                         .prepare_cached(
                             "SELECT artifact_id FROM agents WHERE run_id = ?1 AND agent = ?2",
@@ -386,7 +399,8 @@ fn apply_tx(
     Ok(events)
 }
 
-fn read_run(c: &Connection, run_id: RunId, with_timings: bool) -> Result<Run, StoreError> {
+/// `full`: with artifacts and timings (what clients see); without, what flow steps need.
+fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError> {
     type Row = (
         Option<String>,
         u32,
@@ -420,7 +434,7 @@ fn read_run(c: &Connection, run_id: RunId, with_timings: bool) -> Result<Run, St
     {
         let mut st = c
             .prepare_cached(
-                "SELECT agent, status, artifact_id, attempts, error, reused FROM agents WHERE run_id = ?1",
+                "SELECT agent, status, artifact_id, attempts, error, reused, verdict FROM agents WHERE run_id = ?1",
             )
             .map_err(unavailable)?;
         let rows = st
@@ -432,11 +446,13 @@ fn read_run(c: &Connection, run_id: RunId, with_timings: bool) -> Result<Run, St
                     r.get::<_, u32>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, bool>(5)?,
+                    r.get::<_, Option<String>>(6)?,
                 ))
             })
             .map_err(unavailable)?;
         for row in rows {
-            let (agent, status, artifact_id, attempts, error, reused) = row.map_err(unavailable)?;
+            let (agent, status, artifact_id, attempts, error, reused, verdict) =
+                row.map_err(unavailable)?;
             let agent: Agent = agent.parse().map_err(|e| corrupt("agent", e))?;
             let artifact_id = artifact_id
                 .map(|s| ArtifactId::parse(&s))
@@ -455,12 +471,16 @@ fn read_run(c: &Connection, run_id: RunId, with_timings: bool) -> Result<Run, St
                     attempts,
                     error,
                     reused,
+                    verdict: verdict
+                        .map(|v| serde_json::from_value(serde_json::Value::String(v)))
+                        .transpose()
+                        .map_err(|e| corrupt("verdict", e))?,
                 },
             );
         }
     }
     let mut artifacts = Vec::with_capacity(artifact_ids.len());
-    for id in artifact_ids {
+    for id in artifact_ids.into_iter().filter(|_| full) {
         let body: Option<String> = c
             .prepare_cached("SELECT body FROM artifacts WHERE artifact_id = ?1")
             .map_err(unavailable)?
@@ -473,7 +493,7 @@ fn read_run(c: &Connection, run_id: RunId, with_timings: bool) -> Result<Run, St
             .push(serde_json::from_str::<Artifact>(&body).map_err(|e| corrupt("artifact", e))?);
     }
     let created_at = from_nanos(created)?;
-    let timings = if with_timings {
+    let timings = if full {
         timings_from_events(created_at, &read_events(c, run_id, 0)?)
     } else {
         Default::default()
