@@ -298,8 +298,10 @@ impl Validator {
     fn unknown(&mut self, prefix: &str, obj: &Map<String, Value>, allowed: &[&str]) {
         for key in obj.keys() {
             if !allowed.contains(&key.as_str()) {
+                // An empty key still needs a visible name (found by fuzzing).
+                let shown = if key.is_empty() { "\"\"" } else { key.as_str() };
                 self.push(
-                    join(prefix, key),
+                    join(prefix, shown),
                     format!(
                         "unknown field `{key}`; allowed here: {}",
                         allowed.join(", ")
@@ -655,6 +657,15 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_key_is_reported_with_a_visible_name() {
+        let mut v = valid();
+        v[""] = json!(1);
+        let e = errors(v);
+        assert_eq!(e[0].field, "\"\"");
+        assert!(!e[0].message.is_empty());
+    }
+
+    #[test]
     fn every_violation_is_listed_not_just_the_first() {
         let v = json!({"objective": "", "tone": 3, "executionMode": "fast", "extra": true});
         let f = fields(v);
@@ -833,7 +844,7 @@ mod properties {
                         Just("palette".to_string()),
                         Just("toneAdjectives".to_string()),
                         Just("executionMode".to_string()),
-                        "[a-z]{1,8}",
+                        "[a-z]{0,8}",
                     ],
                     inner,
                     0..8
