@@ -85,7 +85,15 @@ struct Common {
 }
 
 impl Common {
-    fn config(&self) -> Result<LocalConfig, String> {
+    /// The local configuration, or the exit code after saying what is wrong.
+    fn config(&self) -> Result<LocalConfig, ExitCode> {
+        self.try_config().map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::INVALID)
+        })
+    }
+
+    fn try_config(&self) -> Result<LocalConfig, String> {
         let mut faults = Faults::default();
         for f in &self.faults {
             faults.add(f)?;
@@ -142,10 +150,7 @@ async fn main() -> ExitCode {
             init_tracing("warn", false);
             let config = match common.config() {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(exit::INVALID);
-                }
+                Err(code) => return code,
             };
             let bytes = match std::fs::read(&brief) {
                 Ok(b) => b,
@@ -218,10 +223,7 @@ async fn main() -> ExitCode {
             init_tracing("info", true);
             let config = match common.config() {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(exit::INVALID);
-                }
+                Err(code) => return code,
             };
             let served = match campaign_cli::serve(addr, config).await {
                 Ok(s) => s,

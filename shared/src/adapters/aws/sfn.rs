@@ -31,23 +31,6 @@ impl SfnWorkflow {
                 .replacen(":stateMachine:", ":execution:", 1)
         )
     }
-
-    /// The execution's status (RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED).
-    pub async fn status(&self, run_id: RunId) -> Result<String, WorkflowError> {
-        let out = self
-            .client
-            .describe_execution()
-            .execution_arn(self.execution_arn(run_id))
-            .send()
-            .await
-            .map_err(|e| match e.code() {
-                Some("ExecutionDoesNotExist") => WorkflowError::NotFound(run_id),
-                _ => WorkflowError::Unavailable(
-                    aws_sdk_sfn::error::DisplayErrorContext(&e).to_string(),
-                ),
-            })?;
-        Ok(out.status.as_str().to_string())
-    }
 }
 
 #[async_trait]

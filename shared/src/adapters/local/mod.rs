@@ -82,7 +82,6 @@ pub struct LocalApp {
     worker: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Runs found unfinished at start-up and resumed.
     pub recovered: Vec<RunId>,
-    time_scale: f64,
 }
 
 impl LocalApp {
@@ -146,7 +145,6 @@ impl LocalApp {
             stop,
             worker: std::sync::Mutex::new(Some(worker)),
             recovered,
-            time_scale: cfg.time_scale,
         })
     }
 
@@ -155,10 +153,6 @@ impl LocalApp {
         self.auditor
             .unavailable
             .store(unavailable, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    pub fn time_scale(&self) -> f64 {
-        self.time_scale
     }
 
     /// Stops executions (their runs stay unfinished, to be resumed at the next start) and

@@ -140,6 +140,28 @@ fn group_commit(conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
     }
 }
 
+/// One artifact by id, `None` if unknown.
+fn read_artifact(c: &Connection, id: &str) -> Result<Option<Artifact>, StoreError> {
+    let body: Option<String> = c
+        .prepare_cached("SELECT body FROM artifacts WHERE artifact_id = ?1")
+        .map_err(unavailable)?
+        .query_row(params![id], |r| r.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    body.map(|b| serde_json::from_str(&b).map_err(|e| corrupt("artifact", e)))
+        .transpose()
+}
+
+fn run_exists(c: &Connection, run_id: RunId) -> Result<bool, StoreError> {
+    let found: Option<i64> = c
+        .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
+        .map_err(unavailable)?
+        .query_row(params![run_id.to_string()], |r| r.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    Ok(found.is_some())
+}
+
 fn nanos(t: OffsetDateTime) -> i64 {
     t.unix_timestamp_nanos() as i64
 }
@@ -433,13 +455,8 @@ fn apply_tx(
                     let id = id.ok_or_else(|| {
                         corrupt("audit", format!("{agent} has no artifact to audit"))
                     })?;
-                    let body: String = tx
-                        .prepare_cached("SELECT body FROM artifacts WHERE artifact_id = ?1")
-                        .map_err(unavailable)?
-                        .query_row(params![id], |r| r.get(0))
-                        .map_err(unavailable)?;
-                    let mut artifact: Artifact =
-                        serde_json::from_str(&body).map_err(|e| corrupt("artifact", e))?;
+                    let mut artifact = read_artifact(tx, &id)?
+                        .ok_or_else(|| corrupt("audit", format!("artifact {id} is missing")))?;
                     artifact.audit = Some(report.clone());
                     tx.prepare_cached("UPDATE artifacts SET body = ?2 WHERE artifact_id = ?1")
                         .map_err(unavailable)?
@@ -542,16 +559,10 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
     }
     let mut artifacts = Vec::with_capacity(artifact_ids.len());
     for id in artifact_ids.into_iter().filter(|_| full) {
-        let body: Option<String> = c
-            .prepare_cached("SELECT body FROM artifacts WHERE artifact_id = ?1")
-            .map_err(unavailable)?
-            .query_row(params![id.to_string()], |r| r.get(0))
-            .optional()
-            .map_err(unavailable)?;
-        let body =
-            body.ok_or_else(|| corrupt("artifact", format!("{id} is referenced but missing")))?;
-        artifacts
-            .push(serde_json::from_str::<Artifact>(&body).map_err(|e| corrupt("artifact", e))?);
+        artifacts.push(
+            read_artifact(c, &id.to_string())?
+                .ok_or_else(|| corrupt("artifact", format!("{id} is referenced but missing")))?,
+        );
     }
     let created_at = from_nanos(created)?;
     let timings = if full {
@@ -600,13 +611,9 @@ fn read_events(c: &Connection, run_id: RunId, after: u64) -> Result<Vec<Event>, 
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn create_run(&self, new: NewRun) -> Result<Event, StoreError> {
-        self.with(move |c| {
-            let tx = c;
+        self.with(move |tx| {
             let id = new.run_id.to_string();
-            let exists: Option<i64> = tx.prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1").map_err(unavailable)?.query_row(params![id], |r| r.get(0))
-                .optional()
-                .map_err(unavailable)?;
-            if exists.is_some() {
+            if run_exists(tx, new.run_id)? {
                 return Err(StoreError::AlreadyExists(new.run_id));
             }
             let at = nanos(new.created_at);
@@ -679,8 +686,7 @@ impl RunStore for SqliteStore {
         changes: Vec<Change>,
         at: OffsetDateTime,
     ) -> Result<Vec<Event>, StoreError> {
-        self.with(move |c| {
-            let tx = c;
+        self.with(move |tx| {
             let events = apply_tx(tx, run_id, &changes, at)?;
             Ok(events)
         })
@@ -688,8 +694,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn bump_attempts(&self, run_id: RunId, agent: Agent) -> Result<u32, StoreError> {
-        self.with(move |c| {
-            let tx = c;
+        self.with(move |tx| {
             let run = load_run_row(tx, run_id)?;
             let current = agent_status(tx, run_id, agent)?;
             if run.status.is_terminal() || current != Status::Generating {
@@ -712,13 +717,7 @@ impl RunStore for SqliteStore {
 
     async fn events(&self, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError> {
         self.with(move |c| {
-            let exists: Option<i64> = c
-                .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
-                .map_err(unavailable)?
-                .query_row(params![run_id.to_string()], |r| r.get(0))
-                .optional()
-                .map_err(unavailable)?;
-            if exists.is_none() {
+            if !run_exists(c, run_id)? {
                 return Err(StoreError::NotFound(run_id));
             }
             read_events(c, run_id, after)
@@ -744,17 +743,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError> {
-        self.with(move |c| {
-            let body: Option<String> = c
-                .prepare_cached("SELECT body FROM artifacts WHERE artifact_id = ?1")
-                .map_err(unavailable)?
-                .query_row(params![id.to_string()], |r| r.get(0))
-                .optional()
-                .map_err(unavailable)?;
-            body.map(|b| serde_json::from_str(&b).map_err(|e| corrupt("artifact", e)))
-                .transpose()
-        })
-        .await
+        self.with(move |c| read_artifact(c, &id.to_string())).await
     }
 }
 
