@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and CI (.ci/run) run it.
 # Installs what the checks need into project-local places (node_modules/, .venv/), then runs:
-# asl-validator, cfn-lint and checkov on the templates, rustfmt, clippy -D warnings, cargo test.
+# asl-validator, cfn-lint, the SAM transform and checkov on the templates, rustfmt, clippy -D warnings, cargo test.
 # Any tool that cannot be installed fails the run loudly; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +12,7 @@ step "installing node tools into ./node_modules (asl-validator)"
 command -v npm >/dev/null || { echo "npm is required (Node.js) to validate statemachine.asl.json" >&2; exit 1; }
 npm ci --no-audit --no-fund --loglevel=error
 
-step "installing Python tools into ./.venv: moto[server] (AWS emulator for the adapter tests), cfn-lint, checkov"
+step "installing Python tools into ./.venv: moto[server] (AWS emulator for the adapter and end-to-end tests), cfn-lint, aws-sam-translator, checkov"
 command -v python3 >/dev/null || { echo "python3 is required to install moto" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
@@ -23,6 +23,12 @@ step "asl-validator statemachine.asl.json"
 
 step "cfn-lint infra/template.yaml"
 .venv/bin/cfn-lint infra/template.yaml
+
+step "SAM transform of infra/template.yaml (aws-sam-translator, offline), then cfn-lint of what CloudFormation receives"
+transformed=$(mktemp --suffix=.json)
+.venv/bin/python scripts/sam_transform.py infra/template.yaml "$transformed"
+.venv/bin/cfn-lint "$transformed"
+rm -f "$transformed"
 
 step "checkov infra/template.yaml (every skip is justified next to it in the template)"
 .venv/bin/checkov -f infra/template.yaml --framework cloudformation --skip-download --compact --quiet
