@@ -44,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         live: Some(Arc::new(LocalLive {
             app: state.app.clone(),
         })),
+        ws_url: "/ws".into(),
     });
     Router::new()
         .route("/ws", get(ws))

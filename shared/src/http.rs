@@ -38,6 +38,9 @@ pub trait LiveEvents: Send + Sync {
 pub struct ApiState {
     pub deps: Deps,
     pub live: Option<Arc<dyn LiveEvents>>,
+    /// Where clients subscribe to live events (`links.ws`): `/ws` locally, the WebSocket
+    /// API's `wss://…/STAGE` URL on AWS.
+    pub ws_url: String,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -170,7 +173,7 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
     })
 }
 
-fn accepted(run_id: RunId) -> Response {
+fn accepted(run_id: RunId, ws_url: &str) -> Response {
     let base = format!("/campaigns/{run_id}");
     let body = json!({
         "runId": run_id,
@@ -180,7 +183,7 @@ fn accepted(run_id: RunId) -> Response {
             "events": format!("{base}/events"),
             "cancel": format!("{base}/cancel"),
             "retry": format!("{base}/retry"),
-            "ws": "/ws",
+            "ws": ws_url,
         }
     });
     let mut r = (StatusCode::ACCEPTED, Json(body)).into_response();
@@ -196,7 +199,7 @@ async fn create(
 ) -> Result<Response, Problem> {
     let brief = Brief::parse(&body_bytes(body)?)?;
     let id = usecases::submit(&s.deps, brief, None).await?;
-    Ok(accepted(id))
+    Ok(accepted(id, &s.ws_url))
 }
 
 #[derive(Deserialize)]
@@ -226,23 +229,7 @@ async fn list(
         ));
     }
     let page = s.deps.store.list_runs(limit, q.cursor.as_deref()).await?;
-    let runs: Vec<Value> = page
-        .runs
-        .iter()
-        .map(|r| {
-            json!({
-                "runId": r.run_id,
-                "parentRunId": r.parent_run_id,
-                "iteration": r.iteration,
-                "status": r.status,
-                "executionMode": r.execution_mode,
-                "createdAt": r.created_at.format(&time::format_description::well_known::Rfc3339).ok(),
-                "outcome": r.envelope.as_ref().map(|e| e.outcome),
-                "product": r.brief.product,
-            })
-        })
-        .collect();
-    Ok(Json(json!({ "runs": runs, "nextCursor": page.next_cursor })).into_response())
+    Ok(Json(json!({ "runs": page.runs, "nextCursor": page.next_cursor })).into_response())
 }
 
 async fn get_run(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, Problem> {
@@ -336,7 +323,7 @@ async fn retry(
             .agents
     };
     let new_id = usecases::retry(&s.deps, id, agents).await?;
-    Ok(accepted(new_id))
+    Ok(accepted(new_id, &s.ws_url))
 }
 
 async fn openapi() -> Response {

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, Envelope, Event,
-    EventType, ExecutionMode, Run, RunId, Scope, Status,
+    EventType, ExecutionMode, Run, RunId, RunSummary, Scope, Status,
 };
 
 /// One requested status change within an atomic batch (see [`RunStore::apply`]).
@@ -172,7 +172,7 @@ impl NewRun {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPage {
-    pub runs: Vec<Run>,
+    pub runs: Vec<RunSummary>,
     /// Pass back as `cursor` to get the next (older) page.
     pub next_cursor: Option<String>,
 }
@@ -222,8 +222,8 @@ pub trait RunStore: Send + Sync {
         self.get_run(run_id).await
     }
 
-    /// Newest first. `cursor` comes from a previous page. MUST return `BadCursor` for a
-    /// cursor it did not issue.
+    /// Summaries of runs, newest first. `cursor` comes from a previous page. MUST return
+    /// `BadCursor` for a cursor it did not issue.
     async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError>;
 
     /// Applies `changes` in order, atomically, and appends one event per change with the
@@ -270,6 +270,24 @@ pub enum WorkflowError {
     Unavailable(String),
 }
 
+/// How an execution ended, as Step Functions (or the local engine) reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionEnd {
+    Succeeded,
+    Aborted,
+    Failed { error: String, cause: String },
+    TimedOut,
+}
+
+/// Where an execution is, as [`Workflow::describe`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExecutionState {
+    Running,
+    Ended(ExecutionEnd),
+    /// No execution was ever started for the run (or it is no longer known).
+    Missing,
+}
+
 /// Starts and stops executions of the state machine. The run id is the execution name,
 /// which makes a duplicate start detectable.
 #[async_trait]
@@ -278,6 +296,9 @@ pub trait Workflow: Send + Sync {
     async fn start(&self, run_id: RunId, input: Value) -> Result<(), WorkflowError>;
     /// Stops the execution; stopping one that has ended is not an error.
     async fn stop(&self, run_id: RunId, cause: &str) -> Result<(), WorkflowError>;
+    /// Where the run's execution is. MUST return `Missing` (not an error) for a run with no
+    /// execution; `Unavailable` only when the service could not answer.
+    async fn describe(&self, run_id: RunId) -> Result<ExecutionState, WorkflowError>;
 }
 
 /// Queue of runs whose audit was deferred because the audit step was unavailable.

@@ -15,7 +15,8 @@ use crate::domain::{
     Agent, AgentError, Artifact, ArtifactId, Brief, Event, Run, RunId, Scope, Status,
 };
 use crate::errors::FlowError;
-use crate::ports::{Change, Deps, NewRun, StoreError, WorkflowError};
+pub use crate::ports::ExecutionEnd;
+use crate::ports::{Change, Deps, ExecutionState, NewRun, StoreError, WorkflowError};
 
 /// Delay before a deferred audit is tried (again).
 pub const DEFERRED_AUDIT_DELAY: Duration = Duration::from_secs(30);
@@ -318,7 +319,29 @@ pub struct CaughtError {
     #[serde(rename = "Error")]
     pub error: String,
     #[serde(rename = "Cause", default)]
-    pub cause: String,
+    pub cause: Option<String>,
+}
+
+impl CaughtError {
+    /// The failure in words. A Lambda's failure reaches a Catch with `Cause` holding the
+    /// function's error document as a JSON string (`{"errorType", "errorMessage", …}`): its
+    /// `errorMessage` is the reason. Other causes (a timeout's, a Fail state's) are text;
+    /// without any, the error name is all there is.
+    pub fn message(&self) -> String {
+        let cause = self.cause.as_deref().unwrap_or_default().trim();
+        if cause.is_empty() {
+            return self.error.clone();
+        }
+        #[derive(Deserialize)]
+        struct LambdaError {
+            #[serde(rename = "errorMessage")]
+            error_message: String,
+        }
+        match serde_json::from_str::<LambdaError>(cause) {
+            Ok(doc) if !doc.error_message.is_empty() => doc.error_message,
+            _ => cause.to_string(),
+        }
+    }
 }
 
 /// Payload of the audit Task.
@@ -452,11 +475,7 @@ async fn record_agent_failure(
     if run.status.is_terminal() || !matches!(st.status, Status::Queued | Status::Generating) {
         return Ok(agent_output(agent, st.status, st.artifact_id));
     }
-    let cause = if failure.cause.is_empty() {
-        failure.error.clone()
-    } else {
-        failure.cause.clone()
-    };
+    let cause = failure.message();
     warn!(run_id = %run_id, agent = %agent, error = %failure.error, cause = %cause, "agent failed");
     let err = AgentError {
         code: failure.error.clone(),
@@ -589,12 +608,21 @@ pub async fn finalize(deps: &Deps, task: FinalizeTask) -> Result<Value, FlowErro
         if run.status.is_terminal() {
             return Ok(json!({ "runId": run_id, "status": run.status }));
         }
-        if run
+        // Artifacts that reached finalize unaudited (the audit and its deferral both
+        // failed) are not closed unaudited: they are parked for the deferred audit too.
+        let mut changes: Vec<Change> = run
             .agents
-            .values()
-            .any(|s| s.status == Status::AuditPending)
+            .iter()
+            .filter(|(_, s)| matches!(s.status, Status::Generated | Status::Auditing))
+            .map(|(a, s)| Change::new(*a, s.status, Status::AuditPending))
+            .collect();
+        if !changes.is_empty()
+            || run
+                .agents
+                .values()
+                .any(|s| s.status == Status::AuditPending)
         {
-            let changes = match run.status {
+            changes.extend(match run.status {
                 Status::Generating => vec![
                     Change::run(Status::Generating, Status::Generated),
                     Change::run(Status::Generated, Status::AuditPending),
@@ -603,7 +631,7 @@ pub async fn finalize(deps: &Deps, task: FinalizeTask) -> Result<Value, FlowErro
                     vec![Change::run(run.status, Status::AuditPending)]
                 }
                 _ => Vec::new(),
-            };
+            });
             match apply(deps, run_id, changes).await {
                 Ok(_) => {}
                 Err(StoreError::Conflict {
@@ -700,14 +728,6 @@ pub async fn deferred_audit(deps: &Deps, run_id: RunId) -> Result<Value, FlowErr
     finalize(deps, FinalizeTask { run_id }).await
 }
 
-/// The outcome of an execution, as Step Functions (or the local engine) reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExecutionEnd {
-    Succeeded,
-    Aborted,
-    Failed { error: String, cause: String },
-    TimedOut,
-}
 
 /// Reconciles a run with how its execution ended: a stop from the console cancels it, a
 /// failed or timed-out execution fails it with the reason. Idempotent.
@@ -765,6 +785,72 @@ pub async fn recover(deps: &Deps) -> Result<Vec<RunId>, StoreError> {
     Ok(ids)
 }
 
+/// What one sweep found and did (see [`sweep`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SweepReport {
+    /// Unfinished runs old enough to be looked at.
+    pub checked: usize,
+    /// Runs closed because their execution had ended, with what was found.
+    pub reconciled: Vec<(RunId, String)>,
+}
+
+/// Reconciles runs left unfinished after their execution ended — a status-change event
+/// that never arrived or whose handler failed for good. Runs younger than `min_age` are
+/// left alone (their execution may be starting), as are `audit_pending` runs (the
+/// deferred-audit queue owns them) and runs whose execution is still running.
+#[tracing::instrument(skip_all)]
+pub async fn sweep(deps: &Deps, min_age: Duration) -> Result<SweepReport, FlowError> {
+    let now = deps.clock.now();
+    let mut report = SweepReport::default();
+    for run_id in deps.store.unfinished_runs().await? {
+        let created = time::OffsetDateTime::from(run_id.ulid().datetime());
+        if now - created < min_age {
+            continue;
+        }
+        report.checked += 1;
+        let run = match deps.store.get_state(run_id).await {
+            Ok(run) => run,
+            Err(StoreError::NotFound(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if run.status.is_terminal() || run.status == Status::AuditPending {
+            continue;
+        }
+        let found = match deps.workflow.describe(run_id).await? {
+            ExecutionState::Running => continue,
+            ExecutionState::Ended(ExecutionEnd::Succeeded) => {
+                close_failed(
+                    deps,
+                    run_id,
+                    "FlowIncomplete",
+                    "the execution succeeded without closing the run",
+                )
+                .await?;
+                "succeeded without closing the run".to_string()
+            }
+            ExecutionState::Ended(end) => {
+                let what = format!("{end:?}");
+                execution_ended(deps, run_id, end).await?;
+                what
+            }
+            ExecutionState::Missing => {
+                close_failed(
+                    deps,
+                    run_id,
+                    "WorkflowUnavailable",
+                    "the run's execution was never started",
+                )
+                .await?;
+                "no execution".to_string()
+            }
+        };
+        warn!(run_id = %run_id, found = %found, "sweeper closed a run its execution left unfinished");
+        report.reconciled.push((run_id, found));
+    }
+    Ok(report)
+}
+
 /// Which Task a resource names, for the local engine and the template check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TaskFunction {
@@ -814,5 +900,41 @@ impl TaskFunction {
                 finalize(deps, serde_json::from_value(input).map_err(bad)?).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caught(error: &str, cause: Option<&str>) -> CaughtError {
+        CaughtError {
+            error: error.into(),
+            cause: cause.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_lambda_error_document_in_the_cause_yields_its_message() {
+        // What Step Functions puts at a Catch's ResultPath for a failed Lambda Task.
+        let c = caught(
+            "AgentFailed",
+            Some(r#"{"errorType":"AgentFailed","errorMessage":"the model refused","trace":[]}"#),
+        );
+        assert_eq!(c.message(), "the model refused");
+    }
+
+    #[test]
+    fn a_plain_cause_is_kept_and_a_missing_one_falls_back_to_the_error_name() {
+        assert_eq!(
+            caught("States.Timeout", Some("Task timed out")).message(),
+            "Task timed out"
+        );
+        assert_eq!(caught("States.Timeout", None).message(), "States.Timeout");
+        assert_eq!(caught("States.Timeout", Some("  ")).message(), "States.Timeout");
+        assert_eq!(
+            caught("X", Some(r#"{"other":"json"}"#)).message(),
+            r#"{"other":"json"}"#
+        );
     }
 }

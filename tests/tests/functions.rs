@@ -23,7 +23,7 @@ fn event<T>(payload: T) -> LambdaEvent<T> {
 async fn call_api(env: &AwsEnv, fixture_name: &str, run_id: &str) -> (u16, Value) {
     let text = fixture(fixture_name, run_id).to_string();
     let req = lambda_http::request::from_str(&text).unwrap();
-    let resp = campaign_api::app(env.deps.clone())
+    let resp = campaign_api::app(env.deps.clone(), &Default::default())
         .oneshot(req)
         .await
         .unwrap();

@@ -6,5 +6,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = campaign_lambda::config_or_exit(campaign_api::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let deps = campaign_lambda::deps(&config, &clients)?;
-    lambda_http::run(campaign_api::app(deps)).await
+    lambda_http::run(campaign_api::app(deps, &config)).await
 }

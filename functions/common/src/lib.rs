@@ -10,18 +10,20 @@ use lambda_runtime::Diagnostic;
 use serde_json::Value;
 
 use campaign_shared::adapters::aws::config::{
-    Config, ConfigError, DEFERRED_AUDIT_QUEUE_URL, STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME,
-    WEBSOCKET_ENDPOINT,
+    Config, ConfigError, DEFERRED_AUDIT_QUEUE_URL, FAULTS, STATE_MACHINE_ARN, STATUS_QUEUE_URL,
+    TABLE_NAME, WEBSOCKET_ENDPOINT,
 };
 use campaign_shared::adapters::aws::dynamodb::DynamoStore;
 use campaign_shared::adapters::aws::sfn::SfnWorkflow;
 use campaign_shared::adapters::aws::sqs::{SqsDeferredAudits, SqsPublisher};
 use campaign_shared::adapters::aws::websocket::{ApiGatewayPusher, Connections};
 use campaign_shared::adapters::builtin::{BuiltinGenerator, RuleAuditor};
+use campaign_shared::adapters::local::faults::{Faults, FaultyAuditor, FaultyGenerator};
 use campaign_shared::domain::{Event, RunId};
 use campaign_shared::errors::FlowError;
 use campaign_shared::ports::{
-    DeferredAudits, Deps, EventPublisher, StoreError, SystemClock, Workflow, WorkflowError,
+    Auditor, DeferredAudits, Deps, EventPublisher, ExecutionState, Generator, StoreError,
+    SystemClock, Workflow, WorkflowError,
 };
 
 /// Structured JSON logs on stdout (CloudWatch), filter from `RUST_LOG` (default `info`).
@@ -83,6 +85,12 @@ impl Workflow for NotConfigured {
         )))
     }
     async fn stop(&self, _: RunId, _: &str) -> Result<(), WorkflowError> {
+        Err(WorkflowError::Unavailable(format!(
+            "this function has no {}",
+            self.0
+        )))
+    }
+    async fn describe(&self, _: RunId) -> Result<ExecutionState, WorkflowError> {
         Err(WorkflowError::Unavailable(format!(
             "this function has no {}",
             self.0
@@ -159,15 +167,50 @@ pub fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigError> {
         Some(url) => Arc::new(SqsDeferredAudits::new(clients.sqs.clone(), url)),
         None => Arc::new(NotConfigured(DEFERRED_AUDIT_QUEUE_URL)),
     };
+    let faults = faults(std::env::var(FAULTS).ok().as_deref())?;
+    let generator: Arc<dyn Generator> = if faults.agents.is_empty() {
+        Arc::new(BuiltinGenerator)
+    } else {
+        Arc::new(FaultyGenerator {
+            inner: BuiltinGenerator,
+            faults: faults.agents.clone(),
+        })
+    };
+    let auditor: Arc<dyn Auditor> = if faults.audit_unavailable || faults.audit_delay.is_some() {
+        Arc::new(FaultyAuditor {
+            inner: RuleAuditor,
+            unavailable: faults.audit_unavailable.into(),
+            delay: faults.audit_delay,
+        })
+    } else {
+        Arc::new(RuleAuditor)
+    };
     Ok(Deps {
         store: Arc::new(store),
         publisher,
         workflow,
         deferred,
-        generator: Arc::new(BuiltinGenerator),
-        auditor: Arc::new(RuleAuditor),
+        generator,
+        auditor,
         clock: Arc::new(SystemClock),
     })
+}
+
+/// Faults to inject, from `CAMPAIGN_FAULTS` (tests and game days; unset in the template):
+/// the `--fault` specs of `campaign`, comma-separated. A malformed spec stops the cold start.
+pub fn faults(spec: Option<&str>) -> Result<Faults, ConfigError> {
+    let mut faults = Faults::default();
+    for one in spec.unwrap_or_default().split(',').map(str::trim) {
+        if !one.is_empty() {
+            faults
+                .add(one)
+                .map_err(|why| ConfigError::Malformed { name: FAULTS, why })?;
+        }
+    }
+    if !faults.agents.is_empty() || faults.audit_unavailable || faults.audit_delay.is_some() {
+        tracing::warn!(spec = spec.unwrap_or_default(), "fault injection is on");
+    }
+    Ok(faults)
 }
 
 /// Connection records and the pusher, for the WebSocket functions.
@@ -204,6 +247,16 @@ pub fn config_or_exit(needs: &[&'static str]) -> Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_specs_come_from_the_environment_and_bad_ones_are_named() {
+        assert_eq!(faults(None).unwrap(), Faults::default());
+        let f = faults(Some("copy=error, audit=unavailable")).unwrap();
+        assert!(f.audit_unavailable);
+        assert_eq!(f.agents.len(), 1);
+        let e = faults(Some("copy=explode")).unwrap_err();
+        assert!(e.to_string().contains("CAMPAIGN_FAULTS"), "{e}");
+    }
 
     #[test]
     fn flow_errors_become_diagnostics_with_their_names() {

@@ -1,7 +1,8 @@
 //! The `notifier` function: each SQS message is one lifecycle event; it is pushed to every
 //! WebSocket connection subscribed to its run. A connection that is gone (410) is forgotten,
 //! not retried; any other push failure fails that message alone (partial batch response),
-//! so SQS redelivers just it. Clients drop a `seq` they have already seen.
+//! so SQS redelivers just it (and, on the FIFO queue, the later events of its run). Clients
+//! drop a `seq` they have already seen and order by `seq`.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use campaign_lambda::FunctionError;
@@ -41,12 +42,25 @@ pub async fn handler(
     pusher: &dyn Pusher,
 ) -> Result<SqsBatchResponse, FunctionError> {
     let mut response = SqsBatchResponse::default();
+    // The status queue is FIFO with one message group per run: once a message of a group
+    // fails, the group's later messages in this batch are returned undelivered too, so SQS
+    // redelivers them after it, in order.
+    let mut held: std::collections::HashSet<String> = std::collections::HashSet::new();
     for record in event.payload.records {
         let id = record.message_id.clone().unwrap_or_default();
         let body = record.body.clone().unwrap_or_default();
-        let result = deliver(&body, connections, pusher)
-            .instrument(info_span!("message", message_id = %id))
-            .await;
+        let group = record.attributes.get("MessageGroupId").cloned();
+        let result = match &group {
+            Some(g) if held.contains(g) => Err(format!("held behind an earlier failed event of group {g}")),
+            _ => {
+                deliver(&body, connections, pusher)
+                    .instrument(info_span!("message", message_id = %id))
+                    .await
+            }
+        };
+        if let (Err(_), Some(g)) = (&result, group) {
+            held.insert(g);
+        }
         if let Err(e) = result {
             warn!(message_id = %id, error = %e, "event not delivered; will be retried");
             // A malformed message would fail forever: let it go to the DLQ via redrive.

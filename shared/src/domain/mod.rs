@@ -18,4 +18,4 @@ pub use envelope::{Envelope, Outcome};
 pub use event::{Event, EventType, Scope};
 pub use ids::{ArtifactId, IdError, RunId};
 pub use lifecycle::{Status, Subject};
-pub use run::{AgentError, AgentState, Run, Timings};
+pub use run::{AgentError, AgentState, Run, RunSummary, Timings};

@@ -81,7 +81,36 @@ pub struct Run {
     pub envelope: Option<Envelope>,
 }
 
+/// A run as `GET /campaigns` lists it: enough to choose one, nothing that needs the
+/// artifacts or the event log (the DynamoDB store reads it from the listing index alone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunSummary {
+    pub run_id: RunId,
+    pub parent_run_id: Option<RunId>,
+    pub iteration: u32,
+    pub status: Status,
+    pub execution_mode: ExecutionMode,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub outcome: Option<super::envelope::Outcome>,
+    pub product: String,
+}
+
 impl Run {
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            run_id: self.run_id,
+            parent_run_id: self.parent_run_id,
+            iteration: self.iteration,
+            status: self.status,
+            execution_mode: self.execution_mode,
+            created_at: self.created_at,
+            outcome: self.envelope.as_ref().map(|e| e.outcome),
+            product: self.brief.product.clone(),
+        }
+    }
+
     /// The summaries [`super::envelope::compute`] needs.
     pub fn agent_summaries(&self) -> Vec<AgentSummary> {
         self.agents

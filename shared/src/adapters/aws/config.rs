@@ -27,6 +27,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         WEBSOCKET_ENDPOINT,
         "https endpoint of the WebSocket API stage, for post_to_connection",
     ),
+    (
+        WEBSOCKET_URL,
+        "wss URL of the WebSocket API stage, given to clients as links.ws",
+    ),
 ];
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
@@ -34,6 +38,10 @@ pub const STATUS_QUEUE_URL: &str = "STATUS_QUEUE_URL";
 pub const DEFERRED_AUDIT_QUEUE_URL: &str = "DEFERRED_AUDIT_QUEUE_URL";
 pub const STATE_MACHINE_ARN: &str = "STATE_MACHINE_ARN";
 pub const WEBSOCKET_ENDPOINT: &str = "WEBSOCKET_ENDPOINT";
+pub const WEBSOCKET_URL: &str = "WEBSOCKET_URL";
+/// Optional, for tests and game days only: fault specs as `campaign --fault` takes them,
+/// comma-separated (`copy=error,audit=unavailable`). Not set in the template.
+pub const FAULTS: &str = "CAMPAIGN_FAULTS";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -73,6 +81,7 @@ impl Config {
                     v.starts_with("https://") || v.starts_with("http://")
                 }
                 STATE_MACHINE_ARN => v.starts_with("arn:") && v.contains(":stateMachine:"),
+                WEBSOCKET_URL => v.starts_with("wss://") || v.starts_with("ws://"),
                 _ => true,
             };
             if !ok {

@@ -11,12 +11,27 @@
 //! transition, its artifact and its event are written together or not at all, and a
 //! concurrent writer makes the transaction fail, after which the batch is re-checked against
 //! the fresh state (and refused with `Conflict` if it no longer applies).
+//!
+//! Concurrency is resolved here, never handed to the caller as a retryable error: a
+//! transaction cancelled because another transaction held one of its items
+//! (`TransactionConflict`) or because a version moved (`ConditionalCheckFailed`) is re-read
+//! and re-applied after a jittered backoff. Otherwise three agents finishing at once would
+//! make Step Functions re-run an agent that had in fact succeeded. Each attempt carries its
+//! own `ClientRequestToken`, so the SDK's own retry of a request whose answer was lost is
+//! idempotent.
+//!
+//! Listing: `gsi1` is sharded over `RUNS#0`..`RUNS#7` (by the run id's random bits), so run
+//! creation is not bound to one partition's write limit; a page queries every shard for
+//! ids below the cursor and merges them newest first. The index carries only the summary
+//! attributes ([`RUN_SUMMARY_ATTRIBUTES`]), so a page is eight queries, whatever its size.
 
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -26,14 +41,33 @@ use crate::domain::{
     Agent, AgentState, Artifact, ArtifactId, AuditReport, Brief, Envelope, Event, ExecutionMode,
     Run, RunId, Status,
 };
+use crate::domain::{Outcome, RunSummary};
+use super::sdk_unavailable;
 use crate::ports::{Change, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes};
 
 pub const GSI_RUNS: &str = "gsi1";
 pub const GSI_UNFINISHED: &str = "gsi2";
-const RUNS_PARTITION: &str = "RUNS";
 const UNFINISHED_PARTITION: &str = "UNFINISHED";
+/// Shards of the listing index.
+pub const RUN_SHARDS: u128 = 8;
+/// The run item's attributes the listing index projects (the template's
+/// `NonKeyAttributes` of `gsi1` must be exactly these).
+pub const RUN_SUMMARY_ATTRIBUTES: &[&str] = &[
+    "run_id",
+    "parent_run_id",
+    "iteration",
+    "status",
+    "execution_mode",
+    "created_at",
+    "outcome",
+    "product",
+];
 /// Optimistic-concurrency retries of one batch before giving up as `Unavailable`.
-const MAX_RACES: usize = 16;
+const MAX_RACES: u32 = 16;
+
+fn runs_shard(id: RunId) -> String {
+    format!("RUNS#{}", id.ulid().random() % RUN_SHARDS)
+}
 
 fn run_pk(id: RunId) -> String {
     format!("RUN#{id}")
@@ -85,6 +119,43 @@ struct RunItem {
     agents: BTreeMap<Agent, AgentState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     envelope: Option<Envelope>,
+    /// Copies for the listing index (which cannot project nested attributes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outcome: Option<Outcome>,
+    #[serde(default)]
+    product: String,
+}
+
+/// What the listing index holds of a run (see [`RUN_SUMMARY_ATTRIBUTES`]).
+#[derive(Debug, Deserialize)]
+struct RunSummaryItem {
+    run_id: RunId,
+    #[serde(default)]
+    parent_run_id: Option<RunId>,
+    iteration: u32,
+    status: Status,
+    execution_mode: ExecutionMode,
+    #[serde(with = "time::serde::rfc3339")]
+    created_at: OffsetDateTime,
+    #[serde(default)]
+    outcome: Option<Outcome>,
+    #[serde(default)]
+    product: String,
+}
+
+impl From<RunSummaryItem> for RunSummary {
+    fn from(i: RunSummaryItem) -> Self {
+        RunSummary {
+            run_id: i.run_id,
+            parent_run_id: i.parent_run_id,
+            iteration: i.iteration,
+            status: i.status,
+            execution_mode: i.execution_mode,
+            created_at: i.created_at,
+            outcome: i.outcome,
+            product: i.product,
+        }
+    }
 }
 
 impl RunItem {
@@ -133,21 +204,64 @@ fn from_item<T: for<'de> Deserialize<'de>>(
     serde_dynamo::from_item(item).map_err(|e| corrupt("read item", e))
 }
 
-/// True when a transaction was cancelled because a condition did not hold.
-fn is_condition_failure<E, R>(e: &SdkError<E, R>) -> bool
-where
-    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
-{
-    match e {
-        SdkError::ServiceError(se) => {
-            let code = se.err().code().unwrap_or_default();
-            let msg = se.err().message().unwrap_or_default();
-            code == "ConditionalCheckFailedException"
-                || (code == "TransactionCanceledException"
-                    && msg.contains("ConditionalCheckFailed"))
+/// How a `TransactWriteItems` ended, from the typed error and its cancellation reasons.
+#[derive(Debug)]
+enum Commit {
+    Committed,
+    /// A condition did not hold (a version moved, an item exists): re-read and re-check.
+    ConditionFailed,
+    /// Another transaction held an item, or the table throttled: the same batch may
+    /// succeed after a pause, re-read first.
+    Contended,
+    /// The answer was lost on the way (timeout, connection): the same request, with the
+    /// same token, may be sent again.
+    Unanswered(StoreError),
+}
+
+/// The cancellation reason codes DynamoDB documents for `TransactionCanceledException`.
+const REASON_CONDITION: &str = "ConditionalCheckFailed";
+const REASON_CONFLICT: &str = "TransactionConflict";
+const REASON_THROTTLED: [&str; 2] = ["ThrottlingError", "ProvisionedThroughputExceeded"];
+
+fn classify(e: SdkError<TransactWriteItemsError, HttpResponse>) -> Result<Commit, StoreError> {
+    match &e {
+        SdkError::ServiceError(se) => match se.err() {
+            TransactWriteItemsError::TransactionCanceledException(c) => {
+                let codes: Vec<&str> = c
+                    .cancellation_reasons()
+                    .iter()
+                    .filter_map(|r| r.code())
+                    .collect();
+                if codes.contains(&REASON_CONDITION) {
+                    Ok(Commit::ConditionFailed)
+                } else if codes
+                    .iter()
+                    .any(|c| *c == REASON_CONFLICT || REASON_THROTTLED.contains(c))
+                {
+                    Ok(Commit::Contended)
+                } else {
+                    Err(sdk_unavailable(e))
+                }
+            }
+            // The same token is still being applied by an earlier attempt.
+            TransactWriteItemsError::TransactionInProgressException(_)
+            | TransactWriteItemsError::ThrottlingException(_)
+            | TransactWriteItemsError::ProvisionedThroughputExceededException(_)
+            | TransactWriteItemsError::RequestLimitExceeded(_) => Ok(Commit::Contended),
+            _ => Err(sdk_unavailable(e)),
+        },
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Ok(Commit::Unanswered(sdk_unavailable(e)))
         }
-        _ => false,
+        _ => Err(sdk_unavailable(e)),
     }
+}
+
+/// Jittered exponential backoff before attempt `n` (1-based) of a contended write: up to
+/// 10 ms, 20 ms, … capped at 640 ms, full jitter so racing writers spread out.
+fn backoff(n: u32) -> std::time::Duration {
+    let cap_ms = 10u64 << n.min(6);
+    std::time::Duration::from_millis(fastrand::u64(1..=cap_ms))
 }
 
 impl DynamoStore {
@@ -177,7 +291,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(sdk_unavailable)?;
         from_item(out.item.ok_or(StoreError::NotFound(run_id))?)
     }
 
@@ -232,7 +346,7 @@ impl DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(sdk_unavailable)?;
             for item in page.items.unwrap_or_default() {
                 out.push(from_item::<EventItem>(item)?.event);
             }
@@ -253,7 +367,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(sdk_unavailable)?;
         out.item
             .map(|i| from_item::<ArtifactItem>(i).map(|a| a.artifact))
             .transpose()
@@ -290,18 +404,59 @@ impl DynamoStore {
         })
     }
 
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+    /// Writes `items` in one transaction: `Committed`, `ConditionFailed` or `Contended`.
+    /// An unanswered request is re-sent with the same token, which DynamoDB answers
+    /// idempotently (a transaction that did commit is not applied twice).
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Commit, StoreError> {
+        let token = ulid::Ulid::new().to_string();
+        let mut resent = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            let commit = match result {
+                Ok(_) => Commit::Committed,
+                Err(e) => classify(e)?,
+            };
+            match commit {
+                Commit::Unanswered(e) if resent < 3 => {
+                    resent += 1;
+                    tracing::warn!(error = %e, resent, "transaction unanswered; sending it again");
+                    tokio::time::sleep(backoff(resent)).await;
+                }
+                Commit::Unanswered(e) => return Err(e),
+                done => return Ok(done),
+            }
         }
+    }
+
+    /// Writes the batch `build` makes from a fresh read, until it commits: a version that
+    /// moved or a contended item means re-reading (after a jittered pause) and building the
+    /// batch again, where `build` re-checks it against the new state.
+    async fn write_run<T>(
+        &self,
+        run_id: RunId,
+        mut build: impl FnMut(RunItem) -> Result<(Vec<TransactWriteItem>, T), StoreError>,
+    ) -> Result<T, StoreError> {
+        let _queued = self.stripe(run_id).lock().await;
+        for race in 0..MAX_RACES {
+            let item = self.load(run_id).await?;
+            let (writes, out) = build(item)?;
+            match self.transact(writes).await? {
+                Commit::Committed => return Ok(out),
+                other => {
+                    tracing::debug!(run_id = %run_id, race, outcome = ?other, "write raced; re-reading");
+                    tokio::time::sleep(backoff(race + 1)).await;
+                }
+            }
+        }
+        Err(StoreError::Unavailable(
+            format!("run {run_id} kept changing under concurrent writers").into(),
+        ))
     }
 }
 
@@ -326,10 +481,11 @@ impl RunStore for DynamoStore {
                 (a, st)
             })
             .collect();
+        let product = new.brief.product.clone();
         let item = RunItem {
             pk: run_pk(new.run_id),
             sk: "RUN".into(),
-            gsi1pk: RUNS_PARTITION.into(),
+            gsi1pk: runs_shard(new.run_id),
             gsi1sk: new.run_id.to_string(),
             gsi2pk: Some(UNFINISHED_PARTITION.into()),
             gsi2sk: Some(new.run_id.to_string()),
@@ -345,16 +501,23 @@ impl RunStore for DynamoStore {
             version: 1,
             agents,
             envelope: None,
+            outcome: None,
+            product,
         };
         let items = vec![
             self.put(to_item(&item)?, "attribute_not_exists(pk)")?,
             self.event_put(&event)?,
         ];
-        if self.transact(items).await? {
-            Ok(event)
-        } else {
-            Err(StoreError::AlreadyExists(new.run_id))
+        for race in 0..MAX_RACES {
+            match self.transact(items.clone()).await? {
+                Commit::Committed => return Ok(event),
+                Commit::ConditionFailed => return Err(StoreError::AlreadyExists(new.run_id)),
+                _ => tokio::time::sleep(backoff(race + 1)).await,
+            }
         }
+        Err(StoreError::Unavailable(
+            format!("run {} could not be created: its items stayed contended", new.run_id).into(),
+        ))
     }
 
     async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError> {
@@ -369,36 +532,38 @@ impl RunStore for DynamoStore {
 
     async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError> {
         let limit = limit.clamp(1, 100);
-        let start = match cursor {
-            Some(c) => {
-                let id = RunId::parse(c).map_err(|_| StoreError::BadCursor(c.to_string()))?;
-                let mut k = HashMap::new();
-                k.insert("pk".to_string(), s(run_pk(id)));
-                k.insert("sk".to_string(), s("RUN"));
-                k.insert("gsi1pk".to_string(), s(RUNS_PARTITION));
-                k.insert("gsi1sk".to_string(), s(id.to_string()));
-                Some(k)
-            }
+        let before = match cursor {
+            Some(c) => Some(RunId::parse(c).map_err(|_| StoreError::BadCursor(c.to_string()))?),
             None => None,
         };
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI_RUNS)
-            .key_condition_expression("gsi1pk = :p")
-            .expression_attribute_values(":p", s(RUNS_PARTITION))
-            .scan_index_forward(false)
-            .limit(limit as i32)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut runs = Vec::new();
-        for item in out.items.unwrap_or_default() {
-            runs.push(self.assemble(from_item::<RunItem>(item)?, true).await?);
+        // Each shard's newest `limit + 1` below the cursor: their merge holds the page and
+        // tells whether anything older is left.
+        let queries = (0..RUN_SHARDS).map(|shard| {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI_RUNS)
+                .expression_attribute_values(":p", s(format!("RUNS#{shard}")))
+                .scan_index_forward(false)
+                .limit(limit as i32 + 1);
+            q = match before {
+                Some(id) => q
+                    .key_condition_expression("gsi1pk = :p AND gsi1sk < :c")
+                    .expression_attribute_values(":c", s(id.to_string())),
+                None => q.key_condition_expression("gsi1pk = :p"),
+            };
+            q.send()
+        });
+        let mut runs: Vec<RunSummary> = Vec::new();
+        for page in futures::future::join_all(queries).await {
+            for item in page.map_err(sdk_unavailable)?.items.unwrap_or_default() {
+                runs.push(from_item::<RunSummaryItem>(item)?.into());
+            }
         }
-        let more = out.last_evaluated_key.is_some_and(|k| !k.is_empty());
+        runs.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+        let more = runs.len() > limit;
+        runs.truncate(limit);
         let next_cursor = if more {
             runs.last().map(|r| r.run_id.to_string())
         } else {
@@ -413,9 +578,7 @@ impl RunStore for DynamoStore {
         changes: Vec<Change>,
         at: OffsetDateTime,
     ) -> Result<Vec<Event>, StoreError> {
-        let _queued = self.stripe(run_id).lock().await;
-        for _ in 0..MAX_RACES {
-            let mut item = self.load(run_id).await?;
+        self.write_run(run_id, |mut item| {
             let snap = Snapshot {
                 run: item.status,
                 agents: item.agents.iter().map(|(a, s)| (*a, s.status)).collect(),
@@ -432,6 +595,7 @@ impl RunStore for DynamoStore {
                     None => {
                         item.set_status(ch.to);
                         if let Some(env) = &ch.envelope {
+                            item.outcome = Some(env.outcome);
                             item.envelope = Some(env.clone());
                         }
                     }
@@ -493,20 +657,13 @@ impl RunStore for DynamoStore {
                     .map_err(unavailable)?;
                 writes.push(TransactWriteItem::builder().update(update).build());
             }
-            if self.transact(writes).await? {
-                return Ok(events);
-            }
-            // Someone wrote the run since we read it: re-read and re-check.
-        }
-        Err(StoreError::Unavailable(
-            format!("run {run_id} kept changing under concurrent writers").into(),
-        ))
+            Ok((writes, events))
+        })
+        .await
     }
 
     async fn bump_attempts(&self, run_id: RunId, agent: Agent) -> Result<u32, StoreError> {
-        let _queued = self.stripe(run_id).lock().await;
-        for _ in 0..MAX_RACES {
-            let mut item = self.load(run_id).await?;
+        self.write_run(run_id, |mut item| {
             let current = item
                 .agents
                 .get(&agent)
@@ -528,16 +685,9 @@ impl RunStore for DynamoStore {
                 st.attempts
             };
             item.version += 1;
-            if self
-                .transact(vec![self.put_run(&item, read_version)?])
-                .await?
-            {
-                return Ok(n);
-            }
-        }
-        Err(StoreError::Unavailable(
-            format!("run {run_id} kept changing under concurrent writers").into(),
-        ))
+            Ok((vec![self.put_run(&item, read_version)?], n))
+        })
+        .await
     }
 
     async fn events(&self, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError> {
@@ -563,9 +713,14 @@ impl RunStore for DynamoStore {
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(sdk_unavailable)?;
+            // The index holds keys only: the run id is its sort key.
             for item in page.items.unwrap_or_default() {
-                out.push(from_item::<RunItem>(item)?.run_id);
+                let id = item
+                    .get("gsi2sk")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(|| corrupt("unfinished index", "an entry without gsi2sk"))?;
+                out.push(RunId::parse(id).map_err(|e| corrupt("unfinished index", e))?);
             }
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -610,7 +765,10 @@ impl DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(run_id),
-            Err(e) if is_condition_failure(&e) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 let out = self
                     .client
                     .get_item()
@@ -620,7 +778,7 @@ impl DynamoStore {
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(unavailable)?;
+                    .map_err(sdk_unavailable)?;
                 let id = out
                     .item
                     .and_then(|i| i.get("runId").and_then(|v| v.as_s().ok()).cloned())
@@ -653,19 +811,24 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .build()
             .map_err(unavailable)
     };
-    let gsi = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, StoreError> {
+    let gsi = |name: &str, pk: &str, sk: &str, projection: Projection| {
         GlobalSecondaryIndex::builder()
             .index_name(name)
             .key_schema(key(pk, KeyType::Hash)?)
             .key_schema(key(sk, KeyType::Range)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .projection(projection)
             .build()
             .map_err(unavailable)
     };
+    let summary = Projection::builder()
+        .projection_type(ProjectionType::Include)
+        .set_non_key_attributes(Some(
+            RUN_SUMMARY_ATTRIBUTES.iter().map(|a| a.to_string()).collect(),
+        ))
+        .build();
+    let keys_only = Projection::builder()
+        .projection_type(ProjectionType::KeysOnly)
+        .build();
     client
         .create_table()
         .table_name(table)
@@ -678,10 +841,10 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attr("gsi2sk")?)
         .key_schema(key("pk", KeyType::Hash)?)
         .key_schema(key("sk", KeyType::Range)?)
-        .global_secondary_indexes(gsi(GSI_RUNS, "gsi1pk", "gsi1sk")?)
-        .global_secondary_indexes(gsi(GSI_UNFINISHED, "gsi2pk", "gsi2sk")?)
+        .global_secondary_indexes(gsi(GSI_RUNS, "gsi1pk", "gsi1sk", summary)?)
+        .global_secondary_indexes(gsi(GSI_UNFINISHED, "gsi2pk", "gsi2sk", keys_only)?)
         .send()
         .await
-        .map_err(unavailable)?;
+        .map_err(sdk_unavailable)?;
     Ok(())
 }

@@ -3,11 +3,18 @@
 
 use async_trait::async_trait;
 use aws_sdk_sfn::Client;
-use aws_sdk_sfn::error::ProvideErrorMetadata;
+use aws_sdk_sfn::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::Value;
 
 use crate::domain::RunId;
-use crate::ports::{Workflow, WorkflowError};
+use crate::ports::{ExecutionEnd, ExecutionState, Workflow, WorkflowError};
+
+/// The SDK error with its whole chain (the service's code and message, or the transport's
+/// cause), not just "service error".
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &SdkError<E, R>) -> WorkflowError {
+    WorkflowError::Unavailable(DisplayErrorContext(e).to_string())
+}
 
 #[derive(Debug, Clone)]
 pub struct SfnWorkflow {
@@ -46,12 +53,13 @@ impl Workflow for SfnWorkflow {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ExecutionAlreadyExists") => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_already_exists()) =>
+            {
                 Err(WorkflowError::AlreadyStarted(run_id))
             }
-            Err(e) => Err(WorkflowError::Unavailable(
-                aws_sdk_sfn::error::DisplayErrorContext(&e).to_string(),
-            )),
+            Err(e) => Err(unavailable(&e)),
         }
     }
 
@@ -66,12 +74,48 @@ impl Workflow for SfnWorkflow {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("ExecutionDoesNotExist") => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
                 Err(WorkflowError::NotFound(run_id))
             }
-            Err(e) => Err(WorkflowError::Unavailable(
-                aws_sdk_sfn::error::DisplayErrorContext(&e).to_string(),
-            )),
+            Err(e) => Err(unavailable(&e)),
         }
+    }
+
+    async fn describe(&self, run_id: RunId) -> Result<ExecutionState, WorkflowError> {
+        let result = self
+            .client
+            .describe_execution()
+            .execution_arn(self.execution_arn(run_id))
+            .send()
+            .await;
+        let out = match result {
+            Ok(out) => out,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_execution_does_not_exist()) =>
+            {
+                return Ok(ExecutionState::Missing);
+            }
+            Err(e) => return Err(unavailable(&e)),
+        };
+        Ok(match out.status {
+            ExecutionStatus::Running | ExecutionStatus::PendingRedrive => ExecutionState::Running,
+            ExecutionStatus::Succeeded => ExecutionState::Ended(ExecutionEnd::Succeeded),
+            ExecutionStatus::Aborted => ExecutionState::Ended(ExecutionEnd::Aborted),
+            ExecutionStatus::TimedOut => ExecutionState::Ended(ExecutionEnd::TimedOut),
+            ExecutionStatus::Failed => ExecutionState::Ended(ExecutionEnd::Failed {
+                error: out.error.unwrap_or_else(|| "States.Runtime".into()),
+                cause: out.cause.unwrap_or_else(|| "the execution failed".into()),
+            }),
+            // A status this SDK does not know yet: treat as still running (the next sweep
+            // looks again) rather than closing a run on a guess.
+            other => {
+                tracing::warn!(run_id = %run_id, status = %other.as_str(), "unknown execution status");
+                ExecutionState::Running
+            }
+        })
     }
 }

@@ -14,18 +14,23 @@ use crate::ports::{DeferredAudits, EventPublisher, StoreError};
 
 /// Publishes persisted events to the status queue, ten per request. Best effort by
 /// contract: a failure is logged, never fails the transition (clients replay from the
-/// store with `after`).
+/// store with `after`). On a FIFO queue (the template's) each run is one message group,
+/// so its events reach the notifier in `seq` order, and `runId-seq` deduplicates a
+/// re-publish.
 #[derive(Debug, Clone)]
 pub struct SqsPublisher {
     client: Client,
     queue_url: String,
+    fifo: bool,
 }
 
 impl SqsPublisher {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        let queue_url = queue_url.into();
         SqsPublisher {
             client,
-            queue_url: queue_url.into(),
+            fifo: queue_url.ends_with(".fifo"),
+            queue_url,
         }
     }
 }
@@ -39,10 +44,15 @@ impl EventPublisher for SqsPublisher {
                 let Ok(body) = serde_json::to_string(e) else {
                     continue;
                 };
-                match SendMessageBatchRequestEntry::builder()
+                let mut entry = SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(body)
-                    .build()
+                    .message_body(body);
+                if self.fifo {
+                    entry = entry
+                        .message_group_id(e.run_id.to_string())
+                        .message_deduplication_id(format!("{}-{}", e.run_id, e.seq));
+                }
+                match entry.build()
                 {
                     Ok(entry) => entries.push(entry),
                     Err(err) => warn!(error = %err, "cannot build status message"),
@@ -106,7 +116,7 @@ impl DeferredAudits for SqsDeferredAudits {
             .delay_seconds(delay.as_secs().min(900) as i32)
             .send()
             .await
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+            .map_err(super::sdk_unavailable)?;
         Ok(())
     }
 }

@@ -21,10 +21,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError {
-    StoreError::Unavailable(Box::new(e))
-}
-
 /// Connection and subscription records.
 #[derive(Debug, Clone)]
 pub struct Connections {
@@ -58,7 +54,7 @@ impl Connections {
             .item("ttl", Self::ttl(now))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(super::sdk_unavailable)?;
         Ok(())
     }
 
@@ -72,7 +68,7 @@ impl Connections {
             .key("sk", s("CONN"))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(super::sdk_unavailable)?;
         Ok(())
     }
 
@@ -91,7 +87,7 @@ impl Connections {
             .item("ttl", Self::ttl(now))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(super::sdk_unavailable)?;
         Ok(())
     }
 
@@ -103,7 +99,7 @@ impl Connections {
             .key("sk", s(format!("CONN#{connection_id}")))
             .send()
             .await
-            .map_err(unavailable)?;
+            .map_err(super::sdk_unavailable)?;
         Ok(())
     }
 
@@ -123,10 +119,13 @@ impl Connections {
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(format!("SUB#{run_id}")))
+                // A subscription written a moment ago must be seen, or its events are
+                // pushed to nobody until the client replays.
+                .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
-                .map_err(unavailable)?;
+                .map_err(super::sdk_unavailable)?;
             for item in page.items.unwrap_or_default() {
                 let live = item
                     .get("ttl")
@@ -175,7 +174,6 @@ impl ApiGatewayPusher {
 #[async_trait]
 impl Pusher for ApiGatewayPusher {
     async fn push(&self, connection_id: &str, text: &str) -> Result<(), PushError> {
-        use aws_sdk_apigatewaymanagement::error::ProvideErrorMetadata;
         match self
             .client
             .post_to_connection()
@@ -185,7 +183,7 @@ impl Pusher for ApiGatewayPusher {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("GoneException") => {
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_gone_exception()) => {
                 Err(PushError::Gone(connection_id.to_string()))
             }
             Err(e) => Err(PushError::Failed(

@@ -672,7 +672,7 @@ impl RunStore for SqliteStore {
             let more = ids.len() > limit;
             let mut runs = Vec::new();
             for id in ids.into_iter().take(limit) {
-                runs.push(read_run(c, RunId::parse(&id).map_err(|e| corrupt("run id", e))?, true)?);
+                runs.push(read_run(c, RunId::parse(&id).map_err(|e| corrupt("run id", e))?, false)?.summary());
             }
             let next_cursor = if more { runs.last().map(|r| r.run_id.to_string()) } else { None };
             Ok(RunPage { runs, next_cursor })

@@ -15,7 +15,7 @@ use tracing::{error, info};
 use super::asl::{ExecutionError, StateMachine, TaskError, TaskInvoker};
 use crate::domain::RunId;
 use crate::errors::names;
-use crate::ports::{Deps, Workflow, WorkflowError};
+use crate::ports::{Deps, ExecutionState, Workflow, WorkflowError};
 use crate::usecases::{self, ExecutionEnd, TaskFunction};
 
 /// Resolves `${…FunctionArn}` resources to use cases, in process. A panic inside a step is
@@ -29,20 +29,17 @@ pub struct LocalInvoker {
 impl TaskInvoker for LocalInvoker {
     async fn invoke(&self, resource: &str, input: Value) -> Result<Value, TaskError> {
         let Some(function) = TaskFunction::from_resource(resource) else {
-            return Err(TaskError {
-                error: names::INVALID_INPUT.into(),
-                cause: format!("no local function for resource `{resource}`"),
-            });
+            return Err(lambda_error(
+                names::INVALID_INPUT,
+                &format!("no local function for resource `{resource}`"),
+            ));
         };
         match AssertUnwindSafe(function.call(&self.deps, input))
             .catch_unwind()
             .await
         {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(TaskError {
-                error: e.name().into(),
-                cause: e.to_string(),
-            }),
+            Ok(Err(e)) => Err(lambda_error(e.name(), &e.to_string())),
             Err(panic) => {
                 let msg = panic
                     .downcast_ref::<String>()
@@ -50,20 +47,35 @@ impl TaskInvoker for LocalInvoker {
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "panic".into());
                 error!(resource, cause = %msg, "task panicked");
-                Err(TaskError {
-                    error: names::AGENT_FAILED.into(),
-                    cause: format!("the function panicked: {msg}"),
-                })
+                Err(lambda_error(
+                    names::AGENT_FAILED,
+                    &format!("the function panicked: {msg}"),
+                ))
             }
         }
     }
 }
+
+/// A failed function as Step Functions reports a Lambda Task's failure: `Error` is the
+/// function's `errorType`, `Cause` the function's error document as a JSON string — so a
+/// Catch stores the same thing locally as on AWS.
+fn lambda_error(name: &str, message: &str) -> TaskError {
+    TaskError {
+        error: name.into(),
+        cause: serde_json::json!({ "errorType": name, "errorMessage": message }).to_string(),
+    }
+}
+
+/// How many ended executions [`Workflow::describe`] remembers.
+const ENDED_REMEMBERED: usize = 10_000;
 
 /// [`Workflow`] over the local ASL engine.
 pub struct LocalWorkflow {
     machine: StateMachine,
     deps: OnceLock<Deps>,
     running: Arc<Mutex<HashMap<RunId, CancellationToken>>>,
+    /// How finished executions of this process ended (for `describe`).
+    ended: Arc<Mutex<HashMap<RunId, ExecutionEnd>>>,
     tasks: tokio_util::task::TaskTracker,
     shutdown: CancellationToken,
 }
@@ -80,6 +92,7 @@ impl LocalWorkflow {
             machine,
             deps: OnceLock::new(),
             running: Arc::new(Mutex::new(HashMap::new())),
+            ended: Arc::new(Mutex::new(HashMap::new())),
             tasks: tokio_util::task::TaskTracker::new(),
             shutdown: CancellationToken::new(),
         }
@@ -131,8 +144,10 @@ impl Workflow for LocalWorkflow {
         let shutdown = self.shutdown.clone();
         let this_deps = deps.clone();
         let running = self.running.clone();
+        let ended = self.ended.clone();
         self.tasks.spawn(async move {
             let result = machine.execute(&run_id.to_string(), input, invoker, token).await;
+            let stopped = matches!(result, Err(ExecutionError::Cancelled));
             let end = match result {
                 Ok(_) => ExecutionEnd::Succeeded,
                 // Stopped by a cancel (the use case closed the run) or by shutdown (the run
@@ -145,9 +160,16 @@ impl Workflow for LocalWorkflow {
                 Err(ExecutionError::Failed { error, cause }) => ExecutionEnd::Failed { error, cause },
             };
             if !shutdown.is_cancelled() {
-                if let Err(e) = usecases::execution_ended(&this_deps, run_id, end).await {
+                if let Err(e) = usecases::execution_ended(&this_deps, run_id, end.clone()).await {
                     error!(run_id = %run_id, error = %e, "could not record how the execution ended");
                 }
+            }
+            if let Ok(mut ended) = ended.lock() {
+                // Bounded: a long-lived server remembers the recent ends only.
+                if ended.len() >= ENDED_REMEMBERED {
+                    ended.clear();
+                }
+                ended.insert(run_id, if stopped { ExecutionEnd::Aborted } else { end });
             }
             if let Ok(mut running) = running.lock() {
                 running.remove(&run_id);
@@ -163,5 +185,18 @@ impl Workflow for LocalWorkflow {
             }
         }
         Ok(())
+    }
+
+    async fn describe(&self, run_id: RunId) -> Result<ExecutionState, WorkflowError> {
+        fn poisoned<T>(_: T) -> WorkflowError {
+            WorkflowError::Unavailable("poisoned".into())
+        }
+        if self.running.lock().map_err(poisoned)?.contains_key(&run_id) {
+            return Ok(ExecutionState::Running);
+        }
+        Ok(match self.ended.lock().map_err(poisoned)?.get(&run_id) {
+            Some(end) => ExecutionState::Ended(end.clone()),
+            None => ExecutionState::Missing,
+        })
     }
 }
