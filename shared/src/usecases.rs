@@ -728,7 +728,6 @@ pub async fn deferred_audit(deps: &Deps, run_id: RunId) -> Result<Value, FlowErr
     finalize(deps, FinalizeTask { run_id }).await
 }
 
-
 /// Reconciles a run with how its execution ended: a stop from the console cancels it, a
 /// failed or timed-out execution fails it with the reason. Idempotent.
 #[tracing::instrument(skip_all, fields(run_id = %run_id))]
@@ -931,7 +930,10 @@ mod tests {
             "Task timed out"
         );
         assert_eq!(caught("States.Timeout", None).message(), "States.Timeout");
-        assert_eq!(caught("States.Timeout", Some("  ")).message(), "States.Timeout");
+        assert_eq!(
+            caught("States.Timeout", Some("  ")).message(),
+            "States.Timeout"
+        );
         assert_eq!(
             caught("X", Some(r#"{"other":"json"}"#)).message(),
             r#"{"other":"json"}"#

@@ -48,22 +48,43 @@ pub fn substituted_definition() -> String {
     def
 }
 
+/// How the environment is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Executions run the definition (Tasks invoke the Lambda endpoint moto was pointed at
+    /// with [`moto::route_lambda_to`]); otherwise they stay `RUNNING`.
+    pub execute: bool,
+    /// The status queue is FIFO, as in the template.
+    pub fifo_status: bool,
+}
+
 impl AwsEnv {
     pub async fn start() -> AwsEnv {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> AwsEnv {
         let (moto, guard) = moto::fresh().await;
+        if options.execute {
+            moto::execute_state_machines(moto).await;
+        }
         let sdk = moto::sdk_config(&moto.endpoint).await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let sfn = aws_sdk_sfn::Client::new(&sdk);
         create_table(&dynamodb, TABLE).await.unwrap();
-        let status_queue_url = sqs
-            .create_queue()
-            .queue_name("campaign-status")
-            .send()
-            .await
-            .unwrap()
-            .queue_url
-            .unwrap();
+        let status_queue = if options.fifo_status {
+            sqs.create_queue()
+                .queue_name("campaign-status.fifo")
+                .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+                .attributes(
+                    aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication,
+                    "false",
+                )
+        } else {
+            sqs.create_queue().queue_name("campaign-status")
+        };
+        let status_queue_url = status_queue.send().await.unwrap().queue_url.unwrap();
         let deferred_queue_url = sqs
             .create_queue()
             .queue_name("campaign-deferred-audit")
@@ -146,6 +167,10 @@ impl AwsEnv {
             ),
             ("STATE_MACHINE_ARN".into(), self.state_machine_arn.clone()),
             ("WEBSOCKET_ENDPOINT".into(), websocket_endpoint.into()),
+            (
+                "WEBSOCKET_URL".into(),
+                websocket_endpoint.replacen("http", "ws", 1),
+            ),
             ("AWS_ENDPOINT_URL".into(), self.moto.endpoint.clone()),
             ("AWS_REGION".into(), "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID".into(), "test".into()),

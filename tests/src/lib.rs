@@ -3,7 +3,9 @@
 // Test support: a panic with the failed call is exactly the report a test needs.
 #![allow(clippy::unwrap_used)]
 
+pub mod aws_e2e;
 pub mod aws_env;
+pub mod fault_proxy;
 pub mod moto;
 pub use campaign_cli::runtime_api;
 pub mod store_contract;

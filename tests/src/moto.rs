@@ -15,6 +15,19 @@ pub struct Moto {
 
 static MOTO: OnceCell<Moto> = OnceCell::const_new();
 static EXCLUSIVE: Mutex<()> = Mutex::const_new(());
+/// Where moto's Step Functions engine sends Lambda invocations (`MOTO_PORT`), if set
+/// before the server starts.
+static LAMBDA_PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+/// Routes every `lambda:invoke` of executed state machines to `port` on loopback (moto
+/// calls `http://localhost:$MOTO_PORT/2015-03-31/functions/NAME/invocations`). Must be
+/// called before the first [`fresh`] of this process.
+pub fn route_lambda_to(port: u16) {
+    assert!(
+        MOTO.get().is_none() && LAMBDA_PORT.set(port).is_ok(),
+        "route_lambda_to must be called once, before moto starts"
+    );
+}
 
 fn moto_server_path() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,8 +52,12 @@ async fn start() -> Moto {
         .port();
     // The shell keeps moto alive exactly as long as this test process: when the process
     // exits its end of the pipe closes, `read` returns and moto is killed.
+    let lambda = LAMBDA_PORT
+        .get()
+        .map(|p| format!("MOTO_PORT={p} "))
+        .unwrap_or_default();
     let script = format!(
-        "'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid",
+        "{lambda}'{}' -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; read _; kill $pid",
         moto_server_path().display()
     );
     let mut child = Command::new("sh")
@@ -81,6 +98,18 @@ pub async fn fresh() -> (&'static Moto, MutexGuard<'static, ()>) {
         .await
         .expect("moto reset");
     (moto, guard)
+}
+
+/// Switches on execution of state machines (Pass, Task, Choice, Parallel, Retry, Catch…).
+/// Only state machines created afterwards are executed.
+pub async fn execute_state_machines(moto: &Moto) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/moto-api/config", moto.endpoint))
+        .json(&serde_json::json!({ "stepfunctions": { "execute_state_machine": true } }))
+        .send()
+        .await
+        .expect("moto config");
+    assert!(r.status().is_success(), "moto config: {}", r.status());
 }
 
 /// SDK configuration pointed at moto, with dummy credentials.

@@ -38,6 +38,7 @@ fn env_of(binary: &str) -> &'static [&'static str] {
         "execution-events" => campaign_execution_events::ENV,
         "trigger" => campaign_trigger::ENV,
         "deferred-audit" => campaign_deferred_audit::ENV,
+        "sweeper" => campaign_sweeper::ENV,
         other => panic!("binary `{other}` has no known configuration: add it here"),
     }
 }
@@ -184,5 +185,248 @@ fn every_function_follows_the_deployment_rules() {
             p["Policies"].is_sequence(),
             "{name} has no policy of its own"
         );
+    }
+}
+
+fn asl() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(root().join("statemachine.asl.json")).unwrap())
+        .unwrap()
+}
+
+/// Every Task state of the definition, Parallel branches included: (name, state).
+fn tasks(states: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
+    let mut out = Vec::new();
+    for (name, s) in states.as_object().unwrap() {
+        if s["Type"] == "Task" {
+            out.push((name.clone(), s.clone()));
+        }
+        for b in s["Branches"].as_array().into_iter().flatten() {
+            out.extend(tasks(&b["States"]));
+        }
+    }
+    out
+}
+
+/// The template resource a Task's `${…FunctionArn}` resolves to.
+fn task_function<'t>(t: &'t Value, task: &serde_json::Value) -> (&'t Value, String) {
+    let resource = task["Resource"].as_str().unwrap();
+    let name = resource
+        .trim_start_matches("${")
+        .trim_end_matches('}')
+        .trim_end_matches("Arn")
+        .to_string();
+    (&t["Resources"][name.as_str()], name)
+}
+
+fn tag<'v>(v: &'v Value, name: &str) -> Option<&'v Value> {
+    match v {
+        Value::Tagged(t) if t.tag == name => Some(&t.value),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_task_outlasts_its_lambda_by_five_seconds_and_every_task_is_caught() {
+    let t = template();
+    let default = t["Globals"]["Function"]["Timeout"].as_u64().unwrap();
+    let all = tasks(&asl()["States"]);
+    assert!(all.len() >= 10, "found {} tasks", all.len());
+    for (name, task) in all {
+        let (function, fname) = task_function(&t, &task);
+        let lambda = function["Properties"]["Timeout"]
+            .as_u64()
+            .unwrap_or(default);
+        let task_timeout = task["TimeoutSeconds"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{name} has no TimeoutSeconds"));
+        assert!(
+            task_timeout >= lambda + 5,
+            "{name}: TimeoutSeconds {task_timeout} must be at least {fname}'s Timeout {lambda} + 5 s"
+        );
+        // A Task that can time out must be caught, or States.Timeout fails the execution.
+        let caught = task["Catch"].as_array().into_iter().flatten().any(|c| {
+            c["ErrorEquals"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == "States.ALL" || e == "States.Timeout")
+        });
+        assert!(caught, "{name} does not catch States.Timeout");
+    }
+}
+
+#[test]
+fn every_task_retries_the_lambda_service_errors() {
+    const LAMBDA_ERRORS: [&str; 5] = [
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+        "Lambda.ClientExecutionTimeoutException",
+    ];
+    for (name, task) in tasks(&asl()["States"]) {
+        let retried: BTreeSet<&str> = task["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["ErrorEquals"].as_array().unwrap().iter())
+            .filter_map(|e| e.as_str())
+            .collect();
+        for e in LAMBDA_ERRORS {
+            assert!(retried.contains(e), "{name} does not retry {e}");
+        }
+    }
+}
+
+#[test]
+fn the_template_names_no_aws_domain_by_hand() {
+    let text = std::fs::read_to_string(root().join("infra/template.yaml")).unwrap();
+    for (i, line) in text.lines().enumerate() {
+        assert!(
+            !line.contains("amazonaws.com"),
+            "line {}: use ${{AWS::URLSuffix}}: {line}",
+            i + 1
+        );
+    }
+}
+
+#[test]
+fn only_events_from_the_projects_source_start_runs() {
+    let t = template();
+    let pattern = &t["Resources"]["TriggerFunction"]["Properties"]["Events"]["CampaignRequested"]["Properties"]
+        ["Pattern"];
+    assert_eq!(pattern["detail-type"][0], "CampaignRequested");
+    let source = tag(&pattern["source"][0], "!Ref").expect("source filtered by a parameter");
+    assert_eq!(source, "CampaignEventSource");
+    assert!(t["Parameters"]["CampaignEventSource"]["Default"].is_string());
+}
+
+#[test]
+fn eventbridge_invoked_functions_keep_failed_events_and_a_sweeper_reconciles_runs() {
+    let t = template();
+    for (name, r) in functions(&t) {
+        let events = r["Properties"]["Events"].as_mapping();
+        let by_eventbridge = events
+            .into_iter()
+            .flatten()
+            .any(|(_, e)| e["Type"] == "EventBridgeRule");
+        if by_eventbridge {
+            let on_failure =
+                &r["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"];
+            assert_eq!(on_failure["Type"], "SQS", "{name} loses failed events");
+        }
+    }
+    let sweeper = &t["Resources"]["SweeperFunction"]["Properties"];
+    assert_eq!(sweeper["Events"]["Sweep"]["Type"], "ScheduleV2");
+}
+
+#[test]
+fn no_function_reserves_concurrency_and_queue_consumers_cap_it_in_their_mapping() {
+    let t = template();
+    for (name, r) in functions(&t) {
+        assert!(
+            r["Properties"]["ReservedConcurrentExecutions"].is_null(),
+            "{name}: reserved concurrency fails deploys on low-quota accounts"
+        );
+        for (_, e) in r["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            if e["Type"] == "SQS" {
+                let p = &e["Properties"];
+                assert!(
+                    p["ScalingConfig"]["MaximumConcurrency"].as_u64().is_some(),
+                    "{name}: SQS mapping without MaximumConcurrency"
+                );
+                assert_eq!(p["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+            }
+        }
+    }
+}
+
+#[test]
+fn logs_queues_and_stages_deploy_on_a_fresh_account() {
+    let t = template();
+    let res = &t["Resources"];
+    // Step Functions log groups under the vended-logs prefix.
+    let group = tag(
+        &res["StateMachineLogs"]["Properties"]["LogGroupName"],
+        "!Sub",
+    )
+    .unwrap();
+    assert!(
+        group
+            .as_str()
+            .unwrap()
+            .starts_with("/aws/vendedlogs/states/")
+    );
+    // Queue policies admit their sender only from the expected source.
+    for (name, r) in res.as_mapping().unwrap() {
+        if r["Type"] != "AWS::SQS::QueuePolicy" {
+            continue;
+        }
+        for st in r["Properties"]["PolicyDocument"]["Statement"]
+            .as_sequence()
+            .unwrap()
+        {
+            assert!(
+                !st["Condition"]["ArnEquals"]["aws:SourceArn"].is_null(),
+                "{name:?}: a service principal without aws:SourceArn"
+            );
+        }
+    }
+    // WebSocket access logs need the account's API Gateway logging role (optional).
+    assert_eq!(res["ApiGatewayAccount"]["Type"], "AWS::ApiGateway::Account");
+    assert_eq!(
+        res["ApiGatewayAccount"]["Condition"],
+        "CreateApiGatewayAccount"
+    );
+    let description = tag(&res["WebSocketStage"]["Properties"]["Description"], "!If").unwrap();
+    assert_eq!(description[0], "CreateApiGatewayAccount");
+    // The status queue keeps each run's events in order.
+    assert_eq!(res["StatusQueue"]["Properties"]["FifoQueue"], true);
+    assert_eq!(
+        res["StatusDeadLetterQueue"]["Properties"]["FifoQueue"],
+        true
+    );
+}
+
+#[test]
+fn the_listing_index_projects_exactly_the_run_summary() {
+    use campaign_shared::adapters::aws::dynamodb::RUN_SUMMARY_ATTRIBUTES;
+    let t = template();
+    let gsis = t["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .unwrap();
+    let gsi1 = gsis.iter().find(|g| g["IndexName"] == "gsi1").unwrap();
+    assert_eq!(gsi1["Projection"]["ProjectionType"], "INCLUDE");
+    let projected: Vec<&str> = gsi1["Projection"]["NonKeyAttributes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(projected, RUN_SUMMARY_ATTRIBUTES);
+}
+
+#[test]
+fn the_http_api_chooses_iam_or_jwt_per_route_without_sam_auth() {
+    let t = template();
+    let res = t["Resources"].as_mapping().unwrap();
+    assert!(
+        res.values()
+            .all(|r| r["Type"] != "AWS::Serverless::HttpApi"),
+        "SAM's HttpApi rejects an Fn::If DefaultAuthorizer"
+    );
+    let routes: Vec<&Value> = res
+        .values()
+        .filter(|r| {
+            r["Type"] == "AWS::ApiGatewayV2::Route"
+                && r["Properties"]["ApiId"]
+                    == t["Resources"]["CreateCampaignRoute"]["Properties"]["ApiId"]
+        })
+        .collect();
+    assert_eq!(routes.len(), 7);
+    for r in routes {
+        let auth = tag(&r["Properties"]["AuthorizationType"], "!If").unwrap();
+        assert_eq!(auth[1], "JWT");
+        assert_eq!(auth[2], "AWS_IAM");
     }
 }

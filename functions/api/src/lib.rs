@@ -7,7 +7,12 @@ use campaign_shared::adapters::aws::config::{
 use campaign_shared::http::{ApiState, router};
 use campaign_shared::ports::Deps;
 
-pub const ENV: &[&str] = &[TABLE_NAME, STATUS_QUEUE_URL, STATE_MACHINE_ARN, WEBSOCKET_URL];
+pub const ENV: &[&str] = &[
+    TABLE_NAME,
+    STATUS_QUEUE_URL,
+    STATE_MACHINE_ARN,
+    WEBSOCKET_URL,
+];
 
 /// The router this function serves. SSE is local-only; AWS clients use the WebSocket API,
 /// whose URL responses give as `links.ws`.

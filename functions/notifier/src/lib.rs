@@ -51,7 +51,9 @@ pub async fn handler(
         let body = record.body.clone().unwrap_or_default();
         let group = record.attributes.get("MessageGroupId").cloned();
         let result = match &group {
-            Some(g) if held.contains(g) => Err(format!("held behind an earlier failed event of group {g}")),
+            Some(g) if held.contains(g) => {
+                Err(format!("held behind an earlier failed event of group {g}"))
+            }
             _ => {
                 deliver(&body, connections, pusher)
                     .instrument(info_span!("message", message_id = %id))

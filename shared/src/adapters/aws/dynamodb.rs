@@ -36,13 +36,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use super::sdk_unavailable;
 use crate::domain::run::timings_from_events;
 use crate::domain::{
     Agent, AgentState, Artifact, ArtifactId, AuditReport, Brief, Envelope, Event, ExecutionMode,
     Run, RunId, Status,
 };
 use crate::domain::{Outcome, RunSummary};
-use super::sdk_unavailable;
 use crate::ports::{Change, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes};
 
 pub const GSI_RUNS: &str = "gsi1";
@@ -516,7 +516,11 @@ impl RunStore for DynamoStore {
             }
         }
         Err(StoreError::Unavailable(
-            format!("run {} could not be created: its items stayed contended", new.run_id).into(),
+            format!(
+                "run {} could not be created: its items stayed contended",
+                new.run_id
+            )
+            .into(),
         ))
     }
 
@@ -823,7 +827,10 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
     let summary = Projection::builder()
         .projection_type(ProjectionType::Include)
         .set_non_key_attributes(Some(
-            RUN_SUMMARY_ATTRIBUTES.iter().map(|a| a.to_string()).collect(),
+            RUN_SUMMARY_ATTRIBUTES
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
         ))
         .build();
     let keys_only = Projection::builder()

@@ -15,7 +15,9 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 
 /// An SDK failure as a store error whose message carries the whole chain (the service's
 /// code and message, or the transport's cause), not just "service error".
-pub(crate) fn sdk_unavailable<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> crate::ports::StoreError
+pub(crate) fn sdk_unavailable<E, R>(
+    e: aws_sdk_dynamodb::error::SdkError<E, R>,
+) -> crate::ports::StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -35,4 +37,3 @@ struct SdkFailure {
     #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
 }
-

@@ -12,7 +12,9 @@ use crate::ports::{ExecutionEnd, ExecutionState, Workflow, WorkflowError};
 
 /// The SDK error with its whole chain (the service's code and message, or the transport's
 /// cause), not just "service error".
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(e: &SdkError<E, R>) -> WorkflowError {
+fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> WorkflowError {
     WorkflowError::Unavailable(DisplayErrorContext(e).to_string())
 }
 

@@ -52,8 +52,7 @@ impl EventPublisher for SqsPublisher {
                         .message_group_id(e.run_id.to_string())
                         .message_deduplication_id(format!("{}-{}", e.run_id, e.seq));
                 }
-                match entry.build()
-                {
+                match entry.build() {
                     Ok(entry) => entries.push(entry),
                     Err(err) => warn!(error = %err, "cannot build status message"),
                 }

@@ -1,0 +1,300 @@
+//! The AWS deployment as a whole, on emulators: moto executes the real
+//! `statemachine.asl.json`, whose Lambda Tasks run the real function binaries; clients go
+//! through the `api` binary with API Gateway events; what AWS would deliver by itself
+//! (status-change events, queue messages) the harness delivers to the real consumers.
+//! See `tests/src/aws_e2e.rs`.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use campaign_tests::assert_gapless;
+use campaign_tests::aws_e2e::Deployment;
+use campaign_tests::example_brief;
+use campaign_tests::runtime_api::Outcome;
+use serde_json::{Value, json};
+
+/// Generous: a loaded 2-core CI machine runs moto, the engine and eleven binaries.
+const FLOW_LIMIT: Duration = Duration::from_secs(60);
+
+async fn submit(d: &Deployment, brief: &Value) -> String {
+    let (status, body) = d.http("POST", "/campaigns", Some(brief)).await;
+    assert_eq!(status, 202, "{body}");
+    body["runId"].as_str().unwrap().to_string()
+}
+
+async fn run(d: &Deployment, id: &str) -> Value {
+    let (status, body) = d.http("GET", &format!("/campaigns/{id}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+fn agent_artifacts(run: &Value) -> Vec<(String, String)> {
+    ["copy", "social", "visual"]
+        .iter()
+        .filter_map(|a| {
+            run["agents"][a]["artifactId"]
+                .as_str()
+                .map(|id| (a.to_string(), id.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_posted_to_the_api_runs_the_real_state_machine_to_an_audited_bundle_in_both_modes()
+{
+    let d = Deployment::start(&[]).await;
+    for mode in ["parallel", "sequential"] {
+        let mut brief = example_brief();
+        brief["executionMode"] = json!(mode);
+        let (status, accepted) = d.http("POST", "/campaigns", Some(&brief)).await;
+        assert_eq!(status, 202, "{accepted}");
+        // The real WebSocket URL, not the local `/ws`.
+        assert_eq!(accepted["links"]["ws"], d.websocket_url());
+        let id = accepted["runId"].as_str().unwrap();
+        assert_eq!(d.execution_end(id, FLOW_LIMIT).await, "SUCCEEDED", "{mode}");
+        let run = run(&d, id).await;
+        assert_eq!(run["status"], "completed", "{mode}: {run:#}");
+        assert_eq!(run["executionMode"], mode);
+        assert_eq!(run["envelope"]["outcome"], "success", "{mode}: {run:#}");
+        let artifacts = run["artifacts"].as_array().unwrap();
+        assert_eq!(artifacts.len(), 3, "{mode}: {run:#}");
+        for a in artifacts {
+            assert!(a["audit"]["verdict"].is_string(), "{mode}: unaudited {a:#}");
+        }
+        for agent in ["copy", "social", "visual"] {
+            // Each agent ran once: no Task was retried over a write conflict.
+            assert_eq!(run["agents"][agent]["attempts"], 1, "{mode}: {run:#}");
+            assert_eq!(run["agents"][agent]["status"], "completed");
+        }
+        let (_, events) = d
+            .http("GET", &format!("/campaigns/{id}/events?after=0"), None)
+            .await;
+        assert_gapless(events["events"].as_array().unwrap(), 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_agent_binary_ends_the_run_partial_and_a_retry_through_the_api_completes_it() {
+    let mut d = Deployment::start(&[("copy-agent", "copy=error")]).await;
+    let id = submit(&d, &example_brief()).await;
+    assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "SUCCEEDED");
+    let parent = run(&d, &id).await;
+    assert_eq!(parent["status"], "completed", "{parent:#}");
+    assert_eq!(parent["envelope"]["outcome"], "partial", "{parent:#}");
+    assert_eq!(parent["envelope"]["retry"]["agents"], json!(["copy"]));
+    let error = &parent["agents"]["copy"]["error"];
+    assert_eq!(error["code"], "AgentFailed");
+    // The reason, not Step Functions' raw Cause (a JSON document as a string).
+    assert_eq!(
+        error["message"], "injected fault: the copy agent failed",
+        "{parent:#}"
+    );
+    assert_eq!(parent["artifacts"].as_array().unwrap().len(), 2);
+
+    // The fault is fixed (the function redeployed without it); the retry re-runs copy only.
+    d.deploy("copy-agent", None).await;
+    let (status, body) = d
+        .http("POST", &format!("/campaigns/{id}/retry"), Some(&json!({})))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let child_id = body["runId"].as_str().unwrap().to_string();
+    assert_ne!(child_id, id);
+    assert_eq!(d.execution_end(&child_id, FLOW_LIMIT).await, "SUCCEEDED");
+    let child = run(&d, &child_id).await;
+    assert_eq!(child["status"], "completed", "{child:#}");
+    assert_eq!(child["envelope"]["outcome"], "success", "{child:#}");
+    assert_eq!(child["parentRunId"], json!(id));
+    assert_eq!(child["iteration"], 2);
+    assert_eq!(child["agents"]["social"]["reused"], true);
+    assert_eq!(child["agents"]["copy"]["attempts"], 1);
+    let reused: BTreeSet<(String, String)> = agent_artifacts(&parent).into_iter().collect();
+    let now: BTreeSet<(String, String)> = agent_artifacts(&child).into_iter().collect();
+    assert!(reused.is_subset(&now), "reused artifacts keep their ids");
+    assert_eq!(now.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_through_the_api_stops_the_execution_and_execution_events_keeps_the_run_cancelled()
+{
+    let d = Deployment::start(&[("copy-agent", "copy=slow:4s")]).await;
+    let id = submit(&d, &example_brief()).await;
+    // Social and visual finish while copy is still generating.
+    let deadline = std::time::Instant::now() + FLOW_LIMIT;
+    loop {
+        let r = run(&d, &id).await;
+        if r["agents"]["social"]["status"] == "generated"
+            && r["agents"]["visual"]["status"] == "generated"
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (status, body) = d
+        .http("POST", &format!("/campaigns/{id}/cancel"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "cancelled");
+    // AWS reports ABORTED. moto lets the Task that was in flight at the stop finish, and
+    // that copy agent, finding its run closed, fails with `Cancelled`, which moto then
+    // reports as the execution's failure. Either way the execution ended at the cancel.
+    let end = d.execution_end(&id, FLOW_LIMIT).await;
+    assert!(end == "ABORTED" || end == "FAILED Cancelled", "{end}");
+    let before = run(&d, &id).await;
+    // EventBridge delivers the ABORTED status change; the run is already closed and stays so.
+    let out = d.deliver_status_change(&id).await;
+    assert!(matches!(out, Outcome::Response(_)), "{out:?}");
+    let after = run(&d, &id).await;
+    assert_eq!(after["status"], "cancelled");
+    assert_eq!(after["envelope"]["outcome"], "cancelled");
+    assert_eq!(after["artifacts"].as_array().unwrap().len(), 2, "{after:#}");
+    assert_eq!(
+        before["agents"], after["agents"],
+        "execution-events is idempotent"
+    );
+    assert_eq!(after["agents"]["copy"]["status"], "cancelled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_stop_reaches_execution_events_and_cancels_the_run_keeping_artifacts() {
+    let d = Deployment::start(&[("visual-agent", "visual=slow:4s")]).await;
+    let id = submit(&d, &example_brief()).await;
+    let deadline = std::time::Instant::now() + FLOW_LIMIT;
+    while run(&d, &id).await["agents"]["copy"]["status"] != "generated" {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A stop from the console: StopExecution, nothing through the API.
+    let arn = format!(
+        "{}:{id}",
+        d.env
+            .state_machine_arn
+            .replacen(":stateMachine:", ":execution:", 1)
+    );
+    d.env
+        .sfn
+        .stop_execution()
+        .execution_arn(arn)
+        .cause("stopped from the console")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "ABORTED");
+    let out = d.deliver_status_change(&id).await;
+    assert!(matches!(out, Outcome::Response(_)), "{out:?}");
+    let r = run(&d, &id).await;
+    assert_eq!(r["status"], "cancelled", "{r:#}");
+    assert_eq!(r["envelope"]["outcome"], "cancelled");
+    // The agent is closed with the run, its finished artifact kept.
+    assert_eq!(r["agents"]["copy"]["status"], "cancelled", "{r:#}");
+    let copy = r["agents"]["copy"]["artifactId"].as_str().unwrap();
+    assert!(
+        r["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["artifactId"] == copy),
+        "{r:#}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_unavailable_parks_the_run_and_the_deferred_audit_queue_completes_it() {
+    let d = Deployment::start(&[("audit", "audit=unavailable")]).await;
+    let id = submit(&d, &example_brief()).await;
+    assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "SUCCEEDED");
+    let parked = run(&d, &id).await;
+    assert_eq!(parked["status"], "audit_pending", "{parked:#}");
+    for agent in ["copy", "social", "visual"] {
+        assert_eq!(parked["agents"][agent]["status"], "audit_pending");
+    }
+    // The finalize step queued the run with a delay; the queue's consumer audits it.
+    assert_eq!(d.pump_deferred_audits(Duration::from_secs(45)).await, 1);
+    let done = run(&d, &id).await;
+    assert_eq!(done["status"], "completed", "{done:#}");
+    assert_eq!(done["envelope"]["outcome"], "success", "{done:#}");
+    for a in done["artifacts"].as_array().unwrap() {
+        assert!(a["audit"]["verdict"].is_string(), "{a:#}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_events_reach_a_subscribed_websocket_through_the_notifier_gapless_by_seq() {
+    let d = Deployment::start(&[]).await;
+    let id = submit(&d, &example_brief()).await;
+    d.connect("conn-1").await;
+    // Subscribing replays what happened so far through the management API.
+    let out = d.subscribe("conn-1", &id, 0).await;
+    assert!(
+        matches!(&out, Outcome::Response(r) if r["statusCode"] == 200),
+        "{out:?}"
+    );
+    let replayed = d.pushed("conn-1").len();
+    assert!(replayed >= 1);
+    assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "SUCCEEDED");
+    let delivered = d.pump_status_events().await;
+    let pushed = d.pushed("conn-1");
+    // The notifier pushed the live events in order (one FIFO group per run).
+    let live: Vec<u64> = pushed[replayed..]
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(live.windows(2).all(|w| w[0] < w[1]), "{live:?}");
+    assert_eq!(live.len(), delivered, "one push per status event");
+    // Replay and live pushes overlap at most; by seq the client has every event once.
+    let mut seen: Vec<Value> = Vec::new();
+    for e in pushed {
+        if !seen.iter().any(|s| s["seq"] == e["seq"]) {
+            seen.push(e);
+        }
+    }
+    seen.sort_by_key(|e| e["seq"].as_u64());
+    assert_gapless(&seen, 1);
+    let last = seen.last().unwrap();
+    assert_eq!(last["scope"], "run");
+    assert_eq!(last["status"], "completed", "{:#}", run(&d, &id).await);
+    let (_, log) = d
+        .http("GET", &format!("/campaigns/{id}/events?after=0"), None)
+        .await;
+    assert_eq!(seen.len(), log["events"].as_array().unwrap().len());
+
+    // A connection that went away is forgotten, not retried.
+    let id2 = submit(&d, &example_brief()).await;
+    d.connect("conn-gone").await;
+    d.subscribe("conn-gone", &id2, 0).await;
+    d.disconnect_at_gateway("conn-gone");
+    assert_eq!(d.execution_end(&id2, FLOW_LIMIT).await, "SUCCEEDED");
+    assert!(d.pump_status_events().await > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_requested_event_delivered_twice_to_trigger_starts_one_run() {
+    let d = Deployment::start(&[]).await;
+    let event = json!({
+        "version": "0",
+        "id": "7a0b9d8c-e2e0-4c1d-9a55-0d3c2b1a0f99",
+        "detail-type": "CampaignRequested",
+        "source": "campaign-orchestration.requests",
+        "account": "123456789012",
+        "time": "2026-12-01T00:00:00Z",
+        "region": "us-east-1",
+        "resources": [],
+        "detail": example_brief()
+    });
+    let first = d.invoke("trigger", event.clone()).await;
+    let second = d.invoke("trigger", event).await;
+    let (Outcome::Response(a), Outcome::Response(b)) = (&first, &second) else {
+        panic!("{first:?} {second:?}")
+    };
+    assert_eq!(a["runId"], b["runId"]);
+    let id = a["runId"].as_str().unwrap();
+    assert_eq!(d.execution_end(id, FLOW_LIMIT).await, "SUCCEEDED");
+    let (_, list) = d.http("GET", "/campaigns?limit=10", None).await;
+    let runs = list["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{list:#}");
+    assert_eq!(runs[0]["runId"], json!(id));
+    assert_eq!(runs[0]["status"], "completed");
+    assert_eq!(runs[0]["outcome"], "success");
+}
