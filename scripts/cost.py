@@ -17,7 +17,7 @@ PRICE_LAMBDA_GBS_ARM = 0.0000133334      # Lambda arm64, per GB-second
 PRICE_LAMBDA_REQUEST = 0.20 / 1_000_000  # Lambda, per request
 PRICE_DDB_WRITE = 0.625 / 1_000_000      # DynamoDB on-demand, per write request unit
 PRICE_DDB_READ = 0.125 / 1_000_000       # DynamoDB on-demand, per read request unit
-PRICE_SQS = 0.40 / 1_000_000             # SQS standard, per request (64 KiB chunk)
+PRICE_SQS = 0.50 / 1_000_000             # SQS FIFO (the status queue), per request (64 KiB chunk)
 
 # Assumptions (the built-in agents; a model-backed agent would dominate duration).
 AVG_TASK_MS = 60          # billed duration of one Task invocation

@@ -270,6 +270,18 @@ impl Deployment {
         self.functions.insert(name, Function { api, child });
     }
 
+    /// The use cases' dependencies as the functions wire them, over this deployment.
+    pub fn deps(&self) -> campaign_shared::ports::Deps {
+        let store = campaign_shared::adapters::aws::dynamodb::DynamoStore::new(
+            self.proxy.dynamodb(&self.env.sdk),
+            crate::aws_env::TABLE,
+        );
+        campaign_shared::ports::Deps {
+            store: Arc::new(store),
+            ..self.env.deps.clone()
+        }
+    }
+
     pub fn websocket_endpoint(&self) -> String {
         format!("http://{}/{STAGE}", self.cloud.management)
     }

@@ -298,3 +298,71 @@ async fn a_campaign_requested_event_delivered_twice_to_trigger_starts_one_run() 
     assert_eq!(runs[0]["status"], "completed");
     assert_eq!(runs[0]["outcome"], "success");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_closes_runs_whose_execution_ended_without_closing_them() {
+    use campaign_shared::domain::{Brief, ExecutionMode, RunId};
+    use campaign_shared::ports::NewRun;
+    let d = Deployment::start(&[("visual-agent", "visual=slow:4s")]).await;
+    // A console stop whose status-change event never reached execution-events.
+    let stopped = submit(&d, &example_brief()).await;
+    let deadline = std::time::Instant::now() + FLOW_LIMIT;
+    while run(&d, &stopped).await["agents"]["copy"]["status"] != "generated" {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let arn = format!(
+        "{}:{stopped}",
+        d.env
+            .state_machine_arn
+            .replacen(":stateMachine:", ":execution:", 1)
+    );
+    d.env
+        .sfn
+        .stop_execution()
+        .execution_arn(arn)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.execution_end(&stopped, FLOW_LIMIT).await, "ABORTED");
+    assert_eq!(run(&d, &stopped).await["status"], "generating");
+    // A run whose execution never started (the API crashed between the two writes).
+    let deps = d.deps();
+    let orphan = RunId::new();
+    deps.store
+        .create_run(NewRun {
+            run_id: orphan,
+            parent_run_id: None,
+            iteration: 1,
+            brief: Brief::from_value(&example_brief()).unwrap(),
+            execution_mode: ExecutionMode::Parallel,
+            reuse: Vec::new(),
+            created_at: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+
+    let event = lambda_runtime::LambdaEvent::new(json!({}), lambda_runtime::Context::default());
+    let report = campaign_sweeper::sweep(event, &deps, Duration::ZERO)
+        .await
+        .unwrap();
+    let reconciled: Vec<&str> = report["reconciled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[0].as_str().unwrap())
+        .collect();
+    assert!(reconciled.contains(&stopped.as_str()), "{report}");
+    assert!(reconciled.contains(&orphan.to_string().as_str()), "{report}");
+    let r = run(&d, &stopped).await;
+    assert_eq!(r["status"], "cancelled", "{r:#}");
+    let o = run(&d, &orphan.to_string()).await;
+    assert_eq!(o["status"], "failed", "{o:#}");
+    assert_eq!(o["envelope"]["reasons"][0]["code"], "WorkflowUnavailable");
+    // Nothing is left for the next sweep.
+    let event = lambda_runtime::LambdaEvent::new(json!({}), lambda_runtime::Context::default());
+    let again = campaign_sweeper::sweep(event, &deps, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(again["reconciled"], json!([]), "{again}");
+}
