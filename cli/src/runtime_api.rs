@@ -205,13 +205,37 @@ impl Drop for RuntimeApi {
     }
 }
 
-/// A built binary of this workspace (`cargo test --workspace` builds them all).
+/// A built binary of this workspace, up to date: plain `cargo test` builds only test
+/// targets, so the first call of a test process runs `cargo build --workspace --bins` (a
+/// no-op when `scripts/test.sh` built them already; cargo no longer holds the target
+/// directory's lock while tests run).
 pub fn binary(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join(name);
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let built = BUILT.get_or_init(|| {
+        let workspace = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "--workspace", "--bins", "--quiet"])
+            .current_dir(workspace);
+        if dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        match cmd.status() {
+            Ok(s) if s.success() => Ok(()),
+            Ok(s) => Err(format!("`cargo build --workspace --bins` failed: {s}")),
+            Err(e) => Err(format!("cannot run cargo: {e}")),
+        }
+    });
+    if let Err(e) = built {
+        panic!("{e}");
+    }
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "{} not built: run `cargo build --workspace --bins` first",
+        "{} is not a binary of this workspace",
         bin.display()
     );
     bin

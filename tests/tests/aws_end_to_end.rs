@@ -353,7 +353,10 @@ async fn the_sweeper_closes_runs_whose_execution_ended_without_closing_them() {
         .map(|r| r[0].as_str().unwrap())
         .collect();
     assert!(reconciled.contains(&stopped.as_str()), "{report}");
-    assert!(reconciled.contains(&orphan.to_string().as_str()), "{report}");
+    assert!(
+        reconciled.contains(&orphan.to_string().as_str()),
+        "{report}"
+    );
     let r = run(&d, &stopped).await;
     assert_eq!(r["status"], "cancelled", "{r:#}");
     let o = run(&d, &orphan.to_string()).await;

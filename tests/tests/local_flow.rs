@@ -134,6 +134,12 @@ async fn one_failing_agent_makes_the_run_partial_and_a_retry_reruns_only_that_ag
     assert_eq!(run["envelope"]["outcome"], "partial", "{run:#}");
     assert_eq!(run["agents"]["social"]["status"], "failed");
     assert_eq!(run["agents"]["social"]["error"]["code"], "AgentFailed");
+    // The engine hands the Catch Step Functions' `{Error, Cause}` (Cause: the function's
+    // error document); the stored reason is its message, as on AWS.
+    assert_eq!(
+        run["agents"]["social"]["error"]["message"],
+        "injected fault: the social agent failed"
+    );
     assert_eq!(run["envelope"]["reasons"][0]["agent"], "social");
     assert_eq!(run["envelope"]["retry"]["agents"], json!(["social"]));
     assert_eq!(run["artifacts"].as_array().unwrap().len(), 2);

@@ -565,7 +565,7 @@ impl RunStore for DynamoStore {
                 runs.push(from_item::<RunSummaryItem>(item)?.into());
             }
         }
-        runs.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+        runs.sort_by_key(|r| std::cmp::Reverse(r.run_id));
         let more = runs.len() > limit;
         runs.truncate(limit);
         let next_cursor = if more {

@@ -200,3 +200,19 @@ impl Workflow for LocalWorkflow {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_task_carries_the_lambda_error_document_as_its_cause() {
+        let e = lambda_error("AgentFailed", "the model refused");
+        assert_eq!(e.error, "AgentFailed");
+        let doc: Value = serde_json::from_str(&e.cause).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({"errorType": "AgentFailed", "errorMessage": "the model refused"})
+        );
+    }
+}
