@@ -32,12 +32,9 @@ impl Served {
 
 /// Starts the local app and serves its API on `addr` (port 0 picks a free port).
 pub async fn serve(addr: SocketAddr, cfg: LocalConfig) -> Result<Served, ServeError> {
+    metrics::handle();
     let app = Arc::new(LocalApp::start(cfg).await?);
-    let metrics = metrics::Metrics::spawn(&app.bus);
-    let state = server::AppState {
-        app: app.clone(),
-        metrics,
-    };
+    let state = server::AppState { app: app.clone() };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(ServeError::Bind)?;

@@ -1,143 +1,50 @@
-//! `GET /metrics` of `campaign serve`: counters and durations aggregated from the event
-//! bus, in the Prometheus text format. (In AWS the same figures are EMF log lines.)
+//! `GET /metrics` of `campaign serve`: the `metrics` facade's Prometheus recorder, where the
+//! use cases record the seed's metrics (`campaign_shared::observe`) as runs change — the
+//! same instruments the Lambdas emit as CloudWatch EMF lines. Nothing is sampled from the
+//! event bus, so a lagging subscriber cannot lose a count.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
-use campaign_shared::adapters::local::bus::Bus;
-use campaign_shared::domain::{Event, RunId, Scope, Status};
+use campaign_shared::observe;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-#[derive(Debug, Default)]
-struct Inner {
-    started: u64,
-    terminal: BTreeMap<(String, String), u64>,
-    agent_failures: BTreeMap<String, u64>,
-    created: HashMap<RunId, time::OffsetDateTime>,
-    first_artifact: HashMap<RunId, ()>,
-    duration_ms_sum: f64,
-    duration_count: u64,
-    ttfa_ms_sum: f64,
-    ttfa_count: u64,
-}
+/// Executions running in this process now (set when scraped).
+pub const IN_FLIGHT: &str = "campaign_executions_in_flight";
 
-#[derive(Debug, Default)]
-pub struct Metrics {
-    inner: Mutex<Inner>,
-}
-
-impl Metrics {
-    /// Aggregates every event published on `bus` until the bus closes.
-    pub fn spawn(bus: &Bus) -> std::sync::Arc<Metrics> {
-        let m = std::sync::Arc::new(Metrics::default());
-        let mut rx = bus.subscribe();
-        let me = m.clone();
-        tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(e) => me.record(&e),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(_) => return,
-                }
-            }
+/// The process's recorder, installed on first use (the facade has one per process, so
+/// every server of a test process shares it).
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new();
+        let builder = [
+            observe::RUN_DURATION,
+            observe::TIME_TO_FIRST_ARTIFACT,
+            observe::AUDIT_LATENCY,
+        ]
+        .into_iter()
+        .fold(builder, |b, name| {
+            b.set_buckets_for_metric(Matcher::Full(name.to_string()), observe::DURATION_BUCKETS)
+                .unwrap_or_else(|e| panic!("buckets of {name}: {e}"))
         });
-        m
-    }
-
-    fn record(&self, e: &Event) {
-        let Ok(mut m) = self.inner.lock() else { return };
-        match (e.scope, e.status) {
-            (Scope::Run, Status::Queued) => {
-                m.started += 1;
-                m.created.insert(e.run_id, e.at);
+        let handle = match builder.install_recorder() {
+            Ok(h) => h,
+            // Another recorder is installed (a test process that set its own): render an
+            // unattached one rather than fail the server.
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics recorder not installed");
+                PrometheusBuilder::new().build_recorder().handle()
             }
-            (Scope::Run, s) if s.is_terminal() => {
-                let outcome = e
-                    .detail
-                    .as_ref()
-                    .and_then(|d| d.get("outcome"))
-                    .and_then(|o| o.as_str())
-                    .unwrap_or("none")
-                    .to_string();
-                *m.terminal
-                    .entry((s.as_str().to_string(), outcome))
-                    .or_default() += 1;
-                m.first_artifact.remove(&e.run_id);
-                if let Some(c) = m.created.remove(&e.run_id) {
-                    m.duration_ms_sum += (e.at - c).as_seconds_f64() * 1000.0;
-                    m.duration_count += 1;
-                }
-            }
-            (scope, Status::Failed) if scope != Scope::Run => {
-                *m.agent_failures
-                    .entry(scope.as_str().to_string())
-                    .or_default() += 1;
-            }
-            (scope, Status::Generated)
-                if scope != Scope::Run && m.first_artifact.insert(e.run_id, ()).is_none() =>
-            {
-                if let Some(c) = m.created.get(&e.run_id).copied() {
-                    m.ttfa_ms_sum += (e.at - c).as_seconds_f64() * 1000.0;
-                    m.ttfa_count += 1;
-                }
-            }
-            _ => {}
-        }
-    }
-
-    pub fn render(&self, in_flight: usize) -> String {
-        let Ok(m) = self.inner.lock() else {
-            return String::new();
         };
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP campaign_runs_started_total Runs accepted since start-up.\n# TYPE campaign_runs_started_total counter"
-        );
-        let _ = writeln!(out, "campaign_runs_started_total {}", m.started);
-        let _ = writeln!(
-            out,
-            "# HELP campaign_runs_finished_total Runs that reached a terminal status, by status and outcome.\n# TYPE campaign_runs_finished_total counter"
-        );
-        for ((status, outcome), n) in &m.terminal {
-            let _ = writeln!(
-                out,
-                "campaign_runs_finished_total{{status=\"{status}\",outcome=\"{outcome}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP campaign_agent_failures_total Agent failures, by agent.\n# TYPE campaign_agent_failures_total counter"
-        );
-        for (agent, n) in &m.agent_failures {
-            let _ = writeln!(
-                out,
-                "campaign_agent_failures_total{{agent=\"{agent}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP campaign_executions_in_flight Executions running now.\n# TYPE campaign_executions_in_flight gauge"
-        );
-        let _ = writeln!(out, "campaign_executions_in_flight {in_flight}");
-        let _ = writeln!(
-            out,
-            "# HELP campaign_orchestration_duration_ms Creation to terminal status.\n# TYPE campaign_orchestration_duration_ms summary"
-        );
-        let _ = writeln!(
-            out,
-            "campaign_orchestration_duration_ms_sum {:.3}\ncampaign_orchestration_duration_ms_count {}",
-            m.duration_ms_sum, m.duration_count
-        );
-        let _ = writeln!(
-            out,
-            "# HELP campaign_time_to_first_artifact_ms Creation to the first generated artifact.\n# TYPE campaign_time_to_first_artifact_ms summary"
-        );
-        let _ = writeln!(
-            out,
-            "campaign_time_to_first_artifact_ms_sum {:.3}\ncampaign_time_to_first_artifact_ms_count {}",
-            m.ttfa_ms_sum, m.ttfa_count
-        );
-        out
-    }
+        observe::describe();
+        metrics::describe_gauge!(IN_FLIGHT, "Executions running in this process now.");
+        handle
+    })
+}
+
+/// The Prometheus text exposition, with the in-flight gauge set to `in_flight`.
+pub fn render(in_flight: usize) -> String {
+    let handle = handle();
+    metrics::gauge!(IN_FLIGHT).set(in_flight as f64);
+    handle.render()
 }

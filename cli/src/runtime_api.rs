@@ -243,6 +243,16 @@ pub fn binary(name: &str) -> std::path::PathBuf {
 
 /// Spawns a function binary against `api` with the Lambda environment and `env`.
 pub fn spawn_function(path: &std::path::Path, api: &RuntimeApi, env: &[(String, String)]) -> Child {
+    spawn_function_logging_to(path, api, env, Stdio::null())
+}
+
+/// [`spawn_function`] with the function's stdout (its logs and EMF metrics) sent to `stdout`.
+pub fn spawn_function_logging_to(
+    path: &std::path::Path,
+    api: &RuntimeApi,
+    env: &[(String, String)],
+    stdout: Stdio,
+) -> Child {
     let mut cmd = Command::new(path);
     cmd.env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
@@ -252,7 +262,7 @@ pub fn spawn_function(path: &std::path::Path, api: &RuntimeApi, env: &[(String, 
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(stdout)
         .stderr(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);

@@ -19,12 +19,9 @@ use campaign_shared::adapters::local::LocalApp;
 use campaign_shared::domain::{Event, RunId, Scope};
 use campaign_shared::http::{self, ApiState, LiveEvents};
 
-use crate::metrics::Metrics;
-
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub app: Arc<LocalApp>,
-    pub metrics: Arc<Metrics>,
 }
 
 /// SSE and WebSocket feeds come from the in-process bus and the store.
@@ -120,7 +117,7 @@ pub fn subscribe(app: Arc<LocalApp>, run_id: RunId, after: u64) -> mpsc::Receive
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
-    let body = s.metrics.render(s.app.workflow.in_flight());
+    let body = crate::metrics::render(s.app.workflow.in_flight());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -7,5 +7,6 @@ pub mod domain;
 pub mod errors;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod observe;
 pub mod ports;
 pub mod usecases;

@@ -15,6 +15,7 @@ use crate::domain::{
     Agent, AgentError, Artifact, ArtifactId, Brief, Event, Run, RunId, Scope, Status,
 };
 use crate::errors::FlowError;
+use crate::observe;
 pub use crate::ports::ExecutionEnd;
 use crate::ports::{Change, Deps, ExecutionState, NewRun, StoreError, WorkflowError};
 
@@ -55,15 +56,32 @@ pub fn execution_input(run_id: RunId, mode: crate::domain::ExecutionMode) -> Val
     json!({ "runId": run_id, "executionMode": mode.as_str() })
 }
 
+/// Applies a batch of changes, then tells: one log line per transition, the published
+/// events, and the run's metrics when the batch closed it.
 async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<Event>, StoreError> {
     if changes.is_empty() {
         return Ok(Vec::new());
     }
+    let moves: Vec<(Scope, Option<Status>)> =
+        changes.iter().map(|c| (c.scope, Some(c.from))).collect();
     let events = deps.store.apply(run_id, changes, deps.clock.now()).await?;
-    for e in &events {
-        info!(run_id = %e.run_id, seq = e.seq, scope = e.scope.as_str(), status = e.status.as_str(), "transition");
-    }
+    observe::transitions(&moves, &events);
     deps.publisher.publish(&events).await;
+    if events
+        .iter()
+        .any(|e| e.scope == Scope::Run && e.status.is_terminal())
+    {
+        // Metrics are best effort: a failed read never fails the transition it reports.
+        match (
+            deps.store.get_state(run_id).await,
+            deps.store.events(run_id, 0).await,
+        ) {
+            (Ok(run), Ok(log)) => observe::run_closed(&run, &log),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(run_id = %run_id, error = %e, "metrics of the closed run not recorded")
+            }
+        }
+    }
     Ok(events)
 }
 
@@ -106,6 +124,8 @@ pub async fn submit_as(
     match created {
         Ok(first) => {
             info!(run_id = %run_id, iteration, "run created");
+            observe::transitions(&[(Scope::Run, None)], std::slice::from_ref(&first));
+            observe::run_started();
             deps.publisher.publish(&[first]).await;
         }
         Err(StoreError::AlreadyExists(_)) => {

@@ -4,9 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use campaign_shared::domain::{Agent, Brief};
+use campaign_shared::observe;
+use campaign_shared::usecases::{self, TaskFunction};
 use campaign_tests::aws_env::{AwsEnv, fixture};
-use campaign_tests::runtime_api::{Outcome, RuntimeApi, binary, spawn_function};
-use serde_json::json;
+use campaign_tests::example_brief;
+use campaign_tests::runtime_api::{
+    Outcome, RuntimeApi, binary, spawn_function, spawn_function_logging_to,
+};
+use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_binary_answers_an_http_api_event() {
@@ -100,4 +106,105 @@ async fn a_binary_with_a_missing_variable_fails_at_start_naming_it() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("STATUS_QUEUE_URL"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_that_closes_a_run_emits_the_seed_metrics_as_emf_lines() {
+    let env = AwsEnv::start().await;
+    let deps = &env.deps;
+    // A run ready to close: copy failed, social and visual generated and audited.
+    let brief = Brief::from_value(&example_brief()).unwrap();
+    let run_id = usecases::submit(deps, brief, None).await.unwrap();
+    let id = json!(run_id);
+    TaskFunction::Agent(Agent::Copy)
+        .call(
+            deps,
+            json!({ "runId": id, "failure": { "Error": "AgentFailed", "Cause": "{\"errorType\":\"AgentFailed\",\"errorMessage\":\"no\"}" } }),
+        )
+        .await
+        .unwrap();
+    for agent in [Agent::Social, Agent::Visual] {
+        TaskFunction::Agent(agent)
+            .call(deps, json!({ "runId": id }))
+            .await
+            .unwrap();
+    }
+    TaskFunction::Audit
+        .call(deps, json!({ "runId": id, "action": "audit" }))
+        .await
+        .unwrap();
+
+    // The finalize binary closes it, and flushes its metrics after the invocation.
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let api = RuntimeApi::start().await;
+    let mut child = spawn_function_logging_to(
+        &binary("finalize"),
+        &api,
+        &env.function_env("http://127.0.0.1:1"),
+        log.reopen().unwrap().into(),
+    );
+    let out = api.invoke(json!({ "runId": id })).await;
+    assert!(
+        matches!(&out, Outcome::Response(r) if r["outcome"] == "partial"),
+        "{out:?}"
+    );
+    let mut emitted: Vec<(String, Value)> = Vec::new();
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(log.path()).unwrap();
+        emitted = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|doc| doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == observe::NAMESPACE)
+            .flat_map(|doc| {
+                doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| (m["Name"].as_str().unwrap().to_string(), doc.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if !emitted.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let find = |name: &str| {
+        emitted
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, doc)| doc.clone())
+            .unwrap_or_else(|| panic!("no EMF line carries {name}: {emitted:#?}"))
+    };
+    // The five seed metrics: orchestration duration, time to first artifact, audit latency
+    // added, failure rate per agent (failures over agents), cancellation rate (runs by outcome).
+    for name in [
+        observe::RUN_DURATION,
+        observe::TIME_TO_FIRST_ARTIFACT,
+        observe::AUDIT_LATENCY,
+    ] {
+        let doc = find(name);
+        assert!(doc[name][0].as_f64().unwrap() >= 0.0, "{doc}");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["Name"] == name)
+                .unwrap()["Unit"],
+            "Seconds"
+        );
+    }
+    let failures = find(observe::AGENT_FAILURES);
+    assert_eq!(failures["agent"], "copy");
+    assert_eq!(failures[observe::AGENT_FAILURES], 1);
+    let runs = find(observe::RUNS);
+    assert_eq!(runs["outcome"], "partial");
+    assert_eq!(
+        runs["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0],
+        json!(["outcome"])
+    );
+    find(observe::AGENTS);
 }

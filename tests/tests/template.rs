@@ -430,3 +430,44 @@ fn the_http_api_chooses_iam_or_jwt_per_route_without_sam_auth() {
         assert_eq!(auth[2], "AWS_IAM");
     }
 }
+
+#[test]
+fn the_dashboard_and_metric_alarms_are_built_on_the_metrics_the_code_emits() {
+    use campaign_shared::observe;
+    let t = template();
+    let body = tag(
+        &t["Resources"]["Dashboard"]["Properties"]["DashboardBody"],
+        "!Sub",
+    )
+    .unwrap()
+    .as_str()
+    .unwrap()
+    .replace("${AWS::Region}", "us-east-1");
+    let doc: serde_json::Value = serde_json::from_str(&body).expect("the dashboard is JSON");
+    let mut named = BTreeSet::new();
+    for w in doc["widgets"].as_array().unwrap() {
+        for m in w["properties"]["metrics"].as_array().unwrap() {
+            if m[0] == observe::NAMESPACE {
+                named.insert(m[1].as_str().unwrap().to_string());
+            }
+        }
+    }
+    for m in observe::METRICS {
+        assert!(named.contains(m), "the dashboard does not show {m}");
+    }
+    for (name, r) in t["Resources"].as_mapping().unwrap() {
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+            && r["Properties"]["Namespace"] == observe::NAMESPACE
+        {
+            let metric = r["Properties"]["MetricName"].as_str().unwrap();
+            assert!(
+                observe::METRICS.contains(&metric),
+                "{name:?} alarms on {metric}, which no code emits"
+            );
+        }
+    }
+    // JSON logs at INFO for every function (Lambda's advanced logging controls).
+    let logging = &t["Globals"]["Function"]["LoggingConfig"];
+    assert_eq!(logging["LogFormat"], "JSON");
+    assert_eq!(logging["ApplicationLogLevel"], "INFO");
+}

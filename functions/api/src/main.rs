@@ -1,10 +1,14 @@
-//! The `api` Lambda: init tracing, build config and clients once, serve the router.
+//! The `api` Lambda: init logs and metrics, build config and clients once, serve the router.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
-    campaign_lambda::init_tracing();
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_api::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let deps = campaign_lambda::deps(&config, &clients)?;
-    lambda_http::run(campaign_api::app(deps, &config)).await
+    metrics_cloudwatch_embedded::lambda::service::run_http(
+        metrics,
+        campaign_api::app(deps, &config),
+    )
+    .await
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use lambda_runtime::Diagnostic;
+use metrics_cloudwatch_embedded::Collector;
 use serde_json::Value;
 
 use campaign_shared::adapters::aws::config::{
@@ -26,17 +27,44 @@ use campaign_shared::ports::{
     SystemClock, Workflow, WorkflowError,
 };
 
-/// Structured JSON logs on stdout (CloudWatch), filter from `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_current_span(true)
-        .with_target(false)
-        .without_time()
-        .try_init();
+/// Logs and metrics of a cold start: `lambda_runtime`'s subscriber, which follows Lambda's
+/// advanced logging controls (`AWS_LAMBDA_LOG_FORMAT=JSON` and `AWS_LAMBDA_LOG_LEVEL`, set
+/// by the template's `LoggingConfig`; else `RUST_LOG`, default INFO), and the CloudWatch
+/// EMF recorder of the `metrics` facade, flushed to stdout after every invocation by
+/// [`run`]. Called once, first thing in `main`.
+pub fn init() -> &'static Collector {
+    lambda_runtime::tracing::init_default_subscriber();
+    let collector = metrics_cloudwatch_embedded::Builder::new()
+        .cloudwatch_namespace(campaign_shared::observe::NAMESPACE)
+        .with_lambda_request_id("requestId")
+        .init();
+    match collector {
+        Ok(c) => {
+            campaign_shared::observe::describe();
+            c
+        }
+        Err(e) => {
+            eprintln!("metrics recorder: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// Runs the function: `handler` behind `lambda_runtime`'s tracing layer (a span per
+/// invocation with its request id) and the EMF layer (metrics flushed per invocation).
+/// Errors keep their stable names through `Into<Diagnostic>`.
+pub async fn run<A, F, R>(
+    metrics: &'static Collector,
+    handler: F,
+) -> Result<(), lambda_runtime::Error>
+where
+    F: tower::Service<lambda_runtime::LambdaEvent<A>, Response = R>,
+    F::Future: std::future::Future<Output = Result<R, F::Error>>,
+    F::Error: Into<Diagnostic> + std::fmt::Debug,
+    A: for<'de> serde::Deserialize<'de>,
+    R: serde::Serialize,
+{
+    metrics_cloudwatch_embedded::lambda::service::run(metrics, handler).await
 }
 
 /// A function failure with its stable name.

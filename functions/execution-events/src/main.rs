@@ -1,14 +1,15 @@
-//! The `execution-events` Lambda: init tracing, build config and clients once, run.
+//! The `execution-events` Lambda: init logs and metrics, build config and clients once, run.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    campaign_lambda::init_tracing();
+    let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_execution_events::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let deps = campaign_lambda::deps(&config, &clients)?;
     let deps = &deps;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
-        campaign_execution_events::handler(event, deps)
-    }))
+    campaign_lambda::run(
+        metrics,
+        lambda_runtime::service_fn(move |event| campaign_execution_events::handler(event, deps)),
+    )
     .await
 }

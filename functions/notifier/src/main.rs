@@ -1,16 +1,19 @@
-//! The `notifier` Lambda: init tracing, build config and clients once, run.
+//! The `notifier` Lambda: init logs and metrics, build config and clients once, run.
 
 use campaign_shared::adapters::aws::websocket::Pusher;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    campaign_lambda::init_tracing();
+    let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_notifier::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
     let (connections, pusher) = (&connections, &pusher as &dyn Pusher);
-    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
-        campaign_notifier::handler(event, connections, pusher)
-    }))
+    campaign_lambda::run(
+        metrics,
+        lambda_runtime::service_fn(move |event| {
+            campaign_notifier::handler(event, connections, pusher)
+        }),
+    )
     .await
 }

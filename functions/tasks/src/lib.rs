@@ -30,13 +30,16 @@ pub async fn handler(
 
 /// The whole `main` of a Task function.
 pub async fn main(function: TaskFunction) -> Result<(), lambda_runtime::Error> {
-    campaign_lambda::init_tracing();
+    let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(env(function));
     let clients = campaign_lambda::Clients::load().await;
     let deps = campaign_lambda::deps(&config, &clients)?;
-    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
-        let deps = deps.clone();
-        async move { handler(function, event, &deps).await }
-    }))
+    campaign_lambda::run(
+        metrics,
+        lambda_runtime::service_fn(move |event| {
+            let deps = deps.clone();
+            async move { handler(function, event, &deps).await }
+        }),
+    )
     .await
 }

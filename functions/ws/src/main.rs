@@ -1,11 +1,11 @@
-//! The `ws` Lambda: init tracing, build config and clients once, run.
+//! The `ws` Lambda: init logs and metrics, build config and clients once, run.
 
 use campaign_shared::adapters::aws::websocket::Pusher;
 use campaign_shared::ports::RunStore;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    campaign_lambda::init_tracing();
+    let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_ws::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
@@ -15,8 +15,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         &pusher as &dyn Pusher,
         deps.store.as_ref() as &dyn RunStore,
     );
-    lambda_runtime::run(lambda_runtime::service_fn(move |event| {
-        campaign_ws::handler(event, connections, pusher, store)
-    }))
+    campaign_lambda::run(
+        metrics,
+        lambda_runtime::service_fn(move |event| {
+            campaign_ws::handler(event, connections, pusher, store)
+        }),
+    )
     .await
 }
