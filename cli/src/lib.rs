@@ -48,7 +48,11 @@ pub async fn serve(addr: SocketAddr, cfg: LocalConfig) -> Result<Served, ServeEr
     });
     let shutdown = tokio_util::sync::CancellationToken::new();
     let token = shutdown.clone();
-    let router = server::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    // Access log: one INFO line per request with its method, path, status and latency.
+    let access = tower_http::trace::TraceLayer::new_for_http()
+        .make_span_with(tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::INFO))
+        .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO));
+    let router = server::router(state).layer(access);
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move { token.cancelled().await })

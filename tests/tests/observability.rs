@@ -77,6 +77,25 @@ async fn every_transition_is_one_log_line_with_run_agent_from_to_and_seq() {
     assert_eq!(failed["from"], "generating");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_are_logged_at_info_with_their_status() {
+    captured();
+    let s = TestServer::start(&[]).await;
+    let (status, _) = s.get("/campaigns/01JD5Z8X7Q2M4N6P8R0S2T4V6W").await;
+    assert_eq!(status, 404);
+    let bytes = captured().0.lock().unwrap().clone();
+    let logged = String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .any(|l| {
+            l["level"] == "INFO"
+                && l["fields"]["message"] == "finished processing request"
+                && l["fields"]["status"] == 404
+                && l["span"]["uri"] == "/campaigns/01JD5Z8X7Q2M4N6P8R0S2T4V6W"
+        });
+    assert!(logged, "{}", String::from_utf8_lossy(&bytes));
+}
+
 fn metric(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series).and_then(|v| v.strip_prefix(' ')))
