@@ -24,6 +24,9 @@ use crate::usecases::{self, AppError};
 /// The OpenAPI 3.1 document of these routes.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
+/// Seconds a client is asked to wait after a 503 or 429.
+pub const RETRY_AFTER_SECS: &str = "2";
+
 /// Largest body read at all; briefs over 64 KiB get a 413 with guidance from the brief
 /// parser, anything larger a plain 413.
 pub const READ_LIMIT: usize = 1024 * 1024;
@@ -105,6 +108,16 @@ impl IntoResponse for Problem {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
+            // Worth trying again shortly: the store or the workflow service was unavailable.
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECS),
+            );
+        }
         r
     }
 }
@@ -232,9 +245,55 @@ async fn list(
     Ok(Json(json!({ "runs": page.runs, "nextCursor": page.next_cursor })).into_response())
 }
 
-async fn get_run(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, Problem> {
+/// The run, with an `ETag` of its representation: a client polling with `If-None-Match`
+/// gets `304 Not Modified` until something changed.
+async fn get_run(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
     let run = s.deps.store.get_run(parse_run_id(&id)?).await?;
-    Ok(Json(run).into_response())
+    let body = serde_json::to_vec(&run).map_err(|e| {
+        problem(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error",
+            e.to_string(),
+        )
+    })?;
+    let etag = entity_tag(&body);
+    let cache = [
+        (header::ETAG, etag.clone()),
+        (header::CACHE_CONTROL, "no-cache".to_string()),
+    ];
+    if none_match(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, cache).into_response());
+    }
+    Ok((
+        StatusCode::OK,
+        cache,
+        [(header::CONTENT_TYPE, "application/json".to_string())],
+        body,
+    )
+        .into_response())
+}
+
+/// A strong entity tag of a representation (FNV-1a 64 of its bytes).
+fn entity_tag(body: &[u8]) -> String {
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(body);
+    format!("\"{:016x}\"", h.finish())
+}
+
+/// `If-None-Match` (RFC 9110 §13.1.2, weak comparison): `*` or a listed tag matches.
+fn none_match(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim())
+        .any(|t| t == "*" || t.trim_start_matches("W/") == etag)
 }
 
 #[derive(Deserialize)]
@@ -257,7 +316,23 @@ async fn events(
             format!("{e}; allowed: after (a seq, ≥ 0)"),
         )
     })?;
-    let after = q.after.unwrap_or(0);
+    // A reconnecting EventSource sends the id (the seq) of the last event it received.
+    let last_event_id = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    problem(
+                        StatusCode::BAD_REQUEST,
+                        "Bad Last-Event-ID",
+                        "Last-Event-ID must be the seq of an event (a whole number)",
+                    )
+                })?,
+        ),
+    };
+    let after = last_event_id.or(q.after).unwrap_or(0);
     let wants_sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -328,4 +403,37 @@ async fn retry(
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unavailable_and_throttled_answers_say_when_to_retry() {
+        for status in [
+            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::TOO_MANY_REQUESTS,
+        ] {
+            let r = problem(status, "Busy", "later").into_response();
+            assert_eq!(r.headers()[header::RETRY_AFTER], RETRY_AFTER_SECS);
+        }
+        let r = problem(StatusCode::CONFLICT, "Conflict", "no").into_response();
+        assert!(r.headers().get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn if_none_match_compares_weakly_and_accepts_a_star() {
+        let tag = entity_tag(b"{}");
+        let mut h = HeaderMap::new();
+        assert!(!none_match(&h, &tag));
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        assert!(none_match(&h, &tag));
+        h.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_str(&format!("\"x\", W/{tag}")).unwrap(),
+        );
+        assert!(none_match(&h, &tag));
+        assert_ne!(entity_tag(b"{}"), entity_tag(b"{ }"));
+    }
 }

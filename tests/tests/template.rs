@@ -471,3 +471,33 @@ fn the_dashboard_and_metric_alarms_are_built_on_the_metrics_the_code_emits() {
     assert_eq!(logging["LogFormat"], "JSON");
     assert_eq!(logging["ApplicationLogLevel"], "INFO");
 }
+
+#[test]
+fn browsers_of_the_configured_origins_may_call_the_http_api() {
+    let t = template();
+    let cors = tag(
+        &t["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"],
+        "!If",
+    )
+    .expect("CORS is chosen by a condition");
+    assert_eq!(cors[0], "HasCors");
+    assert_eq!(
+        tag(&cors[1]["AllowOrigins"], "!Ref").unwrap(),
+        "CorsAllowedOrigins"
+    );
+    let allowed: Vec<&str> = cors[1]["AllowHeaders"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap())
+        .collect();
+    for h in [
+        "idempotency-key",
+        "if-none-match",
+        "last-event-id",
+        "authorization",
+    ] {
+        assert!(allowed.contains(&h), "{h} not allowed");
+    }
+    assert_eq!(t["Parameters"]["CorsAllowedOrigins"]["Default"], "");
+}

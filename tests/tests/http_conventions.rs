@@ -1,0 +1,107 @@
+//! HTTP conventions of the API, over real loopback HTTP: conditional GETs, resumable SSE,
+//! `Retry-After`, idempotent POSTs.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::time::Duration;
+
+use campaign_tests::{TestServer, assert_gapless, example_brief};
+use serde_json::Value;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_polled_with_if_none_match_is_not_modified_until_it_changes() {
+    let s = TestServer::start(&[]).await;
+    let id = s.submit(&example_brief()).await;
+    s.wait_terminal(&id).await;
+    let url = s.url(&format!("/campaigns/{id}"));
+    let first = s.http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+    let again = s
+        .http
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    assert_eq!(again.headers()["etag"], etag.as_str());
+    assert!(again.text().await.unwrap().is_empty());
+    // A weak or listed match counts; another tag does not.
+    let weak = s
+        .http
+        .get(&url)
+        .header("if-none-match", format!("\"other\", W/{etag}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), 304);
+    let other = s
+        .http
+        .get(&url)
+        .header("if-none-match", "\"0000000000000000\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    // A run that moves on gets a new tag: the old one no longer matches.
+    let slow = TestServer::start(&["copy=slow:600ms"]).await;
+    let running = slow.submit(&example_brief()).await;
+    let url = slow.url(&format!("/campaigns/{running}"));
+    let early = slow.http.get(&url).send().await.unwrap();
+    let early_tag = early.headers()["etag"].to_str().unwrap().to_string();
+    slow.wait_terminal(&running).await;
+    let later = slow
+        .http
+        .get(&url)
+        .header("if-none-match", &early_tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        later.status(),
+        200,
+        "the run changed, so the old tag must not match"
+    );
+    assert_ne!(later.headers()["etag"], early_tag.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_event_source_resumes_after_its_last_event_id() {
+    let s = TestServer::start(&[]).await;
+    let id = s.submit(&example_brief()).await;
+    s.wait_terminal(&id).await;
+    let r = s
+        .http
+        .get(s.url(&format!("/campaigns/{id}/events")))
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "5")
+        .send()
+        .await
+        .unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(30), r.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let data: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_gapless(&data, 6);
+    let ids: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("id: "))
+        .collect();
+    assert_eq!(ids.first(), Some(&"6"));
+    let bad = s
+        .http
+        .get(s.url(&format!("/campaigns/{id}/events")))
+        .header("accept", "text/event-stream")
+        .header("last-event-id", "five")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
