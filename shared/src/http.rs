@@ -208,11 +208,81 @@ fn accepted(run_id: RunId, ws_url: &str) -> Response {
 
 async fn create(
     State(s): State<ApiState>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
-    let brief = Brief::parse(&body_bytes(body)?)?;
-    let id = usecases::submit(&s.deps, brief, None).await?;
+    let body = body_bytes(body)?;
+    // A request that cannot succeed never claims its key.
+    let brief = Brief::parse(&body)?;
+    let id = match idempotent(&s, &headers, "campaigns", &body).await? {
+        Some(claim) => usecases::submit_as(&s.deps, claim.run_id, brief, None).await?,
+        None => usecases::submit(&s.deps, brief, None).await?,
+    };
     Ok(accepted(id, &s.ws_url))
+}
+
+/// Header of an idempotent POST (`POST /campaigns`, `POST …/retry`).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL: time::Duration = time::Duration::hours(24);
+
+/// With an `Idempotency-Key`: the key's claim, whose run id the request must create (the
+/// same one again for a repeated request — creating it is idempotent, so a first attempt
+/// that died half-way is completed, and a finished one answered as it was). The same key
+/// with another request is refused with 422. Without the header: `None` (every request is
+/// new; duplicate briefs make separate runs).
+async fn idempotent(
+    s: &ApiState,
+    headers: &HeaderMap,
+    scope: &str,
+    body: &[u8],
+) -> Result<Option<crate::ports::KeyClaim>, Problem> {
+    let Some(raw) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "Bad Idempotency-Key",
+                "Idempotency-Key must be 1–255 visible ASCII characters (a UUID is a good choice)",
+            )
+        })?;
+    let fingerprint = {
+        use std::hash::Hasher;
+        let mut h = fnv::FnvHasher::default();
+        h.write(scope.as_bytes());
+        h.write(&[0]);
+        h.write(body);
+        format!("{:016x}", h.finish())
+    };
+    let now = s.deps.clock.now();
+    let claim = s
+        .deps
+        .store
+        .claim_key(
+            &format!("http:{scope}:{key}"),
+            &fingerprint,
+            RunId::new(),
+            now,
+            now + IDEMPOTENCY_TTL,
+        )
+        .await
+        .map_err(AppError::from)?;
+    if claim.fingerprint != fingerprint {
+        return Err(problem(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Idempotency-Key reused",
+            format!(
+                "the Idempotency-Key `{key}` was used for a different request (run {}); use a new key for a new request",
+                claim.run_id
+            ),
+        ));
+    }
+    Ok(Some(claim))
 }
 
 #[derive(Deserialize)]
@@ -380,6 +450,7 @@ struct RetryBody {
 async fn retry(
     State(s): State<ApiState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     let id = parse_run_id(&id)?;
@@ -397,7 +468,10 @@ async fn retry(
             })?
             .agents
     };
-    let new_id = usecases::retry(&s.deps, id, agents).await?;
+    let new_id = match idempotent(&s, &headers, &format!("retry:{id}"), &body).await? {
+        Some(claim) => usecases::retry_as(&s.deps, id, agents, claim.run_id).await?,
+        None => usecases::retry(&s.deps, id, agents).await?,
+    };
     Ok(accepted(new_id, &s.ws_url))
 }
 

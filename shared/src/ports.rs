@@ -251,6 +251,29 @@ pub trait RunStore: Send + Sync {
 
     /// Reads one artifact (for reuse by a retry). `Ok(None)` if unknown.
     async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError>;
+
+    /// Claims a request key (an `Idempotency-Key`, an EventBridge event id) for `run_id`
+    /// and the request's `fingerprint`, until `expires_at`. MUST claim it (`fresh: true`)
+    /// when the key is unknown or its claim expired at `now`, and otherwise return the
+    /// standing claim unchanged (`fresh: false`) — atomically, so two concurrent claims of
+    /// one key get one winner.
+    async fn claim_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        run_id: RunId,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<KeyClaim, StoreError>;
+}
+
+/// What a request key stands for (see [`RunStore::claim_key`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyClaim {
+    pub run_id: RunId,
+    pub fingerprint: String,
+    /// This call claimed the key (the request is new).
+    pub fresh: bool,
 }
 
 /// Fan-out of persisted events to live subscribers. Best effort: subscribers replay

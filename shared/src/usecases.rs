@@ -280,6 +280,17 @@ pub async fn retry(
     run_id: RunId,
     agents: Option<Vec<Agent>>,
 ) -> Result<RunId, AppError> {
+    retry_as(deps, run_id, agents, RunId::new()).await
+}
+
+/// [`retry`] creating the new iteration with the id `new_id` (an idempotent request):
+/// asking again with the same id does not create a second run.
+pub async fn retry_as(
+    deps: &Deps,
+    run_id: RunId,
+    agents: Option<Vec<Agent>>,
+    new_id: RunId,
+) -> Result<RunId, AppError> {
     let parent = deps.store.get_state(run_id).await?;
     if !parent.status.is_terminal() {
         return Err(AppError::Conflict(format!(
@@ -317,7 +328,7 @@ pub async fn retry(
         .filter(|(a, _)| !rerun.contains(a))
         .collect();
     let brief = parent.brief.clone();
-    submit(deps, brief, Some((&parent, reuse))).await
+    submit_as(deps, new_id, brief, Some((&parent, reuse))).await
 }
 
 // ---------------------------------------------------------------------------------------

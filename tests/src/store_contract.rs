@@ -362,6 +362,47 @@ pub async fn runs_are_listed_newest_first_with_a_cursor(s: Store) {
     ));
 }
 
+pub async fn a_request_key_is_claimed_once_until_it_expires(s: Store) {
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::hours(24);
+    let (a, b, c) = (RunId::new(), RunId::new(), RunId::new());
+    let first = s.claim_key("k-1", "fp-a", a, now, later).await.unwrap();
+    assert!(first.fresh);
+    assert_eq!((first.run_id, first.fingerprint.as_str()), (a, "fp-a"));
+    // A second claim, even with another request, gets the standing claim.
+    let again = s.claim_key("k-1", "fp-b", b, now, later).await.unwrap();
+    assert!(!again.fresh);
+    assert_eq!((again.run_id, again.fingerprint.as_str()), (a, "fp-a"));
+    // Other keys are independent.
+    assert!(
+        s.claim_key("k-2", "fp-a", b, now, later)
+            .await
+            .unwrap()
+            .fresh
+    );
+    // Once expired, the key can be claimed anew.
+    let after = later + time::Duration::seconds(1);
+    let renewed = s
+        .claim_key("k-1", "fp-c", c, after, after + time::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(renewed.fresh);
+    assert_eq!(renewed.run_id, c);
+    // Concurrent claims of one key: exactly one wins.
+    let claims = (0..8).map(|_| {
+        let s = s.clone();
+        async move {
+            s.claim_key("k-race", "fp", RunId::new(), now, later)
+                .await
+                .unwrap()
+        }
+    });
+    let results = futures::future::join_all(claims).await;
+    assert_eq!(results.iter().filter(|r| r.fresh).count(), 1);
+    let winner = results.iter().find(|r| r.fresh).unwrap().run_id;
+    assert!(results.iter().all(|r| r.run_id == winner));
+}
+
 pub async fn concurrent_writers_never_break_seq(s: Store) {
     let n = new_run();
     let id = n.run_id;
@@ -439,7 +480,8 @@ macro_rules! store_contract_tests {
             audit_reports_and_errors_and_envelopes_are_kept,
             a_retry_run_reuses_artifacts_by_reference,
             runs_are_listed_newest_first_with_a_cursor,
-            concurrent_writers_never_break_seq
+            concurrent_writers_never_break_seq,
+            a_request_key_is_claimed_once_until_it_expires
         );
     };
     (@each $make:expr; $($name:ident),*) => {

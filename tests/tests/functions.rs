@@ -204,10 +204,10 @@ async fn a_campaign_requested_event_delivered_twice_starts_one_run() {
     let env = AwsEnv::start().await;
     let payload: aws_lambda_events::eventbridge::EventBridgeEvent<Value> =
         serde_json::from_value(fixture("eventbridge-campaign-requested.json", "")).unwrap();
-    let first = campaign_trigger::handler(event(payload.clone()), &env.deps, &env.store)
+    let first = campaign_trigger::handler(event(payload.clone()), &env.deps)
         .await
         .unwrap();
-    let second = campaign_trigger::handler(event(payload.clone()), &env.deps, &env.store)
+    let second = campaign_trigger::handler(event(payload.clone()), &env.deps)
         .await
         .unwrap();
     assert_eq!(first["runId"], second["runId"]);
@@ -221,7 +221,7 @@ async fn a_campaign_requested_event_delivered_twice_starts_one_run() {
     let mut bad = payload;
     bad.id = Some("another-event".into());
     bad.detail = json!({"objective": "x"});
-    let e = campaign_trigger::handler(event(bad), &env.deps, &env.store)
+    let e = campaign_trigger::handler(event(bad), &env.deps)
         .await
         .unwrap_err();
     assert_eq!(e.name, "InvalidInput");

@@ -105,3 +105,81 @@ async fn a_reconnecting_event_source_resumes_after_its_last_event_id() {
         .unwrap();
     assert_eq!(bad.status(), 400);
 }
+
+async fn post_with_key(s: &TestServer, path: &str, key: &str, body: &Value) -> (u16, Value) {
+    let r = s
+        .http
+        .post(s.url(path))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_makes_a_repeated_post_return_the_same_run() {
+    let s = TestServer::start(&[]).await;
+    let brief = example_brief();
+    let (status, first) = post_with_key(&s, "/campaigns", "order-42", &brief).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = post_with_key(&s, "/campaigns", "order-42", &brief).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(first, again, "the original answer");
+    let id = first["runId"].as_str().unwrap();
+    s.wait_terminal(id).await;
+    // Still the same run once it has finished; and only one run exists.
+    let (_, later) = post_with_key(&s, "/campaigns", "order-42", &brief).await;
+    assert_eq!(later["runId"], first["runId"]);
+    let (_, list) = s.get("/campaigns?limit=100").await;
+    assert_eq!(list["runs"].as_array().unwrap().len(), 1, "{list}");
+
+    // The same key with another request is refused, and creates nothing.
+    let mut other = brief.clone();
+    other["tone"] = serde_json::json!("calm");
+    let (status, body) = post_with_key(&s, "/campaigns", "order-42", &other).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("order-42"));
+    // Without a key, duplicate briefs are separate runs.
+    let a = s.submit(&brief).await;
+    let b = s.submit(&brief).await;
+    assert_ne!(a, b);
+    // A malformed key is named; an invalid brief does not use up the key.
+    let (status, _) = post_with_key(&s, "/campaigns", "bad key", &brief).await;
+    assert_eq!(status, 400);
+    let (status, _) = post_with_key(&s, "/campaigns", "order-43", &serde_json::json!({})).await;
+    assert_eq!(status, 400);
+    let (status, fresh) = post_with_key(&s, "/campaigns", "order-43", &brief).await;
+    assert_eq!(status, 202, "{fresh}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_an_idempotency_key_starts_one_iteration() {
+    let s = TestServer::start(&["social=error"]).await;
+    let id = s.submit(&example_brief()).await;
+    s.wait_terminal(&id).await;
+    let path = format!("/campaigns/{id}/retry");
+    let body = serde_json::json!({});
+    let (status, first) = post_with_key(&s, &path, "retry-1", &body).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, again) = post_with_key(&s, &path, "retry-1", &body).await;
+    assert_eq!(status, 202, "{again}");
+    assert_eq!(first["runId"], again["runId"]);
+    let (status, _) = post_with_key(
+        &s,
+        &path,
+        "retry-1",
+        &serde_json::json!({"agents": ["copy"]}),
+    )
+    .await;
+    assert_eq!(status, 422);
+    s.wait_terminal(first["runId"].as_str().unwrap()).await;
+    let (_, list) = s.get("/campaigns?limit=100").await;
+    assert_eq!(
+        list["runs"].as_array().unwrap().len(),
+        2,
+        "parent and one retry"
+    );
+}

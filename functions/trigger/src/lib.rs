@@ -5,7 +5,6 @@
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use campaign_lambda::FunctionError;
 use campaign_shared::adapters::aws::config::{STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME};
-use campaign_shared::adapters::aws::dynamodb::DynamoStore;
 use campaign_shared::domain::{Brief, RunId};
 use campaign_shared::errors::FlowError;
 use campaign_shared::ports::Deps;
@@ -15,11 +14,12 @@ use serde_json::{Value, json};
 
 pub const ENV: &[&str] = &[TABLE_NAME, STATUS_QUEUE_URL, STATE_MACHINE_ARN];
 pub const DETAIL_TYPE: &str = "CampaignRequested";
+/// How long an event id is remembered (EventBridge redelivers within 24 hours).
+pub const EVENT_KEY_TTL: time::Duration = time::Duration::days(7);
 
 pub async fn handler(
     event: LambdaEvent<EventBridgeEvent<Value>>,
     deps: &Deps,
-    requests: &DynamoStore,
 ) -> Result<Value, FunctionError> {
     let ev = event.payload;
     if ev.detail_type != DETAIL_TYPE {
@@ -36,9 +36,18 @@ pub async fn handler(
     // failure destination holds the reasons.
     let brief =
         Brief::from_value(&ev.detail).map_err(|e| FlowError::InvalidInput(e.to_string()))?;
-    let run_id = requests
-        .claim_request(&key, RunId::new(), deps.clock.now())
-        .await?;
+    let now = deps.clock.now();
+    let run_id = deps
+        .store
+        .claim_key(
+            &format!("event:{key}"),
+            "",
+            RunId::new(),
+            now,
+            now + EVENT_KEY_TTL,
+        )
+        .await?
+        .run_id;
     let run_id = usecases::submit_as(deps, run_id, brief, None)
         .await
         .map_err(|e| match e {

@@ -1,22 +1,15 @@
 //! The `trigger` Lambda: init logs and metrics, build config and clients once, run.
 
-use campaign_shared::adapters::aws::config::TABLE_NAME;
-use campaign_shared::adapters::aws::dynamodb::DynamoStore;
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_trigger::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let deps = campaign_lambda::deps(&config, &clients)?;
-    let requests = DynamoStore::new(
-        clients.dynamodb.clone(),
-        config.get(TABLE_NAME).unwrap_or_default(),
-    );
-    let (deps, requests) = (&deps, &requests);
+    let deps = &deps;
     campaign_lambda::run(
         metrics,
-        lambda_runtime::service_fn(move |event| campaign_trigger::handler(event, deps, requests)),
+        lambda_runtime::service_fn(move |event| campaign_trigger::handler(event, deps)),
     )
     .await
 }

@@ -43,7 +43,9 @@ use crate::domain::{
     Run, RunId, Status,
 };
 use crate::domain::{Outcome, RunSummary};
-use crate::ports::{Change, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes};
+use crate::ports::{
+    Change, KeyClaim, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes,
+};
 
 pub const GSI_RUNS: &str = "gsi1";
 pub const GSI_UNFINISHED: &str = "gsi2";
@@ -738,58 +740,73 @@ impl RunStore for DynamoStore {
     async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError> {
         self.artifact(id).await
     }
-}
 
-/// How long a claimed request key is remembered (EventBridge redelivers within hours).
-pub const REQUEST_KEY_TTL_SECS: i64 = 7 * 24 * 60 * 60;
-
-impl DynamoStore {
-    /// Claims `key` (e.g. an EventBridge event id) for `run_id` with a conditional put.
-    /// Returns the run id the key belongs to: `run_id` if this call claimed it, the earlier
-    /// run's id if the key was claimed before (a duplicate delivery).
-    pub async fn claim_request(
+    /// `REQ#<key>/REQ` with the run id, the fingerprint and `ttl` (which also lets DynamoDB
+    /// delete it eventually); a conditional put claims it, an expired claim may be taken.
+    async fn claim_key(
         &self,
         key: &str,
+        fingerprint: &str,
         run_id: RunId,
         now: OffsetDateTime,
-    ) -> Result<RunId, StoreError> {
+        expires_at: OffsetDateTime,
+    ) -> Result<KeyClaim, StoreError> {
+        let pk = format!("REQ#{key}");
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(format!("REQ#{key}")))
+            .item("pk", s(&pk))
             .item("sk", s("REQ"))
             .item("runId", s(run_id.to_string()))
+            .item("fingerprint", s(fingerprint))
             .item(
                 "ttl",
-                AttributeValue::N((now.unix_timestamp() + REQUEST_KEY_TTL_SECS).to_string()),
+                AttributeValue::N(expires_at.unix_timestamp().to_string()),
             )
-            .condition_expression("attribute_not_exists(pk)")
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
             .send()
             .await;
         match result {
-            Ok(_) => Ok(run_id),
+            Ok(_) => Ok(KeyClaim {
+                run_id,
+                fingerprint: fingerprint.to_string(),
+                fresh: true,
+            }),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                let out = self
+                let item = self
                     .client
                     .get_item()
                     .table_name(&self.table)
-                    .key("pk", s(format!("REQ#{key}")))
+                    .key("pk", s(&pk))
                     .key("sk", s("REQ"))
                     .consistent_read(true)
                     .send()
                     .await
-                    .map_err(sdk_unavailable)?;
-                let id = out
+                    .map_err(sdk_unavailable)?
                     .item
-                    .and_then(|i| i.get("runId").and_then(|v| v.as_s().ok()).cloned())
-                    .ok_or_else(|| corrupt("request key", "claimed without a run id"))?;
-                RunId::parse(&id).map_err(|e| corrupt("request key", e))
+                    .ok_or_else(|| corrupt("request key", "claimed, then gone"))?;
+                let text = |name: &str| {
+                    item.get(name)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .ok_or_else(|| corrupt("request key", format!("no {name}")))
+                };
+                Ok(KeyClaim {
+                    run_id: RunId::parse(&text("runId")?).map_err(|e| corrupt("request key", e))?,
+                    fingerprint: text("fingerprint")?,
+                    fresh: false,
+                })
             }
-            Err(e) => Err(unavailable(e)),
+            Err(e) => Err(sdk_unavailable(e)),
         }
     }
 }

@@ -17,7 +17,8 @@ use crate::domain::{
     Run, RunId, Status,
 };
 use crate::ports::{
-    Change, DeferredAudits, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes,
+    Change, DeferredAudits, KeyClaim, NewRun, RunPage, RunStore, Snapshot, StoreError,
+    check_changes,
 };
 
 const SCHEMA: &str = r#"
@@ -62,6 +63,12 @@ CREATE TABLE IF NOT EXISTS deferred_audits (
     due_at   INTEGER NOT NULL,
     attempts INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS request_keys (
+    key         TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    run_id      TEXT NOT NULL,
+    expires_at  INTEGER NOT NULL
+) WITHOUT ROWID;
 "#;
 
 /// What runs on the store's thread: a step inside the open transaction, returning what to
@@ -744,6 +751,47 @@ impl RunStore for SqliteStore {
 
     async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError> {
         self.with(move |c| read_artifact(c, &id.to_string())).await
+    }
+
+    async fn claim_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        run_id: RunId,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<KeyClaim, StoreError> {
+        let (key, fingerprint) = (key.to_string(), fingerprint.to_string());
+        self.with(move |c| {
+            // One statement: insert, or take over a claim that has expired.
+            c.prepare_cached(
+                "INSERT INTO request_keys (key, fingerprint, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
+                     run_id = excluded.run_id, expires_at = excluded.expires_at
+                 WHERE request_keys.expires_at <= ?5",
+            )
+            .map_err(unavailable)?
+            .execute(params![
+                key,
+                fingerprint,
+                run_id.to_string(),
+                expires_at.unix_timestamp(),
+                now.unix_timestamp()
+            ])
+            .map_err(unavailable)?;
+            let (held_by, held_fp): (String, String) = c
+                .prepare_cached("SELECT run_id, fingerprint FROM request_keys WHERE key = ?1")
+                .map_err(unavailable)?
+                .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(unavailable)?;
+            let held_by = RunId::parse(&held_by).map_err(|e| corrupt("request key", e))?;
+            Ok(KeyClaim {
+                run_id: held_by,
+                fresh: held_by == run_id,
+                fingerprint: held_fp,
+            })
+        })
+        .await
     }
 }
 
