@@ -7,6 +7,7 @@ pub mod aws_e2e;
 pub mod aws_env;
 pub mod fault_proxy;
 pub mod moto;
+pub mod openapi;
 pub use campaign_cli::runtime_api;
 pub mod store_contract;
 

@@ -502,3 +502,32 @@ async fn the_task_functions_run_a_whole_flow_against_aws_adapters() {
         .unwrap_err();
     assert_eq!(e.name, "InvalidInput");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_function_refuses_sse_with_a_documented_406() {
+    let env = AwsEnv::start().await;
+    let (_, created) = call_api(&env, "http-api-v2-post-campaigns.json", "").await;
+    let id = created["runId"].as_str().unwrap();
+    let mut req = fixture("http-api-v2-get-campaign.json", id);
+    req["rawPath"] = json!(format!("/campaigns/{id}/events"));
+    req["requestContext"]["http"]["path"] = req["rawPath"].clone();
+    req["headers"]["accept"] = json!("text/event-stream");
+    let req = lambda_http::request::from_str(&req.to_string()).unwrap();
+    let resp = campaign_api::app(env.deps.clone(), &Default::default())
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 406);
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    campaign_tests::openapi::Spec::default().check(
+        "GET",
+        "/campaigns/{runId}/events",
+        406,
+        &ct,
+        &body,
+    );
+}
