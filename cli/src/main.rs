@@ -4,18 +4,30 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use std::io::{IsTerminal, Read};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use campaign_cli::run::{RunOptions, exit};
 use campaign_shared::adapters::local::LocalConfig;
 use campaign_shared::adapters::local::faults::Faults;
 use campaign_shared::domain::{Brief, BriefError, ExecutionMode};
 
+/// Environment variables, listed under every `--help`.
+const ENVIRONMENT: &str = "\
+Environment:
+  CAMPAIGN_DB          SQLite database file (as --db; `:memory:` for none)
+  CAMPAIGN_ADDR        address `campaign serve` listens on (as --addr)
+  CAMPAIGN_LOG         log filter, e.g. `info` or `campaign_shared=debug` (default: warn for run, info for serve)
+  CAMPAIGN_TIME_SCALE  multiply every wait of the flow (tests and demos; default 1)
+  NO_COLOR             set to anything to turn colors off (they are off anyway when not on a terminal)";
+
 #[derive(Parser)]
 #[command(
     name = "campaign",
     version,
-    about = "Campaign Orchestration Core — local embedded mode"
+    about = "Campaign Orchestration Core — local embedded mode",
+    after_help = ENVIRONMENT,
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,12 +37,13 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run one campaign end to end in this process and print the result.
+    #[command(after_help = ENVIRONMENT)]
     Run {
-        /// The brief, as JSON (see examples/brief.json).
+        /// The brief, as JSON (see examples/brief.json); `-` reads it from stdin.
         brief: PathBuf,
         /// Override the brief's executionMode.
-        #[arg(long, value_parser = ["parallel", "sequential"])]
-        mode: Option<String>,
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
         /// Print the run exactly as GET /campaigns/{id} returns it.
         #[arg(long)]
         json: bool,
@@ -63,12 +76,31 @@ enum Command {
         bin_dir: PathBuf,
     },
     /// Serve the HTTP API, WebSocket /ws and SSE.
+    #[command(after_help = ENVIRONMENT)]
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080", env = "CAMPAIGN_ADDR")]
         addr: SocketAddr,
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// `--mode`: how the agents run.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    /// All agents at once, then one audit (the default of a brief).
+    Parallel,
+    /// Copy, then social, then visual, each audited before the next.
+    Sequential,
+}
+
+impl From<Mode> for ExecutionMode {
+    fn from(m: Mode) -> Self {
+        match m {
+            Mode::Parallel => ExecutionMode::Parallel,
+            Mode::Sequential => ExecutionMode::Sequential,
+        }
+    }
 }
 
 #[derive(Args, Clone)]
@@ -112,12 +144,16 @@ impl Common {
     }
 }
 
+/// Logs on stderr, in colour only on a terminal without `NO_COLOR`; written between the
+/// redraws of `campaign run`'s spinners, never through them.
 fn init_tracing(default: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CAMPAIGN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(!json && !no_color && std::io::stderr().is_terminal())
+        .with_writer(campaign_cli::run::LogWriter);
     if json {
         builder.json().with_current_span(true).init();
     } else {
@@ -152,7 +188,13 @@ async fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            let bytes = match std::fs::read(&brief) {
+            let read = if brief.as_os_str() == "-" {
+                let mut b = Vec::new();
+                std::io::stdin().read_to_end(&mut b).map(|_| b)
+            } else {
+                std::fs::read(&brief)
+            };
+            let bytes = match read {
                 Ok(b) => b,
                 Err(e) => {
                     eprintln!("error: cannot read {}: {e}", brief.display());
@@ -166,7 +208,7 @@ async fn main() -> ExitCode {
                     return ExitCode::from(exit::INVALID);
                 }
             };
-            let mode = mode.map(|m| m.parse::<ExecutionMode>().unwrap_or_default());
+            let mode = mode.map(ExecutionMode::from);
             match campaign_cli::run::run(RunOptions {
                 brief: parsed,
                 mode,

@@ -97,6 +97,35 @@ pub async fn run(opts: RunOptions) -> Result<u8, Box<dyn std::error::Error + Sen
     Ok(exit_code(&run))
 }
 
+/// The spinners on screen now, so log lines are written between their redraws.
+static SPINNERS: std::sync::Mutex<Option<MultiProgress>> = std::sync::Mutex::new(None);
+
+/// Log writer of the `campaign` command: stderr, suspending the spinners of a running
+/// `campaign run` while a line is written, so logs never tear them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let spinners = SPINNERS.lock().ok().and_then(|s| s.clone());
+        match spinners {
+            Some(m) => m.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = LogWriter;
+    fn make_writer(&'a self) -> Self::Writer {
+        *self
+    }
+}
+
 /// Per-agent spinners on a terminal; plain lines otherwise (logs, CI).
 struct Progress {
     multi: Option<MultiProgress>,
@@ -122,6 +151,9 @@ impl Progress {
             }
         } else {
             eprintln!("run {run_id}: queued");
+        }
+        if let Ok(mut s) = SPINNERS.lock() {
+            s.clone_from(&multi);
         }
         Progress {
             multi,
@@ -163,6 +195,9 @@ impl Progress {
     fn finish(&self) {
         for pb in self.bars.values() {
             pb.finish();
+        }
+        if let Ok(mut s) = SPINNERS.lock() {
+            *s = None;
         }
     }
 }

@@ -1,0 +1,106 @@
+//! The `campaign` command as a user runs it: the real binary, its arguments, stdin, exit
+//! codes, and what it writes where.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use campaign_tests::runtime_api::binary;
+use serde_json::Value;
+
+fn campaign(args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("c.db");
+    let mut cmd = Command::new(binary("campaign"));
+    cmd.args(args)
+        .env("CAMPAIGN_DB", &db)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+const BRIEF: &str = include_str!("../../examples/brief.json");
+
+#[test]
+fn a_brief_can_come_from_stdin() {
+    let out = campaign(&["run", "-", "--json"], Some(BRIEF.as_bytes()), &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["status"], "completed");
+    assert_eq!(run["brief"]["product"], "Aurora e-bike");
+    // An invalid brief on stdin is refused with the reasons, exit code 2.
+    let out = campaign(&["run", "-"], Some(b"{\"objective\": 1}"), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("objective"));
+}
+
+#[test]
+fn modes_are_a_closed_set_named_in_the_error() {
+    let out = campaign(
+        &["run", "-", "--mode", "sequential", "--json"],
+        Some(BRIEF.as_bytes()),
+        &[],
+    );
+    assert!(out.status.success());
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(run["executionMode"], "sequential");
+    let out = campaign(&["run", "-", "--mode", "fast"], Some(BRIEF.as_bytes()), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("parallel") && err.contains("sequential"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_lists_the_environment_variables() {
+    for args in [&["--help"][..], &["run", "--help"], &["serve", "--help"]] {
+        let out = campaign(args, None, &[]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        for var in [
+            "CAMPAIGN_DB",
+            "CAMPAIGN_ADDR",
+            "CAMPAIGN_LOG",
+            "CAMPAIGN_TIME_SCALE",
+            "NO_COLOR",
+        ] {
+            assert!(
+                help.contains(var),
+                "{args:?} does not mention {var}:\n{help}"
+            );
+        }
+    }
+}
+
+#[test]
+fn output_that_is_not_a_terminal_has_no_colors() {
+    // A failing agent logs a warning; stderr is a pipe here, so no escape codes, and the
+    // same with NO_COLOR on a terminal (checked by the flag's handling, not a tty here).
+    for env in [&[][..], &[("NO_COLOR", "1")][..]] {
+        let out = campaign(
+            &["run", "-", "--fault", "social=error"],
+            Some(BRIEF.as_bytes()),
+            &[&[("CAMPAIGN_LOG", "warn")][..], env].concat(),
+        );
+        assert_eq!(out.status.code(), Some(3), "partial run");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("agent failed"), "{err}");
+        assert!(!err.contains('\u{1b}'), "escape codes in {err:?}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
+    }
+}
