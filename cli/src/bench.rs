@@ -19,7 +19,7 @@ use futures::{SinkExt, StreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use campaign_shared::adapters::local::faults::Faults;
+use campaign_shared::adapters::faults::Faults;
 use campaign_shared::adapters::local::{LocalApp, LocalConfig};
 use campaign_shared::domain::{Brief, ExecutionMode, RunId, Scope, Status};
 use campaign_shared::usecases;

@@ -1,9 +1,13 @@
 //! The `campaign` command's library: the local HTTP/WebSocket server and the one-shot
 //! runner, so the integration tests can start the real thing in process.
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod metrics;
 pub mod run;
+/// A Lambda Runtime API on loopback: the bench's cold-start rows and the tests use it;
+/// not part of the `campaign` a user installs (feature `bench`).
+#[cfg(feature = "bench")]
 pub mod runtime_api;
 pub mod server;
 

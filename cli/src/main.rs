@@ -9,8 +9,8 @@ use std::io::{IsTerminal, Read};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use campaign_cli::run::{RunOptions, exit};
+use campaign_shared::adapters::faults::Faults;
 use campaign_shared::adapters::local::LocalConfig;
-use campaign_shared::adapters::local::faults::Faults;
 use campaign_shared::domain::{Brief, BriefError, ExecutionMode};
 
 /// Environment variables, listed under every `--help`.
@@ -50,8 +50,9 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Measure speed and memory of the local engine and the binaries' cold start (use a
-    /// release build: `cargo run --release -p campaign-cli -- bench`).
+    /// Measure speed and memory of the local engine and the binaries' cold start (a
+    /// release build with the `bench` feature: see BENCHMARKS.md).
+    #[cfg(feature = "bench")]
     Bench {
         /// Print the figures as JSON instead of a table.
         #[arg(long)]
@@ -224,6 +225,7 @@ async fn main() -> ExitCode {
                 }
             }
         }
+        #[cfg(feature = "bench")]
         Command::Bench {
             json,
             latency_runs,

@@ -15,8 +15,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use campaign_cli::Served;
+use campaign_shared::adapters::faults::Faults;
 use campaign_shared::adapters::local::LocalConfig;
-use campaign_shared::adapters::local::faults::Faults;
 use serde_json::{Value, json};
 
 /// Waits in tests shrink by this factor (retry intervals, timeouts, deferred-audit delay):

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use campaign_shared::adapters::local::faults::Faults;
+use campaign_shared::adapters::faults::Faults;
 use campaign_shared::adapters::local::{LocalApp, LocalConfig};
 use campaign_shared::domain::event::check_gapless;
 use campaign_shared::domain::{

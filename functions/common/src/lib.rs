@@ -19,7 +19,7 @@ use campaign_shared::adapters::aws::sfn::SfnWorkflow;
 use campaign_shared::adapters::aws::sqs::{SqsDeferredAudits, SqsPublisher};
 use campaign_shared::adapters::aws::websocket::{ApiGatewayPusher, Connections};
 use campaign_shared::adapters::builtin::{BuiltinGenerator, RuleAuditor};
-use campaign_shared::adapters::local::faults::{Faults, FaultyAuditor, FaultyGenerator};
+use campaign_shared::adapters::faults::{Faults, FaultyAuditor, FaultyGenerator};
 use campaign_shared::domain::{Event, RunId};
 use campaign_shared::errors::FlowError;
 use campaign_shared::ports::{

@@ -3,4 +3,8 @@
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod builtin;
+pub mod faults;
+/// The embedded deployment: SQLite store, in-process bus, ASL engine. Not compiled into the
+/// Lambda functions (feature `local`).
+#[cfg(feature = "local")]
 pub mod local;

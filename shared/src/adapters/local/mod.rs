@@ -3,7 +3,6 @@
 
 pub mod asl;
 pub mod bus;
-pub mod faults;
 pub mod sqlite;
 pub mod workflow;
 
@@ -16,13 +15,13 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::faults::{Faults, FaultyAuditor, FaultyGenerator};
 use crate::adapters::builtin::{BuiltinGenerator, RuleAuditor};
 use crate::domain::RunId;
 use crate::errors::FlowError;
 use crate::ports::{DeferredAudits, Deps, StoreError, SystemClock};
 use crate::usecases::{self, TaskFunction};
 use bus::Bus;
-use faults::{Faults, FaultyAuditor, FaultyGenerator};
 use sqlite::SqliteStore;
 use workflow::LocalWorkflow;
 

@@ -63,13 +63,27 @@ CREATE TABLE IF NOT EXISTS deferred_audits (
     due_at   INTEGER NOT NULL,
     attempts INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS request_keys (
+"#;
+
+/// Idempotency keys and event ids ([`RunStore::claim_key`]).
+const SCHEMA_V2_REQUEST_KEYS: &str = r#"
+CREATE TABLE request_keys (
     key         TEXT PRIMARY KEY,
     fingerprint TEXT NOT NULL,
     run_id      TEXT NOT NULL,
     expires_at  INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#;
+
+/// The schema's versions, applied in order and recorded in SQLite's `user_version`. Never
+/// edit one that has shipped: add the next. (Version 1 keeps `IF NOT EXISTS`, so files made
+/// before versioning, with `user_version` 0, are adopted as they are.)
+fn migrations() -> rusqlite_migration::Migrations<'static> {
+    rusqlite_migration::Migrations::new(vec![
+        rusqlite_migration::M::up(SCHEMA),
+        rusqlite_migration::M::up(SCHEMA_V2_REQUEST_KEYS),
+    ])
+}
 
 /// What runs on the store's thread: a step inside the open transaction, returning what to
 /// do once the transaction's commit has succeeded or failed.
@@ -216,7 +230,7 @@ impl SqliteStore {
         Self::init(Connection::open_in_memory().map_err(unavailable)?)
     }
 
-    fn init(conn: Connection) -> Result<Self, StoreError> {
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
         // WAL + synchronous=NORMAL: a committed transaction survives a crash of this
         // process; only an OS crash or power loss can drop the last few commits.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -227,7 +241,7 @@ impl SqliteStore {
             .map_err(unavailable)?;
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(unavailable)?;
-        conn.execute_batch(SCHEMA).map_err(unavailable)?;
+        migrations().to_latest(&mut conn).map_err(unavailable)?;
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-store".into())
@@ -810,5 +824,54 @@ impl DeferredAudits for SqliteStore {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod migration_tests {
+    use super::*;
+
+    #[test]
+    fn the_migrations_are_valid_and_reach_the_latest_version() {
+        migrations().validate().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+    }
+
+    #[test]
+    fn a_file_from_before_versioning_is_adopted_and_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        {
+            // What an earlier `campaign` left: the v1 tables, user_version 0.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            c.execute(
+                "INSERT INTO runs (run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq)
+                 VALUES ('01JD5Z8X7Q2M4N6P8R0S2T4V6W', 1, 'completed', 'parallel', '{}', 0, 0, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        drop(SqliteStore::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        let version: i64 = c
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 2);
+        let runs: i64 = c
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(runs, 1, "data kept");
+        c.query_row("SELECT count(*) FROM request_keys", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
     }
 }

@@ -1,5 +1,6 @@
-//! Local fault injection (`--fault AGENT=error|timeout|panic|slow:DURATION`,
-//! `--fault audit=unavailable`), wrapping the built-in generator and auditor.
+//! Fault injection (`--fault AGENT=error|timeout|panic|slow:DURATION`,
+//! `--fault audit=unavailable`; `CAMPAIGN_FAULTS` in the Lambdas), wrapping the built-in
+//! generator and auditor.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
