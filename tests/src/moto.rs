@@ -29,16 +29,37 @@ pub fn route_lambda_to(port: u16) {
     );
 }
 
+/// `.venv/bin/moto_server`, installed first if missing (plain `cargo test` on a fresh clone:
+/// the same venv and pinned versions `scripts/test.sh` installs). An install that fails
+/// fails the test loudly; nothing is skipped.
 fn moto_server_path() -> std::path::PathBuf {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf();
     let bin = root.join(".venv/bin/moto_server");
+    if !bin.exists() {
+        let run = |cmd: &mut Command| {
+            let status = cmd
+                .current_dir(&root)
+                .status()
+                .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (Python 3 is needed)"));
+            assert!(status.success(), "{cmd:?} failed: {status}");
+        };
+        if !root.join(".venv/bin/python").exists() {
+            run(Command::new("python3").args(["-m", "venv", ".venv"]));
+        }
+        run(Command::new(root.join(".venv/bin/pip")).args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+            "requirements-test.txt",
+        ]));
+    }
     assert!(
         bin.exists(),
-        "{} is missing: run ./scripts/test.sh (it installs moto[server] into .venv), or \
-         `python3 -m venv .venv && .venv/bin/pip install 'moto[server]'`",
+        "{} is still missing after installing",
         bin.display()
     );
     bin
