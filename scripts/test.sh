@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README's second command and CI (.ci/run) run it.
-# Installs what the checks need into project-local places (node_modules/, .venv/), then runs:
-# asl-validator, cfn-lint, the SAM transform and checkov on the templates, rustfmt, clippy -D warnings, cargo test.
+# Installs what the checks need into project-local places (node_modules/, .venv/, .tools/),
+# then runs:
+# asl-validator, cfn-lint, the SAM transform and checkov on the templates, cargo-deny, rustfmt,
+# clippy -D warnings, cargo test.
 # Any tool that cannot be installed fails the run loudly; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,12 @@ command -v python3 >/dev/null || { echo "python3 is required to install moto" >&
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-test.txt
 .venv/bin/moto_server --help >/dev/null
 
+step "installing cargo-deny into ./.tools (dependency licenses, bans, sources)"
+DENY_VERSION=0.20.2
+if ! .tools/bin/cargo-deny --version 2>/dev/null | grep -q " $DENY_VERSION"; then
+  cargo install cargo-deny --locked --version "$DENY_VERSION" --root .tools --quiet
+fi
+
 step "asl-validator statemachine.asl.json"
 ./node_modules/.bin/asl-validator --json-path statemachine.asl.json
 
@@ -32,6 +40,9 @@ rm -f "$transformed"
 
 step "checkov infra/template.yaml (every skip is justified next to it in the template)"
 .venv/bin/checkov -f infra/template.yaml --framework cloudformation --skip-download --compact --quiet
+
+step "cargo deny check bans licenses sources (advisories need the RustSec database from GitHub, which this CI cannot reach)"
+.tools/bin/cargo-deny check bans licenses sources
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
