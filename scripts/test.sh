@@ -42,7 +42,7 @@ step "checkov infra/template.yaml (every skip is justified next to it in the tem
 .venv/bin/checkov -f infra/template.yaml --framework cloudformation --skip-download --compact --quiet
 
 step "cargo deny check bans licenses sources (advisories need the RustSec database from GitHub, which this CI cannot reach)"
-.tools/bin/cargo-deny check bans licenses sources
+.tools/bin/cargo-deny check --hide-inclusion-graph bans licenses sources
 
 step "cargo fmt --all --check"
 cargo fmt --all --check
