@@ -418,3 +418,45 @@ async fn a_retry_of_a_running_run_is_a_conflict() {
     assert_eq!(status, 400, "{body}");
     s.wait_terminal(&id).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brief_with_palette_descriptors_runs_in_both_modes_with_the_stand_in_colors_recorded() {
+    let s = TestServer::start(&[]).await;
+    for mode in ["parallel", "sequential"] {
+        let mut brief = example_brief();
+        brief["executionMode"] = json!(mode);
+        brief["brandGuidelines"]["palette"] =
+            json!(["deep navy", "warm sunset orange", "muted sage"]);
+        let id = s.submit(&brief).await;
+        let run = s.wait_terminal(&id).await;
+        assert_eq!(run["status"], "completed", "{mode}: {run:#}");
+        assert_eq!(run["brief"]["brandGuidelines"]["palette"][0], "deep navy");
+        let visual = run["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["agent"] == "visual")
+            .unwrap();
+        let used: Vec<&str> = visual["content"]["palette"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["hex"].as_str().unwrap())
+            .collect();
+        let navy = campaign_shared::domain::palette::parse_color("deep navy")
+            .unwrap()
+            .hex;
+        assert!(used.contains(&navy.as_str()), "{mode}: {used:?}");
+        let notes: Vec<&str> = visual["audit"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "palette" && f["severity"] == "warning")
+            .map(|f| f["message"].as_str().unwrap())
+            .collect();
+        for d in ["deep navy", "warm sunset orange", "muted sage"] {
+            assert!(notes.iter().any(|n| n.contains(d)), "{mode}: {notes:?}");
+        }
+        assert_eq!(visual["audit"]["verdict"], "warn");
+    }
+}

@@ -173,6 +173,17 @@ pub fn audit(content: &Content, brief: &Brief) -> AuditReport {
                 max,
                 "the poster text (headline and subheadline)",
             ));
+            // Descriptors ("deep navy") have no exact color: say which one stands in.
+            for c in brief
+                .brand_guidelines
+                .palette
+                .iter()
+                .filter_map(|c| palette::parse_color(c).ok())
+            {
+                if let Some(note) = c.note() {
+                    findings.push(finding("palette", Severity::Warning, note, "palette", None));
+                }
+            }
             let brand = palette::resolve(&brief.brand_guidelines.palette);
             if !brand.is_empty() {
                 let used: BTreeSet<String> = v
@@ -363,6 +374,24 @@ mod tests {
                 palette[0]
             ),
         })
+    }
+
+    #[test]
+    fn a_palette_descriptor_is_recorded_as_a_warning_naming_the_color_used() {
+        let b = brief(json!({"brandGuidelines": {"palette": ["deep navy", "glitter"]}}));
+        let hexes: Vec<String> = palette::resolve(&b.brand_guidelines.palette);
+        let refs: Vec<&str> = hexes.iter().map(String::as_str).collect();
+        let r = crate::agents::audit(&visual(&refs, ""), &b);
+        let notes: Vec<&str> = r
+            .findings
+            .iter()
+            .filter(|f| f.rule == "palette")
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].contains("deep navy") && notes[0].contains("navy"));
+        assert!(notes[1].contains("glitter") && notes[1].contains(palette::NEUTRAL_FALLBACK));
+        assert!(r.findings.iter().all(|f| f.severity == Severity::Warning));
     }
 
     #[test]

@@ -728,17 +728,23 @@ mod tests {
     }
 
     #[test]
-    fn palette_accepts_color_words_and_hex_and_rejects_the_rest() {
+    fn palette_accepts_color_words_hex_and_descriptors_and_rejects_the_rest() {
         let mut v = valid();
-        v["brandGuidelines"] =
-            json!({"palette": ["teal", "#ff8800", "Navy Blue", "#12345", "glitter"]});
+        v["brandGuidelines"] = json!({"palette": [
+            "teal", "#ff8800", "Navy Blue", "#12345", "deep navy", "warm sunset orange",
+            "muted sage", "x".repeat(41), "42"
+        ]});
         let e = errors(v);
         let f: Vec<_> = e.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             f,
-            vec!["brandGuidelines.palette[3]", "brandGuidelines.palette[4]"]
+            vec![
+                "brandGuidelines.palette[3]",
+                "brandGuidelines.palette[7]",
+                "brandGuidelines.palette[8]"
+            ]
         );
-        assert!(e[1].message.contains("allowed"));
+        assert!(e.iter().all(|e| e.message.contains("allowed")));
     }
 
     #[test]

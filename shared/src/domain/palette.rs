@@ -1,5 +1,6 @@
-//! Brand palette colors: `#RRGGBB` values or color words from one documented table.
-//! The table below is the documentation (README "Palette color words" mirrors it).
+//! Brand palette colors: `#RRGGBB` values, color words from one documented table (README
+//! "Palette color words" mirrors it), or descriptors as marketers write them ("deep navy",
+//! "warm sunset orange"), which keep their words and stand for the nearest known color.
 
 /// Accepted color words and the hex value each stands for. Words are matched
 /// case-insensitively with inner spaces, hyphens and underscores ignored ("navy blue",
@@ -50,6 +51,24 @@ pub const COLOR_NAMES: &[(&str, &str)] = &[
     ("terracotta", "#E2725B"),
 ];
 
+/// Longest descriptor accepted (`"warm sunset orange"`), in characters.
+pub const MAX_DESCRIPTOR: usize = 40;
+
+/// The neutral used for a descriptor that names no known color.
+pub const NEUTRAL_FALLBACK: &str = "#808080";
+
+/// How a palette entry became a hex value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Derivation {
+    /// `#RRGGBB` as given, or a color word of the table.
+    Exact,
+    /// A descriptor ("deep navy"): the known color word inside it, with its modifiers
+    /// (deep/dark darken, light/pale/soft lighten, muted/dusty soften) applied.
+    Nearest { word: &'static str },
+    /// A descriptor naming no known color ("glitter"): a neutral stands in.
+    Fallback,
+}
+
 /// One palette entry as given and as resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Color {
@@ -57,6 +76,24 @@ pub struct Color {
     pub given: String,
     /// `#RRGGBB`, upper case.
     pub hex: String,
+    pub derivation: Derivation,
+}
+
+impl Color {
+    /// For a descriptor, what the audit records about the color that stands in for it.
+    pub fn note(&self) -> Option<String> {
+        match self.derivation {
+            Derivation::Exact => None,
+            Derivation::Nearest { word } => Some(format!(
+                "palette descriptor `{}` has no exact color: {} is used (nearest known color: {word})",
+                self.given, self.hex
+            )),
+            Derivation::Fallback => Some(format!(
+                "palette descriptor `{}` names no known color: the neutral {} is used",
+                self.given, self.hex
+            )),
+        }
+    }
 }
 
 fn word_key(s: &str) -> String {
@@ -66,7 +103,51 @@ fn word_key(s: &str) -> String {
         .collect()
 }
 
-/// Parses a color word or `#RRGGBB`; the error says what is allowed.
+fn channels(hex: &str) -> [f64; 3] {
+    let h = hex.trim_start_matches('#');
+    [0, 2, 4]
+        .map(|i| f64::from(u8::from_str_radix(h.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0)))
+}
+
+/// `hex` moved `amount` (0–1) of the way towards `to`.
+fn mix(hex: &str, to: [f64; 3], amount: f64) -> String {
+    let c = channels(hex);
+    let m = |i: usize| (c[i] + (to[i] - c[i]) * amount).round().clamp(0.0, 255.0) as u8;
+    format!("#{:02X}{:02X}{:02X}", m(0), m(1), m(2))
+}
+
+/// The color a descriptor stands for: its longest known color word, shaded by its
+/// modifiers; a neutral when it names none.
+fn describe(descriptor: &str) -> (String, Derivation) {
+    let key = word_key(descriptor);
+    let Some((word, hex)) = COLOR_NAMES
+        .iter()
+        .filter(|(name, _)| key.contains(name))
+        .max_by_key(|(name, _)| name.len())
+    else {
+        return (NEUTRAL_FALLBACK.to_string(), Derivation::Fallback);
+    };
+    let words: Vec<String> = descriptor
+        .split(|c: char| !c.is_alphanumeric())
+        .map(str::to_lowercase)
+        .collect();
+    let has = |set: &[&str]| words.iter().any(|w| set.contains(&w.as_str()));
+    let mut out = (*hex).to_string();
+    if has(&["deep", "dark", "rich", "midnight"]) {
+        out = mix(&out, [0.0; 3], 0.3);
+    }
+    if has(&["light", "pale", "soft", "pastel"]) {
+        out = mix(&out, [255.0; 3], 0.4);
+    }
+    if has(&["muted", "dusty", "faded", "smoky"]) {
+        out = mix(&out, [128.0; 3], 0.35);
+    }
+    (out, Derivation::Nearest { word })
+}
+
+/// Parses a palette entry: `#RRGGBB`, a color word of the table, or a descriptor of up to
+/// 40 printable characters ("deep navy", "warm sunset orange"), kept as given and resolved
+/// to its nearest known color (or a neutral). The error says what is allowed.
 pub fn parse_color(raw: &str) -> Result<Color, String> {
     let t = raw.trim();
     if let Some(hex) = t.strip_prefix('#') {
@@ -75,27 +156,45 @@ pub fn parse_color(raw: &str) -> Result<Color, String> {
             return Ok(Color {
                 given: hex.clone(),
                 hex,
+                derivation: Derivation::Exact,
             });
         }
         return Err(format!(
-            "`{t}` is not a hex color; allowed: `#RRGGBB` (six hex digits) or a color word"
+            "`{t}` is not a hex color; allowed: `#RRGGBB` (six hex digits), a color word or a descriptor such as `deep navy`"
         ));
     }
     let key = word_key(t);
-    match COLOR_NAMES.iter().find(|(name, _)| *name == key) {
-        Some((_, hex)) => Ok(Color {
+    if let Some((_, hex)) = COLOR_NAMES.iter().find(|(name, _)| *name == key) {
+        return Ok(Color {
             given: t.to_string(),
             hex: (*hex).to_string(),
-        }),
-        None => Err(format!(
-            "`{t}` is not a known color; allowed: `#RRGGBB` or one of: {}",
-            COLOR_NAMES
-                .iter()
-                .map(|(n, _)| *n)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
+            derivation: Derivation::Exact,
+        });
     }
+    let len = t.chars().count();
+    if len == 0 || len > MAX_DESCRIPTOR {
+        return Err(format!(
+            "a palette entry has {len} characters; allowed: `#RRGGBB`, a color word, or a descriptor of 1–{MAX_DESCRIPTOR} characters"
+        ));
+    }
+    if let Some(c) = t.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "`{}` contains the control character U+{:04X}; allowed: printable text",
+            t.escape_debug(),
+            u32::from(c)
+        ));
+    }
+    if !t.chars().any(char::is_alphabetic) {
+        return Err(format!(
+            "`{t}` is not a color; allowed: `#RRGGBB`, a color word (see the README's table) or a descriptor such as `deep navy`"
+        ));
+    }
+    let (hex, derivation) = describe(t);
+    Ok(Color {
+        given: t.to_string(),
+        hex,
+        derivation,
+    })
 }
 
 /// Resolves a validated palette to distinct hex values, in order.
@@ -146,6 +245,42 @@ mod tests {
             "teal".to_string(),
         ];
         assert_eq!(resolve(&p), vec!["#000080", "#008080"]);
+    }
+
+    #[test]
+    fn descriptors_stand_for_their_nearest_known_color_shaded_by_their_modifiers() {
+        let navy = parse_color("deep navy").unwrap();
+        assert_eq!(navy.given, "deep navy");
+        assert_eq!(navy.derivation, Derivation::Nearest { word: "navy" });
+        assert!(
+            luminance(&navy.hex) < luminance("#000080"),
+            "darkened: {}",
+            navy.hex
+        );
+        let orange = parse_color("warm sunset orange").unwrap();
+        assert_eq!(orange.derivation, Derivation::Nearest { word: "orange" });
+        assert_eq!(orange.hex, "#F57C00");
+        let sage = parse_color("Muted Sage").unwrap();
+        assert_eq!(sage.derivation, Derivation::Nearest { word: "sage" });
+        assert_ne!(sage.hex, "#B2AC88");
+        let pale = parse_color("pale sky blue").unwrap();
+        assert_eq!(pale.derivation, Derivation::Nearest { word: "skyblue" });
+        assert!(luminance(&pale.hex) > luminance("#87CEEB"));
+        let glitter = parse_color("glitter").unwrap();
+        assert_eq!(
+            (glitter.hex.as_str(), glitter.derivation.clone()),
+            (NEUTRAL_FALLBACK, Derivation::Fallback)
+        );
+        assert!(glitter.note().unwrap().contains("names no known color"));
+        assert!(parse_color("teal").unwrap().note().is_none());
+    }
+
+    #[test]
+    fn bad_entries_say_what_is_allowed() {
+        for bad in ["#12345", "", "   ", "123", &"x".repeat(41), "navy\u{7}"] {
+            let e = parse_color(bad).unwrap_err();
+            assert!(e.contains("allowed"), "{bad:?}: {e}");
+        }
     }
 
     #[test]
