@@ -141,6 +141,7 @@ async fn app(tag: &str, faults: &[String]) -> Result<(Arc<LocalApp>, PathBuf), E
         db: Some(db.clone()),
         faults: f,
         time_scale: 1.0,
+        ..Default::default()
     })
     .await?;
     Ok((Arc::new(app), db))
@@ -298,6 +299,7 @@ async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error
             db: Some(db.clone()),
             faults,
             time_scale: 1.0,
+            ..Default::default()
         },
     )
     .await?;

@@ -58,6 +58,7 @@ impl TestServer {
             db: Some(dir.path().join("campaign.db")),
             faults: f,
             time_scale: TIME_SCALE,
+            ..Default::default()
         };
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let served = campaign_cli::serve(addr, cfg).await.expect("server starts");

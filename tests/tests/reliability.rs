@@ -44,6 +44,7 @@ async fn app_scaled(faults: &[String], dir: &tempfile::TempDir, scale: f64) -> A
             db: Some(db),
             faults: f,
             time_scale: scale,
+            ..Default::default()
         })
         .await
         .unwrap(),

@@ -8,3 +8,6 @@ pub mod faults;
 /// Lambda functions (feature `local`).
 #[cfg(feature = "local")]
 pub mod local;
+/// OpenAI-compatible chat completions (feature `openai`).
+#[cfg(feature = "openai")]
+pub mod openai;

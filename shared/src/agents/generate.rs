@@ -131,9 +131,21 @@ pub fn generate(agent: Agent, brief: &Brief, run_id: RunId) -> Result<Content, G
     let content = match agent {
         Agent::Copy => Content::Copy(copy(&inputs, s, brief.max_length(Agent::Copy))?),
         Agent::Social => Content::Social(social(&inputs, s, brief.max_length(Agent::Social))?),
-        Agent::Visual => Content::Visual(visual::concept(&inputs, s, brief)?),
+        Agent::Visual => Content::Visual(visual::concept(&inputs, s, brief, None)?),
     };
     Ok(content)
+}
+
+/// A model's poster text as the visual concept: the palette, layout and SVG preview are
+/// drawn by the built-in code around the model's words.
+pub fn visual_from_text(
+    brief: &Brief,
+    run_id: RunId,
+    text: &crate::agents::model::VisualText,
+) -> Result<crate::domain::artifact::VisualContent, GenerateError> {
+    let inputs = Inputs::from(brief)?;
+    let s = seed(run_id, brief, Agent::Visual.as_str());
+    visual::concept(&inputs, s, brief, Some(text))
 }
 
 /// Cleans a finished piece of text again (composition can join words into a term) and

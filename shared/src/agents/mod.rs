@@ -6,11 +6,12 @@
 pub mod audit;
 pub mod detect;
 mod generate;
+pub mod model;
 pub mod text;
 mod visual;
 
 pub use audit::audit;
-pub use generate::{GenerateError, generate};
+pub use generate::{GenerateError, generate, visual_from_text};
 
 use crate::domain::tags::normalize_tags;
 use crate::domain::{Agent, Brief};

@@ -232,7 +232,14 @@ fn svg(
     )
 }
 
-pub(crate) fn concept(i: &Inputs, s: u64, brief: &Brief) -> Result<VisualContent, GenerateError> {
+/// The concept; with `words` (a model's), its headline, subheadline and notes replace the
+/// built-in ones and the preview draws them.
+pub(crate) fn concept(
+    i: &Inputs,
+    s: u64,
+    brief: &Brief,
+    words: Option<&crate::agents::model::VisualText>,
+) -> Result<VisualContent, GenerateError> {
     let p = &i.prohibited;
     let max = brief.max_length(Agent::Visual);
     let brand = palette::resolve(&brief.brand_guidelines.palette);
@@ -315,6 +322,16 @@ pub(crate) fn concept(i: &Inputs, s: u64, brief: &Brief) -> Result<VisualContent
     // Even the fixed descriptions face the brief's prohibited terms.
     let layout_text = finish(layout.description, 400, p);
     let typography = finish(typography, 400, p);
+    let (headline, subheadline, layout_text, imagery, typography) = match words {
+        Some(w) => (
+            w.headline.trim().to_string(),
+            w.subheadline.trim().to_string(),
+            w.layout.trim().to_string(),
+            w.imagery.trim().to_string(),
+            w.typography.trim().to_string(),
+        ),
+        None => (headline, subheadline, layout_text, imagery, typography),
+    };
     if layout_text.is_empty() || typography.is_empty() {
         return Err(GenerateError::NothingLeft(
             "the prohibited terms leave no layout or typography notes".into(),

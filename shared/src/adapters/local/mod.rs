@@ -36,6 +36,19 @@ pub struct LocalConfig {
     /// Multiplies every wait of the flow (Retry intervals, TimeoutSeconds, deferred-audit
     /// delays). 1.0 in normal use; tests shrink it to run fast.
     pub time_scale: f64,
+    /// Who writes the artifacts.
+    pub generator: GeneratorChoice,
+}
+
+/// The generation agents' engine.
+#[derive(Debug, Clone, Default)]
+pub enum GeneratorChoice {
+    /// The deterministic built-in generators (no network, no cost).
+    #[default]
+    Builtin,
+    /// A model behind an OpenAI-compatible chat completions endpoint.
+    #[cfg(feature = "openai")]
+    OpenAi(crate::adapters::openai::OpenAiConfig),
 }
 
 impl Default for LocalConfig {
@@ -44,6 +57,7 @@ impl Default for LocalConfig {
             db: None,
             faults: Faults::default(),
             time_scale: 1.0,
+            generator: GeneratorChoice::Builtin,
         }
     }
 }
@@ -54,6 +68,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("statemachine.asl.json: {0}")]
     Definition(String),
+    #[error("generator: {0}")]
+    Generator(String),
 }
 
 /// Scales the delays of the deferred-audit queue along with the flow's other waits.
@@ -116,10 +132,18 @@ impl LocalApp {
                 store: store.clone(),
                 scale: cfg.time_scale,
             }),
-            generator: Arc::new(FaultyGenerator {
-                inner: BuiltinGenerator,
-                faults: cfg.faults.agents.clone(),
-            }),
+            generator: match &cfg.generator {
+                GeneratorChoice::Builtin => Arc::new(FaultyGenerator {
+                    inner: BuiltinGenerator,
+                    faults: cfg.faults.agents.clone(),
+                }),
+                #[cfg(feature = "openai")]
+                GeneratorChoice::OpenAi(c) => Arc::new(FaultyGenerator {
+                    inner: crate::adapters::openai::OpenAiGenerator::new(c.clone())
+                        .map_err(|e| StartError::Generator(e.to_string()))?,
+                    faults: cfg.faults.agents.clone(),
+                }),
+            },
             auditor: auditor.clone(),
             clock: Arc::new(SystemClock),
         };
