@@ -21,6 +21,8 @@ pub fn handle() -> &'static PrometheusHandle {
             observe::RUN_DURATION,
             observe::TIME_TO_FIRST_ARTIFACT,
             observe::AUDIT_LATENCY,
+            observe::MODEL_FIRST_TOKEN,
+            observe::MODEL_LATENCY,
         ]
         .into_iter()
         .fold(builder, |b, name| {

@@ -28,8 +28,13 @@ pub const AGENTS: &str = "campaign_agents_total";
 /// Agents of closed runs that failed, by `agent`.
 pub const AGENT_FAILURES: &str = "campaign_agent_failures_total";
 
+/// A model-backed agent's request to its first token, by `agent`.
+pub const MODEL_FIRST_TOKEN: &str = "campaign_model_first_token_seconds";
+/// A model-backed agent's request to its accepted answer (repair included), by `agent`.
+pub const MODEL_LATENCY: &str = "campaign_model_latency_seconds";
+
 /// Every metric name, for the template and dashboard checks.
-pub const METRICS: [&str; 7] = [
+pub const METRICS: [&str; 9] = [
     RUNS_STARTED,
     RUNS,
     RUN_DURATION,
@@ -37,6 +42,8 @@ pub const METRICS: [&str; 7] = [
     AUDIT_LATENCY,
     AGENTS,
     AGENT_FAILURES,
+    MODEL_FIRST_TOKEN,
+    MODEL_LATENCY,
 ];
 
 /// Histogram buckets (seconds) for the durations: built-in agents take milliseconds,
@@ -70,6 +77,16 @@ pub fn describe() {
         "Time the audit added to a run."
     );
     describe_counter!(AGENTS, Unit::Count, "Agents of closed runs, by agent.");
+    describe_histogram!(
+        MODEL_FIRST_TOKEN,
+        Unit::Seconds,
+        "A model-backed agent's request to its first token, by agent."
+    );
+    describe_histogram!(
+        MODEL_LATENCY,
+        Unit::Seconds,
+        "A model-backed agent's request to its accepted answer, by agent."
+    );
     describe_counter!(
         AGENT_FAILURES,
         Unit::Count,

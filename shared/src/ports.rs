@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, Envelope, Event,
-    EventType, ExecutionMode, Run, RunId, RunSummary, Scope, Status,
+    EventType, ExecutionMode, ModelUse, Run, RunId, RunSummary, Scope, Status,
 };
 
 /// One requested status change within an atomic batch (see [`RunStore::apply`]).
@@ -341,6 +341,22 @@ pub enum GeneratorError {
     Failed(String),
 }
 
+/// What a generator produced: the content, and the model's use when a model wrote it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    pub content: Content,
+    pub model: Option<ModelUse>,
+}
+
+impl From<Content> for Generated {
+    fn from(content: Content) -> Self {
+        Generated {
+            content,
+            model: None,
+        }
+    }
+}
+
 /// Produces an artifact's content for one agent.
 #[async_trait]
 pub trait Generator: Send + Sync {
@@ -349,7 +365,7 @@ pub trait Generator: Send + Sync {
         agent: Agent,
         brief: &Brief,
         run_id: RunId,
-    ) -> Result<Content, GeneratorError>;
+    ) -> Result<Generated, GeneratorError>;
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -471,15 +471,16 @@ pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Val
             info!(run_id = %run_id, agent = %agent, attempt = n, "retrying agent");
         }
     }
-    let content = deps.generator.generate(agent, &run.brief, run_id).await?;
+    let generated = deps.generator.generate(agent, &run.brief, run_id).await?;
     let artifact = Artifact {
         artifact_id: ArtifactId::new(),
         run_id,
         agent,
         tags: agents::tags_for(agent, &run.brief),
-        content,
+        content: generated.content,
         created_at: deps.clock.now(),
         audit: None,
+        model: generated.model,
     };
     let id = artifact.artifact_id;
     apply(

@@ -48,6 +48,7 @@ fn artifact(run_id: RunId, agent: Agent) -> Artifact {
         tags: vec!["aurora".into()],
         created_at: OffsetDateTime::now_utc(),
         audit: None,
+        model: None,
     }
 }
 

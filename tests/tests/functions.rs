@@ -375,6 +375,7 @@ async fn audit_pending_run(env: &AwsEnv) -> RunId {
             tags: vec![],
             created_at: now,
             audit: None,
+            model: None,
         };
         changes.push(Change::new(agent, Status::Queued, Status::Generating));
         changes.push(

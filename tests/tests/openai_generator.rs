@@ -163,7 +163,16 @@ const GOOD_COPY: &str = r#"{"headline": "Ride Aurora this spring", "body": "Auro
 async fn a_valid_answer_becomes_the_artifact_and_the_prompt_carries_the_whole_brief() {
     let (f, g) = fake(vec![Reply::Answer(format!("```json\n{GOOD_COPY}\n```"))]).await;
     let b = brief();
-    let content = g.generate(Agent::Copy, &b, RunId::new()).await.unwrap();
+    let generated = g.generate(Agent::Copy, &b, RunId::new()).await.unwrap();
+    // What the answer cost and took is kept for the artifact.
+    let used = generated.model.clone().unwrap();
+    assert_eq!(used.model, "fake-model");
+    assert_eq!(
+        (used.prompt_tokens, used.completion_tokens),
+        (Some(321), Some(123))
+    );
+    assert!(used.first_token_ms.is_some() && !used.repaired);
+    let content = generated.content;
     let Content::Copy(c) = content else {
         panic!("{content:?}")
     };
@@ -197,9 +206,13 @@ async fn a_valid_answer_becomes_the_artifact_and_the_prompt_carries_the_whole_br
 async fn a_prohibited_term_is_repaired_once_with_the_violation_named() {
     let bad = GOOD_COPY.replace("Book a test ride\"}", "Book a FREE test ride\"}");
     let (f, g) = fake(vec![Reply::Answer(bad), Reply::Answer(GOOD_COPY.into())]).await;
-    g.generate(Agent::Copy, &brief(), RunId::new())
+    let generated = g
+        .generate(Agent::Copy, &brief(), RunId::new())
         .await
         .unwrap();
+    let used = generated.model.unwrap();
+    assert!(used.repaired);
+    assert_eq!(used.prompt_tokens, Some(642), "both requests counted");
     let requests = f.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 2);
     let repair = requests[1]["messages"].as_array().unwrap();
@@ -262,11 +275,21 @@ async fn social_and_visual_answers_become_their_artifacts() {
     ])
     .await;
     let b = brief();
-    let Content::Social(s) = g.generate(Agent::Social, &b, RunId::new()).await.unwrap() else {
+    let Content::Social(s) = g
+        .generate(Agent::Social, &b, RunId::new())
+        .await
+        .unwrap()
+        .content
+    else {
         panic!()
     };
     assert_eq!(s.posts.len(), 3);
-    let Content::Visual(v) = g.generate(Agent::Visual, &b, RunId::new()).await.unwrap() else {
+    let Content::Visual(v) = g
+        .generate(Agent::Visual, &b, RunId::new())
+        .await
+        .unwrap()
+        .content
+    else {
         panic!()
     };
     assert_eq!(v.headline, "Ride into spring");
@@ -327,6 +350,9 @@ async fn campaign_run_with_a_model_completes_in_both_modes() {
             .find(|a| a["agent"] == "copy")
             .unwrap();
         assert_eq!(copy["content"]["headline"], "Ride Aurora this spring");
+        assert_eq!(copy["model"]["model"], "fake-model", "{copy:#}");
+        assert_eq!(copy["model"]["completionTokens"], 123);
+        campaign_tests::openapi::Spec::default().check_schema("Run", &run);
         assert!(
             copy["audit"]["verdict"].is_string(),
             "the rule audit still runs"

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::agents;
 use crate::domain::{Agent, AuditReport, Brief, Content, RunId};
-use crate::ports::{AuditUnavailable, Auditor, Generator, GeneratorError};
+use crate::ports::{AuditUnavailable, Auditor, Generated, Generator, GeneratorError};
 
 /// The deterministic built-in generator.
 #[derive(Debug, Clone, Copy, Default)]
@@ -18,8 +18,10 @@ impl Generator for BuiltinGenerator {
         agent: Agent,
         brief: &Brief,
         run_id: RunId,
-    ) -> Result<Content, GeneratorError> {
-        agents::generate(agent, brief, run_id).map_err(|e| GeneratorError::Failed(e.to_string()))
+    ) -> Result<Generated, GeneratorError> {
+        agents::generate(agent, brief, run_id)
+            .map(Generated::from)
+            .map_err(|e| GeneratorError::Failed(e.to_string()))
     }
 }
 

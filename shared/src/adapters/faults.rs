@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::domain::{Agent, AuditReport, Brief, Content, RunId};
-use crate::ports::{AuditUnavailable, Auditor, Generator, GeneratorError};
+use crate::ports::{AuditUnavailable, Auditor, Generated, Generator, GeneratorError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AgentFault {
@@ -117,7 +117,7 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
         agent: Agent,
         brief: &Brief,
         run_id: RunId,
-    ) -> Result<Content, GeneratorError> {
+    ) -> Result<Generated, GeneratorError> {
         match self.faults.get(&agent) {
             None => {}
             Some(AgentFault::Error) => {

@@ -13,8 +13,9 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::agents::model::{self, Message};
-use crate::domain::{Agent, Brief, Content, RunId};
-use crate::ports::{Generator, GeneratorError};
+use crate::domain::{Agent, Brief, ModelUse, RunId};
+use crate::observe;
+use crate::ports::{Generated, Generator, GeneratorError};
 
 /// Where and how to reach the model.
 #[derive(Debug, Clone)]
@@ -139,11 +140,33 @@ impl Generator for OpenAiGenerator {
         agent: Agent,
         brief: &Brief,
         run_id: RunId,
-    ) -> Result<Content, GeneratorError> {
+    ) -> Result<Generated, GeneratorError> {
         let mut messages = model::messages(agent, brief);
         let mut repaired = false;
+        let started = Instant::now();
+        let mut usage = ModelUse {
+            model: self.config.model.clone(),
+            prompt_tokens: None,
+            completion_tokens: None,
+            first_token_ms: None,
+            latency_ms: 0,
+            repaired: false,
+        };
+        let add = |total: Option<u64>, more: Option<u64>| match (total, more) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
+        };
         loop {
             let answer = self.complete(&messages).await?;
+            usage.prompt_tokens = add(usage.prompt_tokens, answer.prompt_tokens);
+            usage.completion_tokens = add(usage.completion_tokens, answer.completion_tokens);
+            if usage.first_token_ms.is_none() {
+                usage.first_token_ms = answer.first_token.map(|d| d.as_millis() as u64);
+                if let Some(d) = answer.first_token {
+                    metrics::histogram!(observe::MODEL_FIRST_TOKEN, "agent" => agent.as_str())
+                        .record(d.as_secs_f64());
+                }
+            }
             tracing::info!(
                 run_id = %run_id,
                 agent = agent.as_str(),
@@ -155,7 +178,17 @@ impl Generator for OpenAiGenerator {
                 "model answered"
             );
             match model::parse(agent, brief, run_id, &answer.text) {
-                Ok(content) => return Ok(content),
+                Ok(content) => {
+                    let took = started.elapsed();
+                    metrics::histogram!(observe::MODEL_LATENCY, "agent" => agent.as_str())
+                        .record(took.as_secs_f64());
+                    usage.latency_ms = took.as_millis() as u64;
+                    usage.repaired = repaired;
+                    return Ok(Generated {
+                        content,
+                        model: Some(usage),
+                    });
+                }
                 Err(violations) if !repaired => {
                     repaired = true;
                     model::repair(&mut messages, &answer.text, &violations);

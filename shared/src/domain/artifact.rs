@@ -160,4 +160,27 @@ pub struct Artifact {
     /// Absent until audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<AuditReport>,
+    /// The model that wrote it, when a model did (absent for the built-in agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelUse>,
+}
+
+/// What a model-backed agent's answer cost and took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelUse {
+    /// The model id as the provider names it.
+    pub model: String,
+    /// Tokens of every request (a repair included), as the provider reported them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_tokens: Option<u64>,
+    /// Request to the first token of the first answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_token_ms: Option<u64>,
+    /// Request to the accepted answer, repair included.
+    pub latency_ms: u64,
+    /// The first answer broke a rule and was repaired.
+    pub repaired: bool,
 }

@@ -12,7 +12,7 @@ pub mod run;
 pub mod tags;
 
 pub use agent::Agent;
-pub use artifact::{Artifact, AuditReport, Content, Finding, Severity, Span, Verdict};
+pub use artifact::{Artifact, AuditReport, Content, Finding, ModelUse, Severity, Span, Verdict};
 pub use brief::{Brief, BriefError, ExecutionMode, Violation};
 pub use envelope::{Envelope, Outcome};
 pub use event::{Event, EventType, Scope};
