@@ -343,15 +343,33 @@ impl Deployment {
         }
     }
 
-    /// Waits (up to `limit`) until the run's execution is no longer running; its status
-    /// (`FAILED` followed by the execution's error name).
-    pub async fn execution_end(&self, run_id: &str, limit: Duration) -> String {
-        let arn = format!(
+    /// The ARN of the run's execution (named by the run id).
+    pub fn execution_arn(&self, run_id: &str) -> String {
+        format!(
             "{}:{run_id}",
             self.env
                 .state_machine_arn
                 .replacen(":stateMachine:", ":execution:", 1)
-        );
+        )
+    }
+
+    /// A stop from the console: StopExecution, nothing through the API and no status-change
+    /// event delivered (the caller decides whether to deliver it).
+    pub async fn stop_from_console(&self, run_id: &str) {
+        self.env
+            .sfn
+            .stop_execution()
+            .execution_arn(self.execution_arn(run_id))
+            .cause("stopped from the console")
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Waits (up to `limit`) until the run's execution is no longer running; its status
+    /// (`FAILED` followed by the execution's error name).
+    pub async fn execution_end(&self, run_id: &str, limit: Duration) -> String {
+        let arn = self.execution_arn(run_id);
         let deadline = Instant::now() + limit;
         loop {
             let out = self
@@ -381,12 +399,7 @@ impl Deployment {
     /// The "Step Functions Execution Status Change" event EventBridge would deliver for the
     /// run's execution as it is now, handed to `execution-events`.
     pub async fn deliver_status_change(&self, run_id: &str) -> Outcome {
-        let arn = format!(
-            "{}:{run_id}",
-            self.env
-                .state_machine_arn
-                .replacen(":stateMachine:", ":execution:", 1)
-        );
+        let arn = self.execution_arn(run_id);
         let out = self
             .env
             .sfn

@@ -30,6 +30,19 @@ async fn run(d: &Deployment, id: &str) -> Value {
     body
 }
 
+/// Waits until the run's `agent` has `status`.
+async fn wait_agent(d: &Deployment, id: &str, agent: &str, status: &str) {
+    let deadline = std::time::Instant::now() + FLOW_LIMIT;
+    loop {
+        let r = run(d, id).await;
+        if r["agents"][agent]["status"] == status {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 fn agent_artifacts(run: &Value) -> Vec<(String, String)> {
     ["copy", "social", "visual"]
         .iter()
@@ -121,17 +134,8 @@ async fn a_cancel_through_the_api_stops_the_execution_and_execution_events_keeps
     let d = Deployment::start(&[("copy-agent", "copy=slow:4s")]).await;
     let id = submit(&d, &example_brief()).await;
     // Social and visual finish while copy is still generating.
-    let deadline = std::time::Instant::now() + FLOW_LIMIT;
-    loop {
-        let r = run(&d, &id).await;
-        if r["agents"]["social"]["status"] == "generated"
-            && r["agents"]["visual"]["status"] == "generated"
-        {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "{r:#}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_agent(&d, &id, "social", "generated").await;
+    wait_agent(&d, &id, "visual", "generated").await;
     let (status, body) = d
         .http("POST", &format!("/campaigns/{id}/cancel"), None)
         .await;
@@ -161,26 +165,8 @@ async fn a_cancel_through_the_api_stops_the_execution_and_execution_events_keeps
 async fn a_console_stop_reaches_execution_events_and_cancels_the_run_keeping_artifacts() {
     let d = Deployment::start(&[("visual-agent", "visual=slow:4s")]).await;
     let id = submit(&d, &example_brief()).await;
-    let deadline = std::time::Instant::now() + FLOW_LIMIT;
-    while run(&d, &id).await["agents"]["copy"]["status"] != "generated" {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    // A stop from the console: StopExecution, nothing through the API.
-    let arn = format!(
-        "{}:{id}",
-        d.env
-            .state_machine_arn
-            .replacen(":stateMachine:", ":execution:", 1)
-    );
-    d.env
-        .sfn
-        .stop_execution()
-        .execution_arn(arn)
-        .cause("stopped from the console")
-        .send()
-        .await
-        .unwrap();
+    wait_agent(&d, &id, "copy", "generated").await;
+    d.stop_from_console(&id).await;
     assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "ABORTED");
     let out = d.deliver_status_change(&id).await;
     assert!(matches!(out, Outcome::Response(_)), "{out:?}");
@@ -306,24 +292,8 @@ async fn the_sweeper_closes_runs_whose_execution_ended_without_closing_them() {
     let d = Deployment::start(&[("visual-agent", "visual=slow:4s")]).await;
     // A console stop whose status-change event never reached execution-events.
     let stopped = submit(&d, &example_brief()).await;
-    let deadline = std::time::Instant::now() + FLOW_LIMIT;
-    while run(&d, &stopped).await["agents"]["copy"]["status"] != "generated" {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let arn = format!(
-        "{}:{stopped}",
-        d.env
-            .state_machine_arn
-            .replacen(":stateMachine:", ":execution:", 1)
-    );
-    d.env
-        .sfn
-        .stop_execution()
-        .execution_arn(arn)
-        .send()
-        .await
-        .unwrap();
+    wait_agent(&d, &stopped, "copy", "generated").await;
+    d.stop_from_console(&stopped).await;
     assert_eq!(d.execution_end(&stopped, FLOW_LIMIT).await, "ABORTED");
     assert_eq!(run(&d, &stopped).await["status"], "generating");
     // A run whose execution never started (the API crashed between the two writes).
