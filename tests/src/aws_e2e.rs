@@ -343,6 +343,20 @@ impl Deployment {
         }
     }
 
+    /// DescribeExecution of the run's execution.
+    async fn describe(
+        &self,
+        run_id: &str,
+    ) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+        self.env
+            .sfn
+            .describe_execution()
+            .execution_arn(self.execution_arn(run_id))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The ARN of the run's execution (named by the run id).
     pub fn execution_arn(&self, run_id: &str) -> String {
         format!(
@@ -369,17 +383,9 @@ impl Deployment {
     /// Waits (up to `limit`) until the run's execution is no longer running; its status
     /// (`FAILED` followed by the execution's error name).
     pub async fn execution_end(&self, run_id: &str, limit: Duration) -> String {
-        let arn = self.execution_arn(run_id);
         let deadline = Instant::now() + limit;
         loop {
-            let out = self
-                .env
-                .sfn
-                .describe_execution()
-                .execution_arn(&arn)
-                .send()
-                .await
-                .unwrap();
+            let out = self.describe(run_id).await;
             let status = out.status.as_str().to_string();
             if status == "FAILED" {
                 // What failed it, for the assertion that will follow.
@@ -400,14 +406,7 @@ impl Deployment {
     /// run's execution as it is now, handed to `execution-events`.
     pub async fn deliver_status_change(&self, run_id: &str) -> Outcome {
         let arn = self.execution_arn(run_id);
-        let out = self
-            .env
-            .sfn
-            .describe_execution()
-            .execution_arn(&arn)
-            .send()
-            .await
-            .unwrap();
+        let out = self.describe(run_id).await;
         let event = json!({
             "version": "0",
             "id": ulid::Ulid::new().to_string(),

@@ -70,6 +70,18 @@ impl TestServer {
         }
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -168,6 +180,26 @@ impl TestServer {
 /// The example brief shipped in `examples/`.
 pub fn example_brief() -> Value {
     serde_json::from_str(include_str!("../../examples/brief.json")).expect("example brief")
+}
+
+/// The JSON `data:` payloads of a server-sent event stream's text.
+pub fn sse_data(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect()
+}
+
+/// `(agent, artifactId)` of every agent of a run that has an artifact.
+pub fn agent_artifact_ids(run: &Value) -> Vec<(String, String)> {
+    ["copy", "social", "visual"]
+        .iter()
+        .filter_map(|a| {
+            run["agents"][a]["artifactId"]
+                .as_str()
+                .map(|id| (a.to_string(), id.to_string()))
+        })
+        .collect()
 }
 
 /// Asserts the events are numbered 1..=n (or after+1..) without gaps.

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use campaign_tests::assert_gapless;
 use campaign_tests::aws_e2e::Deployment;
-use campaign_tests::example_brief;
 use campaign_tests::runtime_api::Outcome;
+use campaign_tests::{agent_artifact_ids, example_brief};
 use serde_json::{Value, json};
 
 /// Generous: a loaded 2-core CI machine runs moto, the engine and eleven binaries.
@@ -41,17 +41,6 @@ async fn wait_agent(d: &Deployment, id: &str, agent: &str, status: &str) {
         assert!(std::time::Instant::now() < deadline, "{r:#}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn agent_artifacts(run: &Value) -> Vec<(String, String)> {
-    ["copy", "social", "visual"]
-        .iter()
-        .filter_map(|a| {
-            run["agents"][a]["artifactId"]
-                .as_str()
-                .map(|id| (a.to_string(), id.to_string()))
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,8 +111,8 @@ async fn a_failing_agent_binary_ends_the_run_partial_and_a_retry_through_the_api
     assert_eq!(child["iteration"], 2);
     assert_eq!(child["agents"]["social"]["reused"], true);
     assert_eq!(child["agents"]["copy"]["attempts"], 1);
-    let reused: BTreeSet<(String, String)> = agent_artifacts(&parent).into_iter().collect();
-    let now: BTreeSet<(String, String)> = agent_artifacts(&child).into_iter().collect();
+    let reused: BTreeSet<(String, String)> = agent_artifact_ids(&parent).into_iter().collect();
+    let now: BTreeSet<(String, String)> = agent_artifact_ids(&child).into_iter().collect();
     assert!(reused.is_subset(&now), "reused artifacts keep their ids");
     assert_eq!(now.len(), 3);
 }

@@ -84,11 +84,7 @@ async fn a_reconnecting_event_source_resumes_after_its_last_event_id() {
         .await
         .unwrap()
         .unwrap();
-    let data: Vec<Value> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let data = campaign_tests::sse_data(&body);
     assert_gapless(&data, 6);
     let ids: Vec<&str> = body
         .lines()

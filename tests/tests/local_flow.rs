@@ -5,19 +5,8 @@
 
 use std::time::Duration;
 
-use campaign_tests::{TestServer, assert_gapless, example_brief};
+use campaign_tests::{TestServer, agent_artifact_ids, assert_gapless, example_brief};
 use serde_json::{Value, json};
-
-fn agent_artifact_ids(run: &Value) -> Vec<(String, String)> {
-    ["copy", "social", "visual"]
-        .iter()
-        .filter_map(|a| {
-            run["agents"][a]["artifactId"]
-                .as_str()
-                .map(|id| (a.to_string(), id.to_string()))
-        })
-        .collect()
-}
 
 fn assert_completed_with_three_audited_artifacts(run: &Value) {
     assert_eq!(run["status"], "completed", "{run:#}");
@@ -116,11 +105,7 @@ async fn the_events_route_streams_server_sent_events() {
         .await
         .unwrap()
         .unwrap();
-    let data: Vec<Value> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .map(|d| serde_json::from_str(d).unwrap())
-        .collect();
+    let data = campaign_tests::sse_data(&body);
     assert_gapless(&data, 1);
     assert_eq!(data.last().unwrap()["status"], "completed");
 }
@@ -385,15 +370,7 @@ async fn bad_ids_unknown_runs_and_listing_behave() {
     let (status, doc) = s.get("/openapi.json").await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
-    let metrics = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     // Process-wide counters (every server of this test process shares the recorder).
     let successes: f64 = metrics
         .lines()

@@ -114,15 +114,7 @@ async fn metrics_carry_the_seed_metrics_as_prometheus_instruments() {
         .post(&format!("/campaigns/{cancelled}/cancel"), &json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let text = s
-        .http
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     // Mean orchestration duration, time to first artifact, audit latency: histograms in
     // seconds; failure rate per agent and cancellation rate: counters.
     for h in [
