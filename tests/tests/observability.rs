@@ -55,7 +55,16 @@ async fn every_transition_is_one_log_line_with_run_agent_from_to_and_seq() {
     let id = s.submit(&example_brief()).await;
     s.wait_terminal(&id).await;
     let events = s.events(&id, 0).await;
-    let lines = transition_lines(&id);
+    // A transition is logged just after its write commits, so the run can read as
+    // terminal a moment before its last line is written: wait for it (bounded).
+    let mut lines = transition_lines(&id);
+    for _ in 0..100 {
+        if lines.len() >= events.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        lines = transition_lines(&id);
+    }
     assert_eq!(lines.len(), events.len(), "{lines:#?}\n{events:#?}");
     for e in &events {
         let line = lines
