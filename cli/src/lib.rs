@@ -3,6 +3,7 @@
 
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod generators;
 pub mod metrics;
 pub mod run;
 /// A Lambda Runtime API on loopback: the bench's cold-start rows and the tests use it;

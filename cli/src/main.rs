@@ -10,8 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use campaign_cli::run::{RunOptions, exit};
 use campaign_shared::adapters::faults::Faults;
-use campaign_shared::adapters::local::{GeneratorChoice, LocalConfig};
-use campaign_shared::adapters::openai::OpenAiConfig;
+use campaign_shared::adapters::local::LocalConfig;
 use campaign_shared::domain::{Brief, BriefError, ExecutionMode};
 
 /// Environment variables, listed under every `--help`.
@@ -21,10 +20,11 @@ Environment:
   CAMPAIGN_ADDR        address `campaign serve` listens on (as --addr)
   CAMPAIGN_LOG         log filter, e.g. `info` or `campaign_shared=debug` (default: warn for run, info for serve)
   CAMPAIGN_TIME_SCALE  multiply every wait of the flow (tests and demos; default 1)
-  CAMPAIGN_GENERATOR   builtin (default) or openai (as --generator)
-  CAMPAIGN_MODEL       the model for --generator openai (as --model)
+  CAMPAIGN_GENERATOR   builtin (default), openai or bedrock, or AGENT=KIND, comma-separated (as --generator)
+  CAMPAIGN_MODEL       the model, or AGENT=MODEL, comma-separated (as --model)
   CAMPAIGN_BASE_URL    the OpenAI-compatible API (as --base-url; default Ollama's http://127.0.0.1:11434/v1)
   OPENAI_API_KEY       sent as a bearer token to the OpenAI-compatible API, when set
+  AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID, ...  region and credentials for --generator bedrock
   NO_COLOR             set to anything to turn colors off (they are off anyway when not on a terminal)";
 
 #[derive(Parser)]
@@ -120,18 +120,25 @@ struct Common {
     /// Multiply every wait of the flow (retry intervals, timeouts, deferred-audit delays).
     #[arg(long, default_value_t = 1.0, env = "CAMPAIGN_TIME_SCALE", hide = true)]
     time_scale: f64,
-    /// Who writes the artifacts: the built-in deterministic agents, or a model behind an
-    /// OpenAI-compatible chat completions API (Ollama, vLLM, LM Studio, hosted).
+    /// Who writes the artifacts: `builtin` (deterministic, no network), `openai` (a model
+    /// behind an OpenAI-compatible API: Ollama, vLLM, LM Studio, hosted) or `bedrock`
+    /// (Amazon Bedrock). For every agent, or one: `copy=bedrock`. Repeatable.
     #[arg(
         long,
-        value_enum,
-        default_value = "builtin",
-        env = "CAMPAIGN_GENERATOR"
+        value_name = "KIND|AGENT=KIND",
+        env = "CAMPAIGN_GENERATOR",
+        value_delimiter = ','
     )]
-    generator: GeneratorKind,
-    /// The model (with --generator openai), e.g. `llama3.1:8b`.
-    #[arg(long, env = "CAMPAIGN_MODEL")]
-    model: Option<String>,
+    generator: Vec<String>,
+    /// The model, for every model-backed agent or one: `llama3.1:8b`,
+    /// `copy=amazon.nova-lite-v1:0`. Repeatable.
+    #[arg(
+        long,
+        value_name = "MODEL|AGENT=MODEL",
+        env = "CAMPAIGN_MODEL",
+        value_delimiter = ','
+    )]
+    model: Vec<String>,
     /// Base URL of the OpenAI-compatible API, up to `/v1`.
     #[arg(
         long,
@@ -139,15 +146,10 @@ struct Common {
         default_value = "http://127.0.0.1:11434/v1"
     )]
     base_url: String,
-}
-
-/// `--generator`.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum GeneratorKind {
-    /// Deterministic templates: no network, no cost, reproducible.
-    Builtin,
-    /// A model over an OpenAI-compatible API (key from OPENAI_API_KEY, if the server wants one).
-    Openai,
+    /// Bedrock: call Converse (one answer) instead of ConverseStream, for models that do
+    /// not stream.
+    #[arg(long)]
+    no_stream: bool,
 }
 
 impl Common {
@@ -170,34 +172,22 @@ impl Common {
                 self.time_scale
             ));
         }
-        let generator = match self.generator {
-            GeneratorKind::Builtin => GeneratorChoice::Builtin,
-            GeneratorKind::Openai => {
-                let model = self.model.clone().ok_or(
-                    "--generator openai needs --model (or CAMPAIGN_MODEL), e.g. --model llama3.1:8b",
-                )?;
-                if !(self.base_url.starts_with("http://") || self.base_url.starts_with("https://"))
-                {
-                    return Err(format!(
-                        "--base-url is `{}`; allowed: an http:// or https:// URL up to /v1",
-                        self.base_url
-                    ));
-                }
-                GeneratorChoice::OpenAi(OpenAiConfig {
-                    base_url: self.base_url.clone(),
-                    model,
-                    api_key: std::env::var("OPENAI_API_KEY")
-                        .ok()
-                        .filter(|k| !k.is_empty()),
-                    timeout: std::time::Duration::from_secs(45),
-                })
-            }
-        };
+        let generators = campaign_cli::generators::plan(
+            &self.generator,
+            &self.model,
+            &campaign_cli::generators::Reach {
+                base_url: self.base_url.clone(),
+                api_key: std::env::var("OPENAI_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty()),
+                stream: !self.no_stream,
+            },
+        )?;
         Ok(LocalConfig {
             db: (self.db != ":memory:").then(|| PathBuf::from(&self.db)),
             faults,
             time_scale: self.time_scale,
-            generator,
+            generators,
         })
     }
 }

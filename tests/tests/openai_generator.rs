@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use campaign_shared::adapters::openai::{OpenAiConfig, OpenAiGenerator};
+use campaign_shared::adapters::openai::{OpenAiConfig, OpenAiGenerator, OpenAiModel};
 use campaign_shared::domain::{Agent, Brief, Content, RunId};
 use campaign_shared::ports::{Generator, GeneratorError};
 use campaign_tests::example_brief;
@@ -122,7 +122,7 @@ async fn fake(script: Vec<Reply>) -> (Fake, OpenAiGenerator) {
     let f = Fake::default();
     f.script.lock().unwrap().extend(script);
     let base_url = serve(&f).await;
-    let g = OpenAiGenerator::new(OpenAiConfig {
+    let g = OpenAiModel::generator(OpenAiConfig {
         base_url,
         model: "fake-model".into(),
         api_key: Some("sk-test".into()),

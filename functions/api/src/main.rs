@@ -5,7 +5,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_api::ENV);
     let clients = campaign_lambda::Clients::load().await;
-    let deps = campaign_lambda::deps(&config, &clients)?;
+    let deps = campaign_lambda::deps(&config, &clients).await?;
     metrics_cloudwatch_embedded::lambda::service::run_http(
         metrics,
         campaign_api::app(deps, &config),

@@ -11,20 +11,22 @@ use metrics_cloudwatch_embedded::Collector;
 use serde_json::Value;
 
 use campaign_shared::adapters::aws::config::{
-    Config, ConfigError, DEFERRED_AUDIT_QUEUE_URL, FAULTS, STATE_MACHINE_ARN, STATUS_QUEUE_URL,
-    TABLE_NAME, WEBSOCKET_ENDPOINT,
+    BEDROCK_MODEL_ID, Config, ConfigError, DEFERRED_AUDIT_QUEUE_URL, FAULTS, STATE_MACHINE_ARN,
+    STATUS_QUEUE_URL, TABLE_NAME, WEBSOCKET_ENDPOINT,
 };
 use campaign_shared::adapters::aws::dynamodb::DynamoStore;
 use campaign_shared::adapters::aws::sfn::SfnWorkflow;
 use campaign_shared::adapters::aws::sqs::{SqsDeferredAudits, SqsPublisher};
 use campaign_shared::adapters::aws::websocket::{ApiGatewayPusher, Connections};
-use campaign_shared::adapters::builtin::{BuiltinGenerator, RuleAuditor};
-use campaign_shared::adapters::faults::{Faults, FaultyAuditor, FaultyGenerator};
-use campaign_shared::domain::{Event, RunId};
+use campaign_shared::adapters::bedrock::BedrockConfig;
+use campaign_shared::adapters::builtin::RuleAuditor;
+use campaign_shared::adapters::faults::{Faults, FaultyAuditor};
+use campaign_shared::adapters::generators::{self, GeneratorChoice, GeneratorPlan};
+use campaign_shared::domain::{Agent, Event, RunId};
 use campaign_shared::errors::FlowError;
 use campaign_shared::ports::{
-    Auditor, DeferredAudits, Deps, EventPublisher, ExecutionState, Generator, StoreError,
-    SystemClock, Workflow, WorkflowError,
+    Auditor, DeferredAudits, Deps, EventPublisher, ExecutionState, StoreError, SystemClock,
+    Workflow, WorkflowError,
 };
 
 /// Logs and metrics of a cold start: `lambda_runtime`'s subscriber, which follows Lambda's
@@ -177,7 +179,7 @@ impl Clients {
 
 /// The use cases' dependencies over AWS, from the function's configuration. Ports whose
 /// variables the function did not declare are [`NotConfigured`].
-pub fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigError> {
+pub async fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigError> {
     let table = config.get(TABLE_NAME).ok_or(ConfigError::Missing(
         TABLE_NAME,
         "declared by every function",
@@ -196,14 +198,21 @@ pub fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigError> {
         None => Arc::new(NotConfigured(DEFERRED_AUDIT_QUEUE_URL)),
     };
     let faults = faults(std::env::var(FAULTS).ok().as_deref())?;
-    let generator: Arc<dyn Generator> = if faults.agents.is_empty() {
-        Arc::new(BuiltinGenerator)
-    } else {
-        Arc::new(FaultyGenerator {
-            inner: BuiltinGenerator,
-            faults: faults.agents.clone(),
-        })
+    // An agent function writes with Bedrock when its BEDROCK_MODEL_ID is set (it runs one
+    // agent, so the plan names them all); else with the built-in generator.
+    let plan: GeneratorPlan = match config.get(BEDROCK_MODEL_ID) {
+        Some(id) => Agent::ALL
+            .into_iter()
+            .map(|a| (a, GeneratorChoice::Bedrock(BedrockConfig::new(id))))
+            .collect(),
+        None => GeneratorPlan::new(),
     };
+    let generator = generators::build(&plan, &faults.agents)
+        .await
+        .map_err(|e| ConfigError::Malformed {
+            name: BEDROCK_MODEL_ID,
+            why: e.to_string(),
+        })?;
     let auditor: Arc<dyn Auditor> = if faults.audit_unavailable || faults.audit_delay.is_some() {
         Arc::new(FaultyAuditor {
             inner: RuleAuditor,

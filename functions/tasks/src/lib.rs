@@ -3,7 +3,7 @@
 
 use campaign_lambda::FunctionError;
 use campaign_shared::adapters::aws::config::{
-    DEFERRED_AUDIT_QUEUE_URL, STATUS_QUEUE_URL, TABLE_NAME,
+    BEDROCK_MODEL_ID, DEFERRED_AUDIT_QUEUE_URL, STATUS_QUEUE_URL, TABLE_NAME,
 };
 use campaign_shared::ports::Deps;
 use campaign_shared::usecases::TaskFunction;
@@ -14,6 +14,7 @@ use serde_json::Value;
 pub fn env(function: TaskFunction) -> &'static [&'static str] {
     match function {
         TaskFunction::Finalize => &[TABLE_NAME, STATUS_QUEUE_URL, DEFERRED_AUDIT_QUEUE_URL],
+        TaskFunction::Agent(_) => &[TABLE_NAME, STATUS_QUEUE_URL, BEDROCK_MODEL_ID],
         _ => &[TABLE_NAME, STATUS_QUEUE_URL],
     }
 }
@@ -33,7 +34,7 @@ pub async fn main(function: TaskFunction) -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(env(function));
     let clients = campaign_lambda::Clients::load().await;
-    let deps = campaign_lambda::deps(&config, &clients)?;
+    let deps = campaign_lambda::deps(&config, &clients).await?;
     campaign_lambda::run(
         metrics,
         lambda_runtime::service_fn(move |event| {

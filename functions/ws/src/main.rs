@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = campaign_lambda::config_or_exit(campaign_ws::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
-    let deps = campaign_lambda::deps(&config, &clients)?;
+    let deps = campaign_lambda::deps(&config, &clients).await?;
     let (connections, pusher, store) = (
         &connections,
         &pusher as &dyn Pusher,

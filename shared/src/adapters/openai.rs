@@ -1,6 +1,6 @@
 //! The OpenAI-compatible chat completions generator (`POST {base}/chat/completions`,
 //! streamed as server-sent events): Ollama, vLLM, LM Studio and hosted compatible APIs.
-//! Prompts, validation and the one repair are `agents::model`'s, shared by every provider;
+//! Prompts, validation and the one repair are `adapters::chat`'s, shared by every provider;
 //! this module only moves messages and maps the service's failures: throttling, 5xx, a
 //! timeout or a cut stream → `Transient` (retried with backoff by the flow); a refusal
 //! (content filter), another 4xx or an answer still breaking the rules after its repair →
@@ -12,10 +12,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::agents::model::{self, Message};
-use crate::domain::{Agent, Brief, ModelUse, RunId};
-use crate::observe;
-use crate::ports::{Generated, Generator, GeneratorError};
+use crate::adapters::chat::{Answer, ChatModel, ModelGenerator};
+use crate::agents::model::Message;
+use crate::ports::GeneratorError;
 
 /// Where and how to reach the model.
 #[derive(Debug, Clone)]
@@ -30,34 +29,40 @@ pub struct OpenAiConfig {
     pub timeout: Duration,
 }
 
-/// [`Generator`] over an OpenAI-compatible server.
+/// An OpenAI-compatible server's model; [`OpenAiGenerator`] makes it a generator.
 #[derive(Debug, Clone)]
-pub struct OpenAiGenerator {
+pub struct OpenAiModel {
     http: reqwest::Client,
     config: OpenAiConfig,
 }
 
-/// One streamed answer.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Answer {
-    pub text: String,
-    /// Time to the first content token.
-    pub first_token: Option<Duration>,
-    pub prompt_tokens: Option<u64>,
-    pub completion_tokens: Option<u64>,
-}
+/// [`Generator`](crate::ports::Generator) over an OpenAI-compatible server.
+pub type OpenAiGenerator = ModelGenerator<OpenAiModel>;
 
-impl OpenAiGenerator {
+impl OpenAiModel {
     pub fn new(config: OpenAiConfig) -> Result<Self, GeneratorError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
             .map_err(|e| GeneratorError::Failed(format!("HTTP client: {e}")))?;
-        Ok(OpenAiGenerator { http, config })
+        Ok(OpenAiModel { http, config })
     }
 
-    /// Sends the conversation and reads the streamed answer.
-    pub async fn complete(&self, messages: &[Message]) -> Result<Answer, GeneratorError> {
+    /// The generator over this server's model.
+    pub fn generator(config: OpenAiConfig) -> Result<OpenAiGenerator, GeneratorError> {
+        Ok(ModelGenerator {
+            model: OpenAiModel::new(config)?,
+        })
+    }
+}
+
+#[async_trait]
+impl ChatModel for OpenAiModel {
+    fn model_id(&self) -> &str {
+        &self.config.model
+    }
+
+    async fn complete(&self, messages: &[Message]) -> Result<Answer, GeneratorError> {
         let url = format!(
             "{}/chat/completions",
             self.config.base_url.trim_end_matches('/')
@@ -130,76 +135,5 @@ impl OpenAiGenerator {
             ));
         }
         Ok(answer)
-    }
-}
-
-#[async_trait]
-impl Generator for OpenAiGenerator {
-    async fn generate(
-        &self,
-        agent: Agent,
-        brief: &Brief,
-        run_id: RunId,
-    ) -> Result<Generated, GeneratorError> {
-        let mut messages = model::messages(agent, brief);
-        let mut repaired = false;
-        let started = Instant::now();
-        let mut usage = ModelUse {
-            model: self.config.model.clone(),
-            prompt_tokens: None,
-            completion_tokens: None,
-            first_token_ms: None,
-            latency_ms: 0,
-            repaired: false,
-        };
-        let add = |total: Option<u64>, more: Option<u64>| match (total, more) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or(0) + b.unwrap_or(0)),
-        };
-        loop {
-            let answer = self.complete(&messages).await?;
-            usage.prompt_tokens = add(usage.prompt_tokens, answer.prompt_tokens);
-            usage.completion_tokens = add(usage.completion_tokens, answer.completion_tokens);
-            if usage.first_token_ms.is_none() {
-                usage.first_token_ms = answer.first_token.map(|d| d.as_millis() as u64);
-                if let Some(d) = answer.first_token {
-                    metrics::histogram!(observe::MODEL_FIRST_TOKEN, "agent" => agent.as_str())
-                        .record(d.as_secs_f64());
-                }
-            }
-            tracing::info!(
-                run_id = %run_id,
-                agent = agent.as_str(),
-                model = %self.config.model,
-                first_token_ms = answer.first_token.map(|d| d.as_millis() as u64),
-                prompt_tokens = answer.prompt_tokens,
-                completion_tokens = answer.completion_tokens,
-                repaired,
-                "model answered"
-            );
-            match model::parse(agent, brief, run_id, &answer.text) {
-                Ok(content) => {
-                    let took = started.elapsed();
-                    metrics::histogram!(observe::MODEL_LATENCY, "agent" => agent.as_str())
-                        .record(took.as_secs_f64());
-                    usage.latency_ms = took.as_millis() as u64;
-                    usage.repaired = repaired;
-                    return Ok(Generated {
-                        content,
-                        model: Some(usage),
-                    });
-                }
-                Err(violations) if !repaired => {
-                    repaired = true;
-                    model::repair(&mut messages, &answer.text, &violations);
-                }
-                Err(violations) => {
-                    return Err(GeneratorError::Failed(format!(
-                        "the model's answer still breaks the rules after one repair: {}",
-                        violations.join("; ")
-                    )));
-                }
-            }
-        }
     }
 }

@@ -31,7 +31,14 @@ pub const VARIABLES: &[(&str, &str)] = &[
         WEBSOCKET_URL,
         "wss URL of the WebSocket API stage, given to clients as links.ws",
     ),
+    (
+        BEDROCK_MODEL_ID,
+        "an agent's Amazon Bedrock model or inference profile id; empty: the built-in generator",
+    ),
 ];
+
+/// Variables a function may leave empty (or unset): reading one gives `None`.
+pub const OPTIONAL: &[&str] = &[BEDROCK_MODEL_ID];
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const STATUS_QUEUE_URL: &str = "STATUS_QUEUE_URL";
@@ -39,6 +46,7 @@ pub const DEFERRED_AUDIT_QUEUE_URL: &str = "DEFERRED_AUDIT_QUEUE_URL";
 pub const STATE_MACHINE_ARN: &str = "STATE_MACHINE_ARN";
 pub const WEBSOCKET_ENDPOINT: &str = "WEBSOCKET_ENDPOINT";
 pub const WEBSOCKET_URL: &str = "WEBSOCKET_URL";
+pub const BEDROCK_MODEL_ID: &str = "BEDROCK_MODEL_ID";
 /// Optional, for tests and game days only: fault specs as `campaign --fault` takes them,
 /// comma-separated (`copy=error,audit=unavailable`). Not set in the template.
 pub const FAULTS: &str = "CAMPAIGN_FAULTS";
@@ -73,15 +81,21 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut values = BTreeMap::new();
         for &name in needs {
-            let v = get(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(name, describe(name)))?;
+            let v = get(name).filter(|v| !v.trim().is_empty());
+            let v = match v {
+                Some(v) => v,
+                None if OPTIONAL.contains(&name) => continue,
+                None => return Err(ConfigError::Missing(name, describe(name))),
+            };
             let ok = match name {
                 STATUS_QUEUE_URL | DEFERRED_AUDIT_QUEUE_URL | WEBSOCKET_ENDPOINT => {
                     v.starts_with("https://") || v.starts_with("http://")
                 }
                 STATE_MACHINE_ARN => v.starts_with("arn:") && v.contains(":stateMachine:"),
                 WEBSOCKET_URL => v.starts_with("wss://") || v.starts_with("ws://"),
+                BEDROCK_MODEL_ID => {
+                    !v.contains(char::is_whitespace) && !v.starts_with("arn:") && v.len() <= 256
+                }
                 _ => true,
             };
             if !ok {
@@ -133,6 +147,18 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn an_optional_variable_may_be_empty() {
+        let c = Config::load(&[BEDROCK_MODEL_ID], |_| Some(String::new())).unwrap();
+        assert_eq!(c.get(BEDROCK_MODEL_ID), None);
+        let c = Config::load(&[BEDROCK_MODEL_ID], |_| {
+            Some("amazon.nova-lite-v1:0".into())
+        })
+        .unwrap();
+        assert_eq!(c.get(BEDROCK_MODEL_ID), Some("amazon.nova-lite-v1:0"));
+        assert!(Config::load(&[BEDROCK_MODEL_ID], |_| Some("nova lite".into())).is_err());
     }
 
     #[test]

@@ -15,8 +15,9 @@ use async_trait::async_trait;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use super::faults::{Faults, FaultyAuditor, FaultyGenerator};
-use crate::adapters::builtin::{BuiltinGenerator, RuleAuditor};
+use super::faults::{Faults, FaultyAuditor};
+use super::generators::{self, GeneratorPlan};
+use crate::adapters::builtin::RuleAuditor;
 use crate::domain::RunId;
 use crate::errors::FlowError;
 use crate::ports::{DeferredAudits, Deps, StoreError, SystemClock};
@@ -36,19 +37,8 @@ pub struct LocalConfig {
     /// Multiplies every wait of the flow (Retry intervals, TimeoutSeconds, deferred-audit
     /// delays). 1.0 in normal use; tests shrink it to run fast.
     pub time_scale: f64,
-    /// Who writes the artifacts.
-    pub generator: GeneratorChoice,
-}
-
-/// The generation agents' engine.
-#[derive(Debug, Clone, Default)]
-pub enum GeneratorChoice {
-    /// The deterministic built-in generators (no network, no cost).
-    #[default]
-    Builtin,
-    /// A model behind an OpenAI-compatible chat completions endpoint.
-    #[cfg(feature = "openai")]
-    OpenAi(crate::adapters::openai::OpenAiConfig),
+    /// Who writes each agent's artifacts (built-in for an agent not named).
+    pub generators: GeneratorPlan,
 }
 
 impl Default for LocalConfig {
@@ -57,7 +47,7 @@ impl Default for LocalConfig {
             db: None,
             faults: Faults::default(),
             time_scale: 1.0,
-            generator: GeneratorChoice::Builtin,
+            generators: GeneratorPlan::new(),
         }
     }
 }
@@ -132,18 +122,9 @@ impl LocalApp {
                 store: store.clone(),
                 scale: cfg.time_scale,
             }),
-            generator: match &cfg.generator {
-                GeneratorChoice::Builtin => Arc::new(FaultyGenerator {
-                    inner: BuiltinGenerator,
-                    faults: cfg.faults.agents.clone(),
-                }),
-                #[cfg(feature = "openai")]
-                GeneratorChoice::OpenAi(c) => Arc::new(FaultyGenerator {
-                    inner: crate::adapters::openai::OpenAiGenerator::new(c.clone())
-                        .map_err(|e| StartError::Generator(e.to_string()))?,
-                    faults: cfg.faults.agents.clone(),
-                }),
-            },
+            generator: generators::build(&cfg.generators, &cfg.faults.agents)
+                .await
+                .map_err(|e| StartError::Generator(e.to_string()))?,
             auditor: auditor.clone(),
             clock: Arc::new(SystemClock),
         };
