@@ -5,7 +5,9 @@
 
 pub mod aws_e2e;
 pub mod aws_env;
+pub mod fake_bedrock;
 pub mod fault_proxy;
+pub mod model_answers;
 pub mod moto;
 pub mod openapi;
 pub use campaign_cli::runtime_api;

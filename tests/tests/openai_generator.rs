@@ -17,7 +17,7 @@ use axum::routing::post;
 use campaign_shared::adapters::openai::{OpenAiConfig, OpenAiGenerator, OpenAiModel};
 use campaign_shared::domain::{Agent, Brief, Content, RunId};
 use campaign_shared::ports::{Generator, GeneratorError};
-use campaign_tests::example_brief;
+use campaign_tests::model_answers::{self, GOOD_COPY, GOOD_SOCIAL, GOOD_VISUAL};
 use serde_json::{Value, json};
 
 /// One scripted answer of the fake.
@@ -132,32 +132,17 @@ async fn fake(script: Vec<Reply>) -> (Fake, OpenAiGenerator) {
     (f, g)
 }
 
-const GOOD_SOCIAL: &str = r##"{"posts": [
-    {"network": "x", "text": "Aurora is here. Book a test ride #AuroraEBike", "hashtags": ["#AuroraEBike"]},
-    {"network": "linkedin", "text": "Meet Aurora, built for your commute. #AuroraEBike", "hashtags": ["#AuroraEBike"]},
-    {"network": "instagram", "text": "Spring rides start here #AuroraEBike #Spring", "hashtags": ["#AuroraEBike", "#Spring"]}]}"##;
-const GOOD_VISUAL: &str = r#"{"headline": "Ride into spring", "subheadline": "Aurora e-bike", "layout": "Centered headline over a duotone street scene.", "imagery": "A commuter on an Aurora at dawn.", "typography": "Bold geometric sans-serif."}"#;
-
 fn by_agent(request: &Value) -> &'static str {
-    let ask = request["messages"][1]["content"]
-        .as_str()
-        .unwrap_or_default();
-    if ask.contains("long-form campaign copy") {
-        GOOD_COPY
-    } else if ask.contains("social post") {
-        GOOD_SOCIAL
-    } else {
-        GOOD_VISUAL
-    }
+    model_answers::by_agent(
+        request["messages"][1]["content"]
+            .as_str()
+            .unwrap_or_default(),
+    )
 }
 
 fn brief() -> Brief {
-    let mut b = example_brief();
-    b["brandGuidelines"]["palette"] = json!(["deep navy", "teal"]);
-    Brief::from_value(&b).unwrap()
+    Brief::from_value(&model_answers::descriptor_brief()).unwrap()
 }
-
-const GOOD_COPY: &str = r#"{"headline": "Ride Aurora this spring", "body": "Aurora makes the commute lighter: book a test ride and feel the difference on your own streets.", "callToAction": "Book a test ride"}"#;
 
 #[tokio::test]
 async fn a_valid_answer_becomes_the_artifact_and_the_prompt_carries_the_whole_brief() {

@@ -14,7 +14,10 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::error::SdkError;
+use aws_sdk_bedrockruntime::operation::converse::ConverseError;
+use aws_sdk_bedrockruntime::operation::converse_stream::ConverseStreamError;
+use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseOutput, ConverseStreamOutput,
     InferenceConfiguration, Message as BedrockMessage, StopReason, SystemContentBlock, TokenUsage,
@@ -189,29 +192,56 @@ fn refused(model: &str, stop: &StopReason) -> Result<(), GeneratorError> {
     }
 }
 
-/// Bedrock's failures by their typed error codes (the same codes for the request and the
-/// stream's exception events).
+/// Whether a Bedrock error is worth a retry, by its typed variant.
+trait Retryable {
+    fn transient(&self) -> bool;
+}
+
+impl Retryable for ConverseStreamError {
+    fn transient(&self) -> bool {
+        self.is_throttling_exception()
+            || self.is_service_unavailable_exception()
+            || self.is_internal_server_exception()
+            || self.is_model_not_ready_exception()
+            || self.is_model_timeout_exception()
+            || self.is_model_stream_error_exception()
+    }
+}
+
+impl Retryable for ConverseError {
+    fn transient(&self) -> bool {
+        self.is_throttling_exception()
+            || self.is_service_unavailable_exception()
+            || self.is_internal_server_exception()
+            || self.is_model_not_ready_exception()
+            || self.is_model_timeout_exception()
+    }
+}
+
+/// The exception events of a stream.
+impl Retryable for ConverseStreamOutputError {
+    fn transient(&self) -> bool {
+        self.is_throttling_exception()
+            || self.is_service_unavailable_exception()
+            || self.is_internal_server_exception()
+            || self.is_model_stream_error_exception()
+    }
+}
+
+/// Bedrock's failures: a service error by its typed variant; no answer at all (timeout,
+/// connection, a response or stream cut or unreadable) is worth a retry.
 fn classify<E, R>(model: &str, e: SdkError<E, R>) -> GeneratorError
 where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    E: Retryable + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let detail = aws_sdk_bedrockruntime::error::DisplayErrorContext(&e).to_string();
-    let msg = format!("Bedrock {model}: {detail}");
+    let msg = format!(
+        "Bedrock {model}: {}",
+        aws_sdk_bedrockruntime::error::DisplayErrorContext(&e)
+    );
     match &e {
-        SdkError::ServiceError(s) => match s.err().code() {
-            Some(
-                "ThrottlingException"
-                | "ServiceUnavailableException"
-                | "InternalServerException"
-                | "ModelNotReadyException"
-                | "ModelTimeoutException"
-                | "ModelStreamErrorException",
-            ) => GeneratorError::Transient(msg),
-            _ => GeneratorError::Failed(msg),
-        },
-        SdkError::ConstructionFailure(_) => GeneratorError::Failed(msg),
-        // Timeouts, connection failures, a response or stream cut or unreadable.
+        SdkError::ServiceError(s) if s.err().transient() => GeneratorError::Transient(msg),
+        SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => GeneratorError::Failed(msg),
         _ => GeneratorError::Transient(msg),
     }
 }
