@@ -245,6 +245,17 @@ impl Deployment {
 
     /// (Re)deploys one binary, with `faults` as its `CAMPAIGN_FAULTS`.
     pub async fn deploy(&mut self, name: &'static str, faults: Option<&str>) {
+        self.deploy_with(name, faults, &[]).await
+    }
+
+    /// (Re)deploys one binary with `faults` and more environment variables (e.g. a
+    /// Bedrock model id and endpoint).
+    pub async fn deploy_with(
+        &mut self,
+        name: &'static str,
+        faults: Option<&str>,
+        extra: &[(&str, &str)],
+    ) {
         if let Some(mut old) = self.functions.remove(name) {
             let _ = old.child.kill();
             let _ = old.child.wait();
@@ -255,6 +266,7 @@ impl Deployment {
         if let Some(spec) = faults {
             env.push(("CAMPAIGN_FAULTS".into(), spec.into()));
         }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let child = spawn_function(&binary(name), &api, &env);
         let function_name = BINARIES
             .iter()

@@ -328,3 +328,43 @@ async fn the_sweeper_closes_runs_whose_execution_ended_without_closing_them() {
         .unwrap();
     assert_eq!(again["reconciled"], json!([]), "{again}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn model_backed_agent_binaries_write_through_bedrock_and_a_throttle_is_retried_by_the_state_machine()
+ {
+    use campaign_tests::fake_bedrock::{FakeBedrock, Reply};
+    const MODEL: &str = "amazon.nova-lite-v1:0";
+    let bedrock = FakeBedrock::new(vec![Reply::Error(429, "ThrottlingException")]);
+    let endpoint = bedrock.serve().await;
+    let mut d = Deployment::start(&[]).await;
+    // As the template sets them: BEDROCK_MODEL_ID per agent function; the endpoint is
+    // the SDK's service-specific override.
+    for agent in ["copy-agent", "social-agent", "visual-agent"] {
+        d.deploy_with(
+            agent,
+            None,
+            &[
+                ("BEDROCK_MODEL_ID", MODEL),
+                ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", &endpoint),
+            ],
+        )
+        .await;
+    }
+    let id = submit(&d, &campaign_tests::model_answers::descriptor_brief()).await;
+    assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "SUCCEEDED");
+    let run = run(&d, &id).await;
+    assert_eq!(run["envelope"]["outcome"], "success", "{run:#}");
+    for a in run["artifacts"].as_array().unwrap() {
+        assert_eq!(a["model"]["model"], MODEL, "{a:#}");
+        assert!(a["model"]["completionTokens"].as_u64().unwrap() > 0);
+    }
+    let requests = bedrock.requests();
+    assert_eq!(requests.len(), 4, "three agents and the one throttled call");
+    assert!(requests.iter().all(|r| r.model == MODEL && r.streaming));
+    // The throttled agent was retried by the state machine: its attempts say so.
+    let attempts: u64 = ["copy", "social", "visual"]
+        .iter()
+        .map(|a| run["agents"][a]["attempts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(attempts, 4, "{run:#}");
+}
