@@ -501,3 +501,64 @@ fn browsers_of_the_configured_origins_may_call_the_http_api() {
     }
     assert_eq!(t["Parameters"]["CorsAllowedOrigins"]["Default"], "");
 }
+
+#[test]
+fn only_the_agent_functions_may_invoke_a_model_and_only_the_configured_one() {
+    let t = template();
+    for (name, r) in functions(&t) {
+        let text = serde_yaml_ng::to_string(&r["Properties"]["Policies"]).unwrap();
+        let agent = ["Copy", "Social", "Visual"]
+            .into_iter()
+            .find(|a| name == format!("{a}AgentFunction"));
+        let Some(agent) = agent else {
+            assert!(!text.contains("bedrock:"), "{name} may call Bedrock");
+            continue;
+        };
+        let param = format!("{agent}ModelId");
+        assert_eq!(
+            t["Parameters"][param.as_str()]["Default"],
+            "",
+            "{param}: built-in by default"
+        );
+        let model_id = &r["Properties"]["Environment"]["Variables"]["BEDROCK_MODEL_ID"];
+        assert_eq!(
+            tag(model_id, "Ref").and_then(Value::as_str),
+            Some(param.as_str()),
+            "{name}"
+        );
+        // The grant exists only when a model is configured, and names only that model.
+        let conditional = r["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter_map(|p| tag(p, "If"))
+            .find(|f| f[0] == format!("{agent}UsesBedrock").as_str())
+            .unwrap_or_else(|| panic!("{name}: no conditional Bedrock statement"));
+        let grant = serde_yaml_ng::to_string(&conditional[1]).unwrap();
+        assert!(
+            grant.contains("bedrock:InvokeModelWithResponseStream"),
+            "{grant}"
+        );
+        let resources: Vec<&str> = conditional[1]["Statement"][0]["Resource"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|r| tag(r, "Sub").and_then(Value::as_str).unwrap())
+            .collect();
+        assert!(!resources.is_empty());
+        for arn in resources {
+            assert!(
+                arn.ends_with(&format!("/${{{param}}}")) && !arn.contains('*'),
+                "{name}: {arn}"
+            );
+        }
+        let unconditional: String = r["Properties"]["Policies"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|p| tag(p, "If").is_none())
+            .map(|p| serde_yaml_ng::to_string(p).unwrap())
+            .collect();
+        assert!(!unconditional.contains("bedrock:"), "{name}");
+    }
+}
