@@ -8,7 +8,9 @@
 //! 4. event delivery — commit of a state change → received by a WebSocket subscriber of
 //!    `campaign serve`;
 //! 5. memory — resident memory per run in flight;
-//! 6. cold start — process exec → first Runtime API `next`, and stripped binary size.
+//! 6. time to first artifact and total time with every agent on a simulated model server
+//!    (OpenAI-compatible SSE at a model's pace: first token 400 ms, 40 tokens/s);
+//! 7. cold start — process exec → first Runtime API `next`, and stripped binary size.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,10 +22,13 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use campaign_shared::adapters::faults::Faults;
+use campaign_shared::adapters::generators::{GeneratorChoice, GeneratorPlan};
 use campaign_shared::adapters::local::{LocalApp, LocalConfig};
-use campaign_shared::domain::{Brief, ExecutionMode, RunId, Scope, Status};
+use campaign_shared::adapters::openai::OpenAiConfig;
+use campaign_shared::domain::{Agent, Brief, ExecutionMode, RunId, Scope, Status};
 use campaign_shared::usecases;
 
+use crate::model_sim::{self, Pace};
 use crate::runtime_api::{RuntimeApi, spawn_function};
 
 #[derive(Debug, Clone)]
@@ -38,6 +43,8 @@ pub struct BenchOptions {
     pub bin_dir: PathBuf,
     /// Simulated latencies, ms: copy, social, visual, audit.
     pub latencies: [u64; 4],
+    /// Runs per mode with every agent on the simulated model.
+    pub model_runs: usize,
 }
 
 impl Default for BenchOptions {
@@ -50,6 +57,7 @@ impl Default for BenchOptions {
             spawns: 20,
             bin_dir: PathBuf::from("target/release"),
             latencies: [50, 80, 120, 30],
+            model_runs: 20,
         }
     }
 }
@@ -87,6 +95,13 @@ pub struct ModeLatency {
     pub total_ms: Stats,
 }
 
+/// A model-backed run's latencies.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelTtfa {
+    pub time_to_first_artifact_ms: Stats,
+    pub total_ms: Stats,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ColdStart {
     pub binary: String,
@@ -105,6 +120,11 @@ pub struct BenchReport {
     pub event_delivery_ms: Stats,
     pub in_flight_runs: usize,
     pub memory_per_run_in_flight_kib: f64,
+    /// The simulated model's first-token delay and tokens/s.
+    pub model_first_token_ms: u64,
+    pub model_tokens_per_s: f64,
+    pub model_parallel: ModelTtfa,
+    pub model_sequential: ModelTtfa,
     pub cold_starts: Vec<ColdStart>,
     pub cold_start_note: Option<String>,
 }
@@ -131,6 +151,14 @@ fn remove_db(p: &std::path::Path) {
 }
 
 async fn app(tag: &str, faults: &[String]) -> Result<(Arc<LocalApp>, PathBuf), Error> {
+    app_with(tag, faults, GeneratorPlan::new()).await
+}
+
+async fn app_with(
+    tag: &str,
+    faults: &[String],
+    generators: GeneratorPlan,
+) -> Result<(Arc<LocalApp>, PathBuf), Error> {
     let mut f = Faults::default();
     for s in faults {
         f.add(s)?;
@@ -141,7 +169,7 @@ async fn app(tag: &str, faults: &[String]) -> Result<(Arc<LocalApp>, PathBuf), E
         db: Some(db.clone()),
         faults: f,
         time_scale: 1.0,
-        ..Default::default()
+        generators,
     })
     .await?;
     Ok((Arc::new(app), db))
@@ -204,6 +232,35 @@ async fn latency(opts: &BenchOptions, mode: ExecutionMode) -> Result<ModeLatency
     Ok(ModeLatency {
         critical_path_ms: critical,
         overhead_ms: stats(overheads),
+        time_to_first_artifact_ms: stats(firsts),
+        total_ms: stats(totals),
+    })
+}
+
+/// Time to first artifact with every agent on a simulated model at `pace` (streamed over
+/// the OpenAI-compatible generator, through HTTP on loopback), in one mode.
+async fn model_ttfa(runs: usize, pace: Pace, mode: ExecutionMode) -> Result<ModelTtfa, Error> {
+    let base_url = model_sim::serve(pace).await?;
+    let config = OpenAiConfig {
+        base_url,
+        model: "simulated".into(),
+        api_key: None,
+        timeout: Duration::from_secs(45),
+    };
+    let plan = Agent::ALL
+        .into_iter()
+        .map(|a| (a, GeneratorChoice::OpenAi(config.clone())))
+        .collect();
+    let (app, db) = app_with(&format!("model-{}", mode.as_str()), &[], plan).await?;
+    let (mut totals, mut firsts) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let (total, first) = one_run(&app, mode).await?;
+        totals.push(total);
+        firsts.push(first);
+    }
+    app.shutdown().await;
+    remove_db(&db);
+    Ok(ModelTtfa {
         time_to_first_artifact_ms: stats(firsts),
         total_ms: stats(totals),
     })
@@ -495,6 +552,15 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         opts.event_runs
     );
     let events = event_delivery(opts.event_runs, opts.latencies).await?;
+    let pace = Pace::REALISTIC;
+    eprintln!(
+        "bench: time to first artifact on a simulated model (first token {} ms, {} tokens/s), {} runs per mode…",
+        pace.first_token.as_millis(),
+        pace.tokens_per_s,
+        opts.model_runs
+    );
+    let model_parallel = model_ttfa(opts.model_runs, pace, ExecutionMode::Parallel).await?;
+    let model_sequential = model_ttfa(opts.model_runs, pace, ExecutionMode::Sequential).await?;
     eprintln!("bench: cold starts, {} spawns per binary…", opts.spawns);
     let (cold, note) = match cold_starts(&opts.bin_dir, opts.spawns).await {
         Ok(c) => (c, None),
@@ -514,6 +580,10 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         event_delivery_ms: events,
         in_flight_runs: opts.in_flight,
         memory_per_run_in_flight_kib: memory_per_run,
+        model_first_token_ms: pace.first_token.as_millis() as u64,
+        model_tokens_per_s: pace.tokens_per_s,
+        model_parallel,
+        model_sequential,
         cold_starts: cold,
         cold_start_note: note,
     })
@@ -568,6 +638,22 @@ pub fn table(r: &BenchReport) -> String {
         r.memory_per_run_in_flight_kib,
         verdict(r.memory_per_run_in_flight_kib <= 64.0)
     ));
+    for (name, m) in [
+        ("parallel", &r.model_parallel),
+        ("sequential", &r.model_sequential),
+    ] {
+        o.push_str(&format!(
+            "| time to first artifact, {name}, every agent on a simulated model (first token {} ms, {} tokens/s; n={}) | {:.0} ms | {:.0} ms | < 15 s | {} |\n| total time, {name}, simulated model | {:.0} ms | {:.0} ms | | |\n",
+            r.model_first_token_ms,
+            r.model_tokens_per_s,
+            m.time_to_first_artifact_ms.n,
+            m.time_to_first_artifact_ms.p50,
+            m.time_to_first_artifact_ms.p99,
+            verdict(m.time_to_first_artifact_ms.p99 < 15_000.0),
+            m.total_ms.p50,
+            m.total_ms.p99
+        ));
+    }
     for c in &r.cold_starts {
         o.push_str(&format!(
             "| cold start `{}` ({} spawns; {:.1} MiB stripped) | {:.2} ms | {:.2} ms | p99 ≤ 20 ms | {} |\n",

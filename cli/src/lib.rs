@@ -5,6 +5,9 @@
 pub mod bench;
 pub mod generators;
 pub mod metrics;
+/// A simulated model server (OpenAI-compatible) at a model's pace, for the bench.
+#[cfg(feature = "bench")]
+pub mod model_sim;
 pub mod run;
 /// A Lambda Runtime API on loopback: the bench's cold-start rows and the tests use it;
 /// not part of the `campaign` a user installs (feature `bench`).

@@ -77,6 +77,9 @@ enum Command {
         /// Spawns per function binary for the cold-start figure.
         #[arg(long, default_value_t = 20)]
         spawns: usize,
+        /// Runs per mode with every agent on the simulated model server.
+        #[arg(long, default_value_t = 20)]
+        model_runs: usize,
         /// Directory of the release function binaries.
         #[arg(long, default_value = "target/release")]
         bin_dir: PathBuf,
@@ -280,6 +283,7 @@ async fn main() -> ExitCode {
             in_flight,
             event_runs,
             spawns,
+            model_runs,
             bin_dir,
         } => {
             init_tracing("error", false);
@@ -290,6 +294,7 @@ async fn main() -> ExitCode {
                 event_runs,
                 spawns,
                 bin_dir,
+                model_runs,
                 ..Default::default()
             };
             match campaign_cli::bench::run(&opts).await {
