@@ -3,16 +3,26 @@
 # Installs what the checks need into project-local places (node_modules/, .venv/, .tools/),
 # then runs:
 # asl-validator, cfn-lint, the SAM transform and checkov on the templates, cargo-deny, rustfmt,
-# clippy -D warnings, cargo test.
+# clippy -D warnings, cargo test (the dashboard's browser tests among them: Debian's chromium
+# driven by playwright-core).
 # Any tool that cannot be installed fails the run loudly; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "installing node tools into ./node_modules (asl-validator)"
-command -v npm >/dev/null || { echo "npm is required (Node.js) to validate statemachine.asl.json" >&2; exit 1; }
+step "installing node tools into ./node_modules (asl-validator, playwright-core)"
+command -v npm >/dev/null || { echo "npm is required (Node.js) to validate statemachine.asl.json and run the browser tests" >&2; exit 1; }
 npm ci --no-audit --no-fund --loglevel=error
+
+step "installing Debian's chromium (the dashboard's browser tests)"
+if [ ! -x /usr/bin/chromium ]; then
+  [ "$(id -u)" = 0 ] || { echo "chromium is missing and installing it needs root: apt-get install chromium" >&2; exit 1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+    || { DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null \
+         && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
+fi
+/usr/bin/chromium --version
 
 step "installing Python tools into ./.venv: moto[server] (AWS emulator for the adapter and end-to-end tests), cfn-lint, aws-sam-translator, checkov"
 command -v python3 >/dev/null || { echo "python3 is required to install moto" >&2; exit 1; }

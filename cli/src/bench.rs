@@ -282,7 +282,7 @@ async fn throughput(n: usize) -> Result<f64, Error> {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let page = app.deps.store.list_runs(1, None).await?;
+    let page = app.deps.store.list_runs(1, None, None).await?;
     if page
         .runs
         .first()

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::domain::{Agent, Brief, BriefError, Event, RunId};
+use crate::domain::{Agent, Brief, BriefError, Event, RunId, Status};
 use crate::ports::{Deps, StoreError};
 use crate::usecases::{self, AppError};
 
@@ -61,6 +61,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/campaigns/{run_id}/events", get(events))
         .route("/campaigns/{run_id}/cancel", post(cancel))
         .route("/campaigns/{run_id}/retry", post(retry))
+        .route("/", get(dashboard))
+        .route(
+            "/dashboard/app.js",
+            get(|| async { asset(DASHBOARD_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route(
+            "/dashboard/app.css",
+            get(|| async { asset(DASHBOARD_CSS, "text/css; charset=utf-8") }),
+        )
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async {
@@ -72,6 +81,53 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(DefaultBodyLimit::max(READ_LIMIT))
         .with_state(state)
+}
+
+/// The dashboard: one page, its script and its style, embedded in the binary (no build
+/// step, nothing fetched from elsewhere at run time).
+const DASHBOARD_HTML: &str = include_str!("dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("dashboard/app.js");
+const DASHBOARD_CSS: &str = include_str!("dashboard/app.css");
+
+/// What the dashboard's responses allow: scripts and styles from this origin only (no
+/// inline script, no eval), images from here or `data:` (the SVG previews), connections to
+/// the API and a WebSocket, no plugins, no framing, no form posts elsewhere.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// A dashboard response with the security headers.
+fn asset(body: impl Into<axum::body::Body>, content_type: &'static str) -> Response {
+    let mut r = body.into().into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// The page, told where this deployment's WebSocket is (`/ws` locally, the WebSocket
+/// API's URL on AWS).
+async fn dashboard(State(s): State<ApiState>) -> Response {
+    let escaped = s
+        .ws_url
+        .replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    asset(
+        DASHBOARD_HTML.replace("__WS_URL__", &escaped),
+        "text/html; charset=utf-8",
+    )
 }
 
 /// An RFC 9457 problem response.
@@ -290,6 +346,7 @@ async fn idempotent(
 struct ListQuery {
     limit: Option<usize>,
     cursor: Option<String>,
+    status: Option<String>,
 }
 
 async fn list(
@@ -300,7 +357,7 @@ async fn list(
         problem(
             StatusCode::BAD_REQUEST,
             "Bad query",
-            format!("{e}; allowed: limit (1–100), cursor"),
+            format!("{e}; allowed: limit (1–100), cursor, status"),
         )
     })?;
     let limit = q.limit.unwrap_or(20);
@@ -311,7 +368,24 @@ async fn list(
             format!("limit is {limit}; allowed: 1–100"),
         ));
     }
-    let page = s.deps.store.list_runs(limit, q.cursor.as_deref()).await?;
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(st) => Some(st.parse::<Status>().map_err(|e| {
+            problem(
+                StatusCode::BAD_REQUEST,
+                "Bad query",
+                format!(
+                    "status: {e}; allowed: {}",
+                    Status::ALL.map(Status::as_str).join(", ")
+                ),
+            )
+        })?),
+    };
+    let page = s
+        .deps
+        .store
+        .list_runs(limit, q.cursor.as_deref(), status)
+        .await?;
     Ok(Json(json!({ "runs": page.runs, "nextCursor": page.next_cursor })).into_response())
 }
 

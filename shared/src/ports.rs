@@ -224,7 +224,14 @@ pub trait RunStore: Send + Sync {
 
     /// Summaries of runs, newest first. `cursor` comes from a previous page. MUST return
     /// `BadCursor` for a cursor it did not issue.
-    async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError>;
+    /// `status`: only runs in that status (the page is still `limit` runs when enough
+    /// match, and the cursor still pages through every matching run).
+    async fn list_runs(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+        status: Option<Status>,
+    ) -> Result<RunPage, StoreError>;
 
     /// Applies `changes` in order, atomically, and appends one event per change with the
     /// next gapless seq. Each change MUST find its subject in `from` and be allowed by the

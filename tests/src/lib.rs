@@ -5,6 +5,7 @@
 
 pub mod aws_e2e;
 pub mod aws_env;
+pub mod browser;
 pub mod fake_bedrock;
 pub mod fault_proxy;
 pub mod model_answers;
@@ -51,6 +52,16 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: tempfile::TempDir, faults: &[&str]) -> TestServer {
+        Self::start_scaled(dir, faults, TIME_SCALE).await
+    }
+
+    /// A server whose flow waits `time_scale` × the real intervals and timeouts (1.0: as
+    /// deployed, for tests whose agents are slow on purpose).
+    pub async fn start_scaled(
+        dir: tempfile::TempDir,
+        faults: &[&str],
+        time_scale: f64,
+    ) -> TestServer {
         init_logs();
         let mut f = Faults::default();
         for spec in faults {
@@ -59,7 +70,7 @@ impl TestServer {
         let cfg = LocalConfig {
             db: Some(dir.path().join("campaign.db")),
             faults: f,
-            time_scale: TIME_SCALE,
+            time_scale,
             ..Default::default()
         };
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");

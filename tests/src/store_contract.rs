@@ -347,10 +347,13 @@ pub async fn runs_are_listed_newest_first_with_a_cursor(s: Store) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     ids.reverse();
-    let p1 = s.list_runs(3, None).await.unwrap();
+    let p1 = s.list_runs(3, None, None).await.unwrap();
     let got: Vec<RunId> = p1.runs.iter().map(|r| r.run_id).collect();
     assert_eq!(&got[..], &ids[..3]);
-    let p2 = s.list_runs(3, p1.next_cursor.as_deref()).await.unwrap();
+    let p2 = s
+        .list_runs(3, p1.next_cursor.as_deref(), None)
+        .await
+        .unwrap();
     assert!(
         p2.runs
             .iter()
@@ -358,9 +361,61 @@ pub async fn runs_are_listed_newest_first_with_a_cursor(s: Store) {
             .eq(ids[3..5].iter().copied())
     );
     assert!(matches!(
-        s.list_runs(3, Some("not-a-cursor")).await,
+        s.list_runs(3, Some("not-a-cursor"), None).await,
         Err(StoreError::BadCursor(_))
     ));
+}
+
+pub async fn runs_are_filtered_by_status_across_pages(s: Store) {
+    // Seven runs; every other one moves on to generating (newest first: 0, 2, 4, 6 do).
+    let mut ids = Vec::new();
+    for _ in 0..7 {
+        let n = new_run();
+        ids.push(n.run_id);
+        s.create_run(n).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    ids.reverse();
+    for id in ids.iter().step_by(2) {
+        s.apply(
+            *id,
+            vec![Change::run(Status::Queued, Status::Generating)],
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let generating: Vec<RunId> = ids.iter().step_by(2).copied().collect();
+    let p1 = s
+        .list_runs(3, None, Some(Status::Generating))
+        .await
+        .unwrap();
+    assert!(p1.runs.iter().all(|r| r.status == Status::Generating));
+    assert_eq!(
+        p1.runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        generating[..3]
+    );
+    let p2 = s
+        .list_runs(3, p1.next_cursor.as_deref(), Some(Status::Generating))
+        .await
+        .unwrap();
+    assert_eq!(
+        p2.runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        generating[3..]
+    );
+    assert_eq!(p2.next_cursor, None);
+    let queued = s.list_runs(10, None, Some(Status::Queued)).await.unwrap();
+    assert_eq!(
+        queued.runs.iter().map(|r| r.run_id).collect::<Vec<_>>(),
+        ids.iter().skip(1).step_by(2).copied().collect::<Vec<_>>()
+    );
+    assert!(
+        s.list_runs(10, None, Some(Status::Cancelled))
+            .await
+            .unwrap()
+            .runs
+            .is_empty()
+    );
 }
 
 pub async fn a_request_key_is_claimed_once_until_it_expires(s: Store) {
@@ -481,6 +536,7 @@ macro_rules! store_contract_tests {
             audit_reports_and_errors_and_envelopes_are_kept,
             a_retry_run_reuses_artifacts_by_reference,
             runs_are_listed_newest_first_with_a_cursor,
+            runs_are_filtered_by_status_across_pages,
             concurrent_writers_never_break_seq,
             a_request_key_is_claimed_once_until_it_expires
         );

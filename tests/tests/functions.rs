@@ -211,7 +211,7 @@ async fn a_campaign_requested_event_delivered_twice_starts_one_run() {
         .await
         .unwrap();
     assert_eq!(first["runId"], second["runId"]);
-    let page = env.store.list_runs(10, None).await.unwrap();
+    let page = env.store.list_runs(10, None, None).await.unwrap();
     assert_eq!(page.runs.len(), 1);
     assert_eq!(
         execution_status(&env, first["runId"].as_str().unwrap()).await,

@@ -179,3 +179,65 @@ async fn a_retry_with_an_idempotency_key_starts_one_iteration() {
         "parent and one retry"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_are_listed_by_status_and_an_unknown_status_is_refused_with_the_allowed_ones() {
+    let s = TestServer::start(&["social=error"]).await;
+    let partial = s.submit(&example_brief()).await;
+    s.wait_terminal(&partial).await;
+    let (status, page) = s.get("/campaigns?status=completed").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["runId"] == partial.as_str())
+    );
+    let (_, page) = s.get("/campaigns?status=cancelled").await;
+    assert_eq!(page["runs"], serde_json::json!([]));
+    let (status, problem) = s.get("/campaigns?status=done").await;
+    assert_eq!(status, 400);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("done") && detail.contains("audit_pending"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_served_with_a_content_security_policy() {
+    let s = TestServer::start(&[]).await;
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/dashboard/app.js", "text/javascript"),
+        ("/dashboard/app.css", "text/css"),
+    ] {
+        let r = s.http.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let h = r.headers();
+        assert!(
+            h["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff");
+    }
+    let page = s
+        .http
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"<meta name="campaign-ws" content="/ws">"#),
+        "{page}"
+    );
+}

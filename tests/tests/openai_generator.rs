@@ -347,3 +347,42 @@ async fn campaign_run_with_a_model_completes_in_both_modes() {
     let requests = f.requests.lock().unwrap().len();
     assert!(requests >= 7, "{requests}");
 }
+
+/// The bench's simulated model at a given pace: the first token after `first`.
+async fn paced(first: Duration, timeout: Duration) -> OpenAiGenerator {
+    let base_url = campaign_cli::model_sim::serve(campaign_cli::model_sim::Pace {
+        first_token: first,
+        tokens_per_s: 400.0,
+    })
+    .await
+    .unwrap();
+    OpenAiModel::generator(OpenAiConfig {
+        base_url,
+        model: "paced".into(),
+        api_key: None,
+        timeout,
+    })
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_slow_first_token_is_measured_and_one_past_the_timeout_is_transient() {
+    let g = paced(Duration::from_millis(400), Duration::from_secs(10)).await;
+    let used = g
+        .generate(Agent::Copy, &brief(), RunId::new())
+        .await
+        .unwrap()
+        .model
+        .unwrap();
+    let first = used.first_token_ms.unwrap();
+    assert!(first >= 400, "first token at {first} ms");
+    assert!(used.latency_ms > first);
+
+    let g = paced(Duration::from_secs(5), Duration::from_millis(500)).await;
+    match g.generate(Agent::Copy, &brief(), RunId::new()).await {
+        Err(GeneratorError::Transient(m)) => {
+            assert!(m.contains("timed out") || m.contains("time"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}

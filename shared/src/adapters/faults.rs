@@ -14,6 +14,8 @@ use crate::ports::{AuditUnavailable, Auditor, Generated, Generator, GeneratorErr
 pub enum AgentFault {
     /// Fails with `AgentFailed` (not retried).
     Error,
+    /// Fails with `AgentFailed` the first N times, then works (a retry succeeds).
+    ErrorTimes(u32),
     /// Never answers; the Task's TimeoutSeconds ends it with `States.Timeout`.
     Timeout,
     /// Panics inside the agent; reported as `AgentFailed`.
@@ -34,7 +36,7 @@ pub struct Faults {
 impl Faults {
     /// Parses one `--fault` value and adds it; the error lists what is allowed.
     pub fn add(&mut self, spec: &str) -> Result<(), String> {
-        let usage = "expected AGENT=error|timeout|panic|slow:DURATION (AGENT: copy, social, visual; DURATION like 250ms or 2s), audit=unavailable or audit=slow:DURATION";
+        let usage = "expected AGENT=error|error:N|timeout|panic|slow:DURATION (AGENT: copy, social, visual; N: fail that many times, then work; DURATION like 250ms or 2s), audit=unavailable or audit=slow:DURATION";
         let (target, kind) = spec
             .split_once('=')
             .ok_or_else(|| format!("`{spec}`: {usage}"))?;
@@ -58,11 +60,19 @@ impl Faults {
             "error" => AgentFault::Error,
             "timeout" => AgentFault::Timeout,
             "panic" => AgentFault::Panic,
-            k => match k.strip_prefix("slow:") {
-                Some(d) => {
+            k => match (k.strip_prefix("slow:"), k.strip_prefix("error:")) {
+                (Some(d), _) => {
                     AgentFault::Slow(parse_duration(d).map_err(|e| format!("`{spec}`: {e}"))?)
                 }
-                None => return Err(format!("`{spec}`: unknown fault `{k}`; {usage}")),
+                (_, Some(n)) => match n.parse::<u32>() {
+                    Ok(n) if n > 0 => AgentFault::ErrorTimes(n),
+                    _ => {
+                        return Err(format!(
+                            "`{spec}`: `error:{n}` needs a whole number of failures ≥ 1; {usage}"
+                        ));
+                    }
+                },
+                _ => return Err(format!("`{spec}`: unknown fault `{k}`; {usage}")),
             },
         };
         self.agents.insert(agent, fault);
@@ -108,6 +118,18 @@ pub async fn precise_sleep(d: Duration) {
 pub struct FaultyGenerator<G> {
     pub inner: G,
     pub faults: BTreeMap<Agent, AgentFault>,
+    /// Failures injected so far, per agent (for `error:N`).
+    pub failed: std::sync::Mutex<BTreeMap<Agent, u32>>,
+}
+
+impl<G> FaultyGenerator<G> {
+    pub fn new(inner: G, faults: BTreeMap<Agent, AgentFault>) -> Self {
+        FaultyGenerator {
+            inner,
+            faults,
+            failed: std::sync::Mutex::default(),
+        }
+    }
 }
 
 #[async_trait]
@@ -124,6 +146,19 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
                 return Err(GeneratorError::Failed(format!(
                     "injected fault: the {agent} agent failed"
                 )));
+            }
+            Some(AgentFault::ErrorTimes(n)) => {
+                let fail = {
+                    let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+                    let count = failed.entry(agent).or_insert(0);
+                    *count += 1;
+                    *count <= *n
+                };
+                if fail {
+                    return Err(GeneratorError::Failed(format!(
+                        "injected fault: the {agent} agent failed (error:{n})"
+                    )));
+                }
             }
             Some(AgentFault::Timeout) => std::future::pending::<()>().await,
             Some(AgentFault::Panic) => panic!("injected fault: the {agent} agent panicked"),
@@ -171,6 +206,9 @@ mod tests {
         f.add("visual=slow:250ms").unwrap();
         f.add("audit=unavailable").unwrap();
         f.add("audit=slow:30ms").unwrap();
+        f.add("social=error:2").unwrap();
+        assert_eq!(f.agents[&Agent::Social], AgentFault::ErrorTimes(2));
+        assert!(f.add("social=error:0").unwrap_err().contains("≥ 1"));
         assert_eq!(f.audit_delay, Some(Duration::from_millis(30)));
         assert_eq!(
             f.agents[&Agent::Visual],

@@ -106,9 +106,6 @@ pub async fn build(
     Ok(if faults.is_empty() {
         Arc::new(routed)
     } else {
-        Arc::new(FaultyGenerator {
-            inner: routed,
-            faults: faults.clone(),
-        })
+        Arc::new(FaultyGenerator::new(routed, faults.clone()))
     })
 }

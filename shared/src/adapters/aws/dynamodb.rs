@@ -267,6 +267,53 @@ fn backoff(n: u32) -> std::time::Duration {
 }
 
 impl DynamoStore {
+    /// Up to `want` run summaries of one `gsi1` shard below `before`, newest first; with a
+    /// status, a filter on the projected `status`, reading on until `want` match or the
+    /// shard is exhausted (a filter applies after DynamoDB's `Limit`).
+    async fn shard_page(
+        &self,
+        shard: u128,
+        before: Option<RunId>,
+        status: Option<Status>,
+        want: usize,
+    ) -> Result<Vec<RunSummary>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let mut q = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI_RUNS)
+                .expression_attribute_values(":p", s(format!("RUNS#{shard}")))
+                .scan_index_forward(false)
+                .limit((want - out.len()).max(if status.is_some() { 50 } else { 1 }) as i32)
+                .set_exclusive_start_key(start.take());
+            q = match before {
+                Some(id) => q
+                    .key_condition_expression("gsi1pk = :p AND gsi1sk < :c")
+                    .expression_attribute_values(":c", s(id.to_string())),
+                None => q.key_condition_expression("gsi1pk = :p"),
+            };
+            if let Some(st) = status {
+                q = q
+                    .filter_expression("#st = :st")
+                    .expression_attribute_names("#st", "status")
+                    .expression_attribute_values(":st", s(st.as_str().to_string()));
+            }
+            let page = q.send().await.map_err(sdk_unavailable)?;
+            for item in page.items.unwrap_or_default() {
+                if out.len() < want {
+                    out.push(from_item::<RunSummaryItem>(item)?.into());
+                }
+            }
+            match page.last_evaluated_key {
+                Some(key) if out.len() < want => start = Some(key),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         DynamoStore {
             client,
@@ -536,36 +583,24 @@ impl RunStore for DynamoStore {
         self.assemble(item, false).await
     }
 
-    async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError> {
+    async fn list_runs(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+        status: Option<Status>,
+    ) -> Result<RunPage, StoreError> {
         let limit = limit.clamp(1, 100);
         let before = match cursor {
             Some(c) => Some(RunId::parse(c).map_err(|_| StoreError::BadCursor(c.to_string()))?),
             None => None,
         };
-        // Each shard's newest `limit + 1` below the cursor: their merge holds the page and
-        // tells whether anything older is left.
-        let queries = (0..RUN_SHARDS).map(|shard| {
-            let mut q = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI_RUNS)
-                .expression_attribute_values(":p", s(format!("RUNS#{shard}")))
-                .scan_index_forward(false)
-                .limit(limit as i32 + 1);
-            q = match before {
-                Some(id) => q
-                    .key_condition_expression("gsi1pk = :p AND gsi1sk < :c")
-                    .expression_attribute_values(":c", s(id.to_string())),
-                None => q.key_condition_expression("gsi1pk = :p"),
-            };
-            q.send()
-        });
+        // Each shard's newest `limit + 1` (matching runs) below the cursor: their merge
+        // holds the page and tells whether anything older is left.
+        let queries =
+            (0..RUN_SHARDS).map(|shard| self.shard_page(shard, before, status, limit + 1));
         let mut runs: Vec<RunSummary> = Vec::new();
         for page in futures::future::join_all(queries).await {
-            for item in page.map_err(sdk_unavailable)?.items.unwrap_or_default() {
-                runs.push(from_item::<RunSummaryItem>(item)?.into());
-            }
+            runs.extend(page?);
         }
         runs.sort_by_key(|r| std::cmp::Reverse(r.run_id));
         let more = runs.len() > limit;

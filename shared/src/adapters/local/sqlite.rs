@@ -672,7 +672,12 @@ impl RunStore for SqliteStore {
         self.with(move |c| read_run(c, run_id, false)).await
     }
 
-    async fn list_runs(&self, limit: usize, cursor: Option<&str>) -> Result<RunPage, StoreError> {
+    async fn list_runs(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+        status: Option<Status>,
+    ) -> Result<RunPage, StoreError> {
         let after = match cursor {
             Some(c) => Some(RunId::parse(c).map_err(|_| StoreError::BadCursor(c.to_string()))?),
             None => None,
@@ -682,11 +687,11 @@ impl RunStore for SqliteStore {
             let ids: Vec<String> = {
                 let mut st = c
                     .prepare_cached(
-                        "SELECT run_id FROM runs WHERE (?1 IS NULL OR run_id < ?1) ORDER BY run_id DESC LIMIT ?2",
+                        "SELECT run_id FROM runs WHERE (?1 IS NULL OR run_id < ?1) AND (?3 IS NULL OR status = ?3) ORDER BY run_id DESC LIMIT ?2",
                     )
                     .map_err(unavailable)?;
                 let rows = st
-                    .query_map(params![after.map(|a| a.to_string()), limit as i64 + 1], |r| r.get(0))
+                    .query_map(params![after.map(|a| a.to_string()), limit as i64 + 1, status.map(Status::as_str)], |r| r.get(0))
                     .map_err(unavailable)?;
                 rows.collect::<Result<_, _>>().map_err(unavailable)?
             };
