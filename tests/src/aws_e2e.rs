@@ -313,7 +313,17 @@ impl Deployment {
     }
 
     /// An HTTP API (payload v2) request through the `api` binary: (status, JSON body).
+    /// A request through the `api` binary as API Gateway (payload v2) delivers it: the
+    /// status and the body parsed as JSON (`Null` when it is not).
     pub async fn http(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let r = self.http_response(method, path, body).await;
+        let status = r["statusCode"].as_u64().unwrap_or_default() as u16;
+        let text = r["body"].as_str().unwrap_or_default();
+        (status, serde_json::from_str(text).unwrap_or(Value::Null))
+    }
+
+    /// The whole API Gateway response (`statusCode`, `headers`, `body`) of a request.
+    pub async fn http_response(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
         let (raw_path, query) = path.split_once('?').unwrap_or((path, ""));
         let event = json!({
             "version": "2.0",
@@ -346,11 +356,7 @@ impl Deployment {
             "isBase64Encoded": false
         });
         match self.invoke("api", event).await {
-            Outcome::Response(r) => {
-                let status = r["statusCode"].as_u64().unwrap_or_default() as u16;
-                let text = r["body"].as_str().unwrap_or_default();
-                (status, serde_json::from_str(text).unwrap_or(Value::Null))
-            }
+            Outcome::Response(r) => r,
             other => panic!("api failed: {other:?}"),
         }
     }

@@ -47,6 +47,22 @@ async fn wait_agent(d: &Deployment, id: &str, agent: &str, status: &str) {
 async fn a_brief_posted_to_the_api_runs_the_real_state_machine_to_an_audited_bundle_in_both_modes()
 {
     let d = Deployment::start(&[]).await;
+    // The dashboard comes from the api function too, told the WebSocket API's URL.
+    let page = d.http_response("GET", "/", None).await;
+    assert_eq!(page["statusCode"], 200);
+    assert!(
+        page["headers"]["content-security-policy"]
+            .as_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert!(
+        page["body"]
+            .as_str()
+            .unwrap()
+            .contains(&format!(r#"content="{}""#, d.websocket_url())),
+        "{page}"
+    );
     for mode in ["parallel", "sequential"] {
         let mut brief = example_brief();
         brief["executionMode"] = json!(mode);
