@@ -220,7 +220,7 @@ mod tests {
         assert!(
             f.add("copy=explode")
                 .unwrap_err()
-                .contains("error|timeout|panic")
+                .contains("error|error:N|timeout|panic")
         );
         assert!(f.add("copy=slow:fast").is_err());
     }
