@@ -179,6 +179,15 @@ fn check_text(field: &str, text: &str, brief: &Brief, out: &mut Vec<String>) {
         out.push(format!("`{field}` is empty"));
         return;
     }
+    if let Some(c) = text
+        .chars()
+        .find(|c| crate::domain::brief::is_forbidden_char(*c))
+    {
+        out.push(format!(
+            "`{field}` contains the control character U+{:04X}; write plain text",
+            c as u32
+        ));
+    }
     for hit in detect::error_hits(text, &brief.constraints.prohibited_terms) {
         let found: String = text
             .chars()

@@ -279,6 +279,71 @@ fn plainly_contains(text: &str, term: &str) -> bool {
     false
 }
 
+/// Text as a client might send it: mostly letters, now and then a control character, an
+/// XML special, a noncharacter, a line or paragraph separator or any character at all.
+fn hostile_text(max: usize) -> impl Strategy<Value = String> {
+    let ch = prop_oneof![
+        30 => proptest::char::range('a', 'z'),
+        4 => Just(' '),
+        2 => proptest::sample::select(vec!['<', '>', '&', '"', '\'', ']', '\u{2028}', '\u{301}', 'é', '\t', '\n', '\r']),
+        1 => proptest::char::range('\u{0}', '\u{9f}'),
+        1 => proptest::sample::select(vec!['\u{fffe}', '\u{ffff}', '\u{feff}', '\u{fdd0}']),
+        1 => any::<char>(),
+    ];
+    proptest::collection::vec(ch, 1..max).prop_map(|v| v.into_iter().collect())
+}
+
+fn hostile_brief() -> impl Strategy<Value = Value> {
+    (
+        hostile_text(80),
+        hostile_text(40),
+        hostile_text(30),
+        hostile_text(20),
+        proptest::collection::vec(hostile_text(12), 0..3),
+        proptest::collection::vec(hostile_text(12), 0..3),
+        proptest::collection::vec(hostile_text(20), 0..2),
+    )
+        .prop_map(
+            |(objective, audience, product, tone, terms, adjectives, palette)| {
+                json!({
+                    "objective": objective, "audience": audience, "product": product, "tone": tone,
+                    "constraints": {"prohibitedTerms": terms},
+                    "brandGuidelines": {"toneAdjectives": adjectives, "palette": palette}
+                })
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever a client sends, an accepted brief gives artifacts with no control character
+    /// in any text and an SVG preview that is well-formed XML (checked by a real parser).
+    #[test]
+    fn accepted_briefs_give_text_without_controls_and_svg_that_parses_as_xml(v in hostile_brief(), n in 0u64..1000) {
+        let Ok(b) = Brief::from_value(&v) else {
+            return Ok(());
+        };
+        for agent in Agent::ALL {
+            let Ok(content) = generate(agent, &b, run(n)) else {
+                continue;
+            };
+            for (field, text) in content.text_fields() {
+                prop_assert!(
+                    !text.chars().any(crate::domain::brief::is_forbidden_char),
+                    "{agent} {field}: {text:?}"
+                );
+            }
+            if let Content::Visual(visual) = &content {
+                prop_assert!(!visual.svg.chars().any(crate::domain::brief::is_forbidden_char));
+                if let Err(e) = roxmltree::Document::parse(&visual.svg) {
+                    prop_assert!(false, "the SVG is not XML: {e}\n{}", visual.svg);
+                }
+            }
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(192))]
 

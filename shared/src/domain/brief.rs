@@ -254,7 +254,34 @@ impl Brief {
 
 /// Trims and NFC-normalizes text.
 pub fn normalize_text(s: &str) -> String {
-    s.trim().nfc().collect()
+    // Line breaks are newlines: a CRLF or a lone CR (Windows, old Mac text) becomes LF.
+    let s = s.trim();
+    if s.contains('\r') {
+        s.replace("\r\n", "\n").replace('\r', "\n").nfc().collect()
+    } else {
+        s.nfc().collect()
+    }
+}
+
+/// A character no free-text field of a brief may hold: the C0 controls but tab, newline and
+/// carriage return (which becomes a newline), DEL, the C1 controls, and the noncharacters
+/// U+FFFE and U+FFFF — none is text, and XML 1.0 (the SVG preview) forbids most of them.
+/// Unpaired surrogates never get this far: JSON parsing refuses them.
+pub fn is_forbidden_char(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{7F}'..='\u{9F}'
+        | '\u{FFFE}' | '\u{FFFF}')
+}
+
+/// The first forbidden character of `s` and its position (1-based, in characters), in the
+/// words of a 400.
+fn forbidden_char_message(s: &str) -> Option<String> {
+    let (i, c) = s.chars().enumerate().find(|(_, c)| is_forbidden_char(*c))?;
+    Some(format!(
+        "contains the control character U+{:04X} at character {}; allowed: printable text, tabs and line breaks (control characters are refused, not removed)",
+        c as u32,
+        i + 1
+    ))
 }
 
 /// Normalizes a prohibited term: trimmed, NFC, lowercase, inner whitespace collapsed.
@@ -318,6 +345,10 @@ impl Validator {
                 String::new()
             }
             Some(Value::String(s)) => {
+                if let Some(msg) = forbidden_char_message(s) {
+                    self.push(name, msg);
+                    return String::new();
+                }
                 let t = normalize_text(s);
                 let n = t.chars().count();
                 if n == 0 {
@@ -376,7 +407,10 @@ impl Validator {
                 for (i, item) in items.iter().enumerate() {
                     let path = format!("{field}[{i}]");
                     match item {
-                        Value::String(s) => out.push((path, Ok(s.as_str()))),
+                        Value::String(s) => match forbidden_char_message(s) {
+                            Some(msg) => out.push((path, Err(msg))),
+                            None => out.push((path, Ok(s.as_str()))),
+                        },
                         other => {
                             out.push((path, Err(format!("must be a string, got {}", kind(other)))))
                         }
@@ -598,6 +632,53 @@ mod tests {
     fn every_missing_required_field_is_reported() {
         let f = fields(json!({}));
         assert_eq!(f, vec!["objective", "audience", "product", "tone"]);
+    }
+
+    #[test]
+    fn a_control_character_in_any_free_text_field_is_refused_naming_field_and_position() {
+        let mut v = valid();
+        v["product"] = json!("Lamp\u{0}X");
+        v["tone"] = json!("warm\u{1b}[31m");
+        v["constraints"] = json!({"prohibitedTerms": ["ok", "bad\u{ffff}"]});
+        v["brandGuidelines"] =
+            json!({"toneAdjectives": ["\u{85}bold"], "palette": ["deep\u{7f} navy"]});
+        let e = errors(v);
+        let by_field: Vec<(&str, &str)> = e
+            .iter()
+            .map(|v| (v.field.as_str(), v.message.as_str()))
+            .collect();
+        assert_eq!(
+            by_field.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+            [
+                "product",
+                "tone",
+                "constraints.prohibitedTerms[1]",
+                "brandGuidelines.toneAdjectives[0]",
+                "brandGuidelines.palette[0]"
+            ]
+        );
+        assert!(
+            by_field[0].1.contains("U+0000 at character 5"),
+            "{}",
+            by_field[0].1
+        );
+        assert!(by_field[1].1.contains("U+001B at character 5"));
+        assert!(by_field[2].1.contains("U+FFFF at character 4"));
+        assert!(by_field[3].1.contains("U+0085 at character 1"));
+        assert!(by_field[4].1.contains("U+007F at character 5"));
+        assert!(
+            by_field
+                .iter()
+                .all(|(_, m)| m.contains("refused, not removed"))
+        );
+    }
+
+    #[test]
+    fn tabs_and_line_breaks_are_text_and_carriage_returns_become_newlines() {
+        let mut v = valid();
+        v["objective"] = json!("Line one\r\nLine two\rLine three\tend");
+        let b = Brief::from_value(&v).unwrap();
+        assert_eq!(b.objective, "Line one\nLine two\nLine three\tend");
     }
 
     #[test]
