@@ -82,10 +82,13 @@ impl ChatModel for OpenAiModel {
             req = req.bearer_auth(key);
         }
         let started = Instant::now();
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| GeneratorError::Transient(format!("{url}: {e}")))?;
+        let resp = req.send().await.map_err(|e| {
+            GeneratorError::Transient(if e.is_timeout() {
+                format!("{url}: no answer within {:?}", self.config.timeout)
+            } else {
+                format!("{url}: {e}")
+            })
+        })?;
         let status = resp.status();
         if !status.is_success() {
             let detail = resp.text().await.unwrap_or_default();
@@ -101,8 +104,15 @@ impl ChatModel for OpenAiModel {
         let mut done = false;
         let mut events = eventsource_stream::Eventsource::eventsource(resp.bytes_stream());
         while let Some(event) = events.next().await {
-            let event = event
-                .map_err(|e| GeneratorError::Transient(format!("the model's stream broke: {e}")))?;
+            let event = event.map_err(|e| match e {
+                eventsource_stream::EventStreamError::Transport(t) if t.is_timeout() => {
+                    GeneratorError::Transient(format!(
+                        "{}: no whole answer within {:?}",
+                        self.config.model, self.config.timeout
+                    ))
+                }
+                e => GeneratorError::Transient(format!("the model's stream broke: {e}")),
+            })?;
             if event.data.trim() == "[DONE]" {
                 done = true;
                 break;
