@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use campaign_cli::run::{RunOptions, exit};
 use campaign_shared::adapters::faults::Faults;
 use campaign_shared::adapters::local::LocalConfig;
+use campaign_shared::domain::brief::Oversize;
 use campaign_shared::domain::{Brief, BriefError, ExecutionMode};
 
 /// Environment variables, listed under every `--help`.
@@ -52,6 +53,10 @@ enum Command {
         /// Print the run exactly as GET /campaigns/{id} returns it.
         #[arg(long)]
         json: bool,
+        /// Over-long free-text fields: refuse the brief with guidance (default), or cut
+        /// them at a word boundary and say which.
+        #[arg(long, value_enum, default_value = "reject")]
+        oversize: OversizeArg,
         #[command(flatten)]
         common: Common,
     },
@@ -92,6 +97,15 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+}
+
+/// `--oversize`: what to do with an over-long free-text field.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OversizeArg {
+    /// Refuse the brief, saying which field and its limit.
+    Reject,
+    /// Cut the field at a word boundary and say so.
+    Truncate,
 }
 
 /// `--mode`: how the agents run.
@@ -230,6 +244,7 @@ async fn main() -> ExitCode {
     match cli.command {
         Command::Run {
             brief,
+            oversize,
             mode,
             json,
             common,
@@ -252,8 +267,20 @@ async fn main() -> ExitCode {
                     return ExitCode::from(exit::INVALID);
                 }
             };
-            let parsed = match Brief::parse(&bytes) {
-                Ok(b) => b,
+            let oversize = match oversize {
+                OversizeArg::Reject => Oversize::Reject,
+                OversizeArg::Truncate => Oversize::Truncate,
+            };
+            let parsed = match Brief::parse_with(&bytes, oversize) {
+                Ok((b, truncations)) => {
+                    for t in truncations {
+                        eprintln!(
+                            "warning: {} truncated at a word boundary: {} → {} characters",
+                            t.field, t.length, t.truncated_to
+                        );
+                    }
+                    b
+                }
                 Err(e) => {
                     print_brief_error(&brief, &e);
                     return ExitCode::from(exit::INVALID);

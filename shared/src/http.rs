@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::domain::brief::{Oversize, Truncation};
 use crate::domain::{Agent, Brief, BriefError, Event, RunId, Status};
 use crate::ports::{Deps, StoreError};
 use crate::usecases::{self, AppError};
@@ -243,8 +244,13 @@ fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Problem> {
 }
 
 fn accepted(run_id: RunId, ws_url: &str) -> Response {
+    accepted_with(run_id, ws_url, &[])
+}
+
+/// The 202 of a new run, listing the free-text fields that were truncated, if any.
+fn accepted_with(run_id: RunId, ws_url: &str, truncations: &[Truncation]) -> Response {
     let base = format!("/campaigns/{run_id}");
-    let body = json!({
+    let mut body = json!({
         "runId": run_id,
         "status": "queued",
         "links": {
@@ -255,6 +261,9 @@ fn accepted(run_id: RunId, ws_url: &str) -> Response {
             "ws": ws_url,
         }
     });
+    if !truncations.is_empty() {
+        body["truncations"] = json!(truncations);
+    }
     let mut r = (StatusCode::ACCEPTED, Json(body)).into_response();
     if let Ok(v) = HeaderValue::from_str(&base) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -262,19 +271,43 @@ fn accepted(run_id: RunId, ws_url: &str) -> Response {
     r
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateQuery {
+    oversize: Option<String>,
+}
+
 async fn create(
     State(s): State<ApiState>,
     headers: HeaderMap,
+    q: Result<Query<CreateQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
+    let Query(q) = q.map_err(|e| {
+        problem(
+            StatusCode::BAD_REQUEST,
+            "Bad query",
+            format!("{e}; allowed: oversize (reject | truncate)"),
+        )
+    })?;
+    let oversize: Oversize = match q.oversize.as_deref() {
+        None => Oversize::Reject,
+        Some(o) => o
+            .parse()
+            .map_err(|e: String| problem(StatusCode::BAD_REQUEST, "Bad query", e))?,
+    };
     let body = body_bytes(body)?;
     // A request that cannot succeed never claims its key.
-    let brief = Brief::parse(&body)?;
-    let id = match idempotent(&s, &headers, "campaigns", &body).await? {
+    let (brief, truncations) = Brief::parse_with(&body, oversize)?;
+    let scope = match oversize {
+        Oversize::Reject => "campaigns",
+        Oversize::Truncate => "campaigns?oversize=truncate",
+    };
+    let id = match idempotent(&s, &headers, scope, &body).await? {
         Some(claim) => usecases::submit_as(&s.deps, claim.run_id, brief, None).await?,
         None => usecases::submit(&s.deps, brief, None).await?,
     };
-    Ok(accepted(id, &s.ws_url))
+    Ok(accepted_with(id, &s.ws_url, &truncations))
 }
 
 /// Header of an idempotent POST (`POST /campaigns`, `POST …/retry`).

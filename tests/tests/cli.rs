@@ -104,3 +104,30 @@ fn output_that_is_not_a_terminal_has_no_colors() {
         assert!(!String::from_utf8_lossy(&out.stdout).contains('\u{1b}'));
     }
 }
+
+#[test]
+fn an_over_long_field_is_refused_or_truncated_with_a_warning() {
+    let mut brief: Value = serde_json::from_str(BRIEF).unwrap();
+    brief["product"] = Value::String("Aurora e-bike with a very long name ".repeat(20));
+    let body = brief.to_string();
+    let out = campaign(&["run", "-"], Some(body.as_bytes()), &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("product") && err.contains("--oversize truncate"),
+        "{err}"
+    );
+    let out = campaign(
+        &["run", "-", "--oversize", "truncate", "--json"],
+        Some(body.as_bytes()),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning: product truncated at a word boundary: 719 →"),
+        "{err}"
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(run["brief"]["product"].as_str().unwrap().chars().count() <= 500);
+}

@@ -241,3 +241,39 @@ async fn the_dashboard_is_served_with_a_content_security_policy() {
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_over_long_field_is_refused_with_guidance_or_truncated_on_request() {
+    let s = TestServer::start(&[]).await;
+    let mut brief = example_brief();
+    brief["objective"] = serde_json::json!("Sell more lamps to readers. ".repeat(40));
+    let (status, problem) = s.post("/campaigns", &brief).await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(
+        problem.to_string().contains("oversize=truncate"),
+        "{problem}"
+    );
+    let (status, accepted) = s.post("/campaigns?oversize=truncate", &brief).await;
+    assert_eq!(status, 202, "{accepted}");
+    campaign_tests::openapi::Spec::default().check_schema("Accepted", &accepted);
+    let cut = &accepted["truncations"][0];
+    assert_eq!(cut["field"], "objective");
+    assert_eq!(cut["length"], 1119);
+    assert!(cut["truncatedTo"].as_u64().unwrap() <= 500);
+    let run = s.wait_terminal(accepted["runId"].as_str().unwrap()).await;
+    // Cut between two words of what was sent.
+    let kept = run["brief"]["objective"].as_str().unwrap();
+    let sent = brief["objective"].as_str().unwrap();
+    assert!(
+        sent.starts_with(kept) && sent[kept.len()..].starts_with(' '),
+        "{kept}"
+    );
+    let (status, problem) = s.post("/campaigns?oversize=shorten", &brief).await;
+    assert_eq!(status, 400);
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("reject, truncate")
+    );
+}

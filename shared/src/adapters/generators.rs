@@ -80,12 +80,12 @@ pub async fn build(
     let sdk = tokio::sync::OnceCell::new();
     let mut generators: BTreeMap<Agent, Arc<dyn Generator>> = BTreeMap::new();
     for (agent, choice) in plan {
-        let g: Arc<dyn Generator> = match choice {
-            GeneratorChoice::Builtin => continue,
+        let g: Option<Arc<dyn Generator>> = match choice {
+            GeneratorChoice::Builtin => None,
             #[cfg(feature = "openai")]
-            GeneratorChoice::OpenAi(c) => {
-                Arc::new(crate::adapters::openai::OpenAiModel::generator(c.clone())?)
-            }
+            GeneratorChoice::OpenAi(c) => Some(Arc::new(
+                crate::adapters::openai::OpenAiModel::generator(c.clone())?,
+            )),
             #[cfg(feature = "bedrock")]
             GeneratorChoice::Bedrock(c) => {
                 let sdk = sdk
@@ -93,14 +93,16 @@ pub async fn build(
                         aws_config::defaults(aws_config::BehaviorVersion::latest()).load()
                     })
                     .await;
-                Arc::new(crate::adapters::bedrock::BedrockModel::generator(
+                Some(Arc::new(crate::adapters::bedrock::BedrockModel::generator(
                     sdk,
                     c.clone(),
-                ))
+                )))
             }
         };
-        tracing::info!(agent = agent.as_str(), generator = %choice.describe(), "model-backed agent");
-        generators.insert(*agent, g);
+        if let Some(g) = g {
+            tracing::info!(agent = agent.as_str(), generator = %choice.describe(), "model-backed agent");
+            generators.insert(*agent, g);
+        }
     }
     let routed = ByAgent { generators };
     Ok(if faults.is_empty() {

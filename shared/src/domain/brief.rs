@@ -126,6 +126,60 @@ impl Brief {
     }
 }
 
+/// What to do with a free-text field over its limit: refuse the brief with guidance (the
+/// default), or cut the text at a word boundary and say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Oversize {
+    #[default]
+    Reject,
+    Truncate,
+}
+
+impl std::str::FromStr for Oversize {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "reject" => Ok(Oversize::Reject),
+            "truncate" => Ok(Oversize::Truncate),
+            other => Err(format!(
+                "oversize `{other}` is unknown; allowed: reject, truncate"
+            )),
+        }
+    }
+}
+
+/// Largest body read when over-long fields are truncated: 1 MiB (the HTTP read limit).
+pub const TRUNCATE_BODY_BYTES: usize = 1024 * 1024;
+
+/// A free-text field that was cut to its limit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Truncation {
+    pub field: String,
+    /// Characters sent (after trimming and normalization).
+    pub length: usize,
+    /// Characters kept.
+    pub truncated_to: usize,
+}
+
+/// The first `max` characters of `t`, cut back to the last word boundary when that does
+/// not leave it empty, without trailing whitespace.
+pub fn cut_at_word(t: &str, max: usize) -> String {
+    let Some((end, next)) = t.char_indices().nth(max) else {
+        return t.to_string();
+    };
+    let head = &t[..end];
+    let cut = if next.is_whitespace() {
+        head
+    } else {
+        match head.rfind(char::is_whitespace) {
+            Some(i) if !head[..i].trim().is_empty() => &head[..i],
+            _ => head,
+        }
+    };
+    cut.trim_end().to_string()
+}
+
 /// One violated rule: the JSON path of the field and what is wrong / allowed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
@@ -166,21 +220,46 @@ impl BriefError {
 impl Brief {
     /// Parses and validates a request body.
     pub fn parse(body: &[u8]) -> Result<Brief, BriefError> {
-        if body.len() > MAX_BODY_BYTES {
+        Brief::parse_with(body, Oversize::Reject).map(|(b, _)| b)
+    }
+
+    /// [`Brief::parse`], with over-long free-text fields cut at a word boundary when
+    /// `oversize` says so (bodies up to [`TRUNCATE_BODY_BYTES`] are then read); the cuts
+    /// are returned beside the brief.
+    pub fn parse_with(
+        body: &[u8],
+        oversize: Oversize,
+    ) -> Result<(Brief, Vec<Truncation>), BriefError> {
+        let limit = match oversize {
+            Oversize::Reject => MAX_BODY_BYTES,
+            Oversize::Truncate => TRUNCATE_BODY_BYTES,
+        };
+        if body.len() > limit {
             return Err(BriefError::TooLarge {
                 size: body.len(),
-                limit: MAX_BODY_BYTES,
+                limit,
                 guidance: oversize_guidance(body),
             });
         }
         let value: Value =
             serde_json::from_slice(body).map_err(|e| BriefError::Malformed(e.to_string()))?;
-        Brief::from_value(&value)
+        Brief::from_value_with(&value, oversize)
     }
 
     /// Validates an already-parsed JSON value.
     pub fn from_value(value: &Value) -> Result<Brief, BriefError> {
-        let mut v = Validator::default();
+        Brief::from_value_with(value, Oversize::Reject).map(|(b, _)| b)
+    }
+
+    /// [`Brief::from_value`] with the choice for over-long free-text fields.
+    pub fn from_value_with(
+        value: &Value,
+        oversize: Oversize,
+    ) -> Result<(Brief, Vec<Truncation>), BriefError> {
+        let mut v = Validator {
+            oversize,
+            ..Validator::default()
+        };
         let Some(obj) = value.as_object() else {
             v.push(
                 "$",
@@ -240,15 +319,18 @@ impl Brief {
         if !v.errors.is_empty() {
             return Err(BriefError::Invalid(v.errors));
         }
-        Ok(Brief {
-            objective,
-            audience,
-            product,
-            tone,
-            constraints,
-            brand_guidelines,
-            execution_mode,
-        })
+        Ok((
+            Brief {
+                objective,
+                audience,
+                product,
+                tone,
+                constraints,
+                brand_guidelines,
+                execution_mode,
+            },
+            v.truncations,
+        ))
     }
 }
 
@@ -312,9 +394,37 @@ fn join(prefix: &str, name: &str) -> String {
 #[derive(Default)]
 struct Validator {
     errors: Vec<Violation>,
+    oversize: Oversize,
+    truncations: Vec<Truncation>,
 }
 
 impl Validator {
+    /// A free-text field over its limit: cut at a word boundary (and recorded) when asked
+    /// to truncate, else a violation with the way out. Returns what is kept.
+    fn too_long(&mut self, field: &str, t: String, max: usize) -> String {
+        let n = t.chars().count();
+        match self.oversize {
+            Oversize::Truncate => {
+                let kept = cut_at_word(&t, max);
+                self.truncations.push(Truncation {
+                    field: field.to_string(),
+                    length: n,
+                    truncated_to: kept.chars().count(),
+                });
+                kept
+            }
+            Oversize::Reject => {
+                self.push(
+                    field,
+                    format!(
+                        "is {n} characters long; allowed: 1–{max} characters (or ask to truncate it at a word boundary: POST /campaigns?oversize=truncate, campaign run --oversize truncate)"
+                    ),
+                );
+                String::new()
+            }
+        }
+    }
+
     fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Violation {
             field: field.into(),
@@ -357,10 +467,7 @@ impl Validator {
                         format!("must not be empty or blank; allowed: 1–{max} characters"),
                     );
                 } else if n > max {
-                    self.push(
-                        name,
-                        format!("is {n} characters long; allowed: 1–{max} characters"),
-                    );
+                    return self.too_long(name, t, max);
                 }
                 t
             }
@@ -519,13 +626,18 @@ impl Validator {
                     continue;
                 }
             };
-            let t = normalize_text(raw);
+            let mut t = normalize_text(raw);
             let n = t.chars().count();
-            if n == 0 || n > TONE_ADJECTIVE_MAX {
-                self.push(
-                    path,
-                    format!("is {n} characters long; allowed: 1–{TONE_ADJECTIVE_MAX} characters"),
-                );
+            if n > TONE_ADJECTIVE_MAX {
+                t = self.too_long(&path, t, TONE_ADJECTIVE_MAX);
+            }
+            if t.is_empty() {
+                if n == 0 {
+                    self.push(
+                        path,
+                        format!("is 0 characters long; allowed: 1–{TONE_ADJECTIVE_MAX} characters"),
+                    );
+                }
             } else if !b.tone_adjectives.iter().any(|a| a.eq_ignore_ascii_case(&t)) {
                 b.tone_adjectives.push(t);
             }
@@ -671,6 +783,79 @@ mod tests {
                 .iter()
                 .all(|(_, m)| m.contains("refused, not removed"))
         );
+    }
+
+    #[test]
+    fn over_long_text_is_refused_with_the_way_out_or_cut_at_a_word_boundary_when_asked() {
+        let mut v = valid();
+        let long = "word ".repeat(150); // 750 characters, trimmed to 749
+        v["objective"] = json!(long);
+        v["tone"] = json!("x".repeat(120));
+        v["brandGuidelines"] =
+            json!({"toneAdjectives": ["remarkably and wonderfully optimistic mood"]});
+        let e = errors(v.clone());
+        assert_eq!(
+            e.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(),
+            ["objective", "tone", "brandGuidelines.toneAdjectives[0]"]
+        );
+        assert!(
+            e[0].message.contains("?oversize=truncate"),
+            "{}",
+            e[0].message
+        );
+
+        let (b, cuts) = Brief::from_value_with(&v, Oversize::Truncate).unwrap();
+        assert_eq!(
+            b.objective.chars().count(),
+            499,
+            "cut before the word that crossed 500"
+        );
+        assert!(b.objective.ends_with("word"));
+        assert_eq!(b.tone, "x".repeat(100), "one long word is cut hard");
+        assert_eq!(
+            b.brand_guidelines.tone_adjectives,
+            ["remarkably and wonderfully optimistic"]
+        );
+        assert_eq!(
+            cuts,
+            [
+                Truncation {
+                    field: "objective".into(),
+                    length: 749,
+                    truncated_to: 499
+                },
+                Truncation {
+                    field: "tone".into(),
+                    length: 120,
+                    truncated_to: 100
+                },
+                Truncation {
+                    field: "brandGuidelines.toneAdjectives[0]".into(),
+                    length: 42,
+                    truncated_to: 37
+                },
+            ]
+        );
+        // Identifiers are never cut: a prohibited term over its limit is still refused.
+        v["constraints"] = json!({"prohibitedTerms": ["t".repeat(70)]});
+        let Err(BriefError::Invalid(e)) = Brief::from_value_with(&v, Oversize::Truncate) else {
+            panic!("a long prohibited term must be refused")
+        };
+        assert_eq!(e[0].field, "constraints.prohibitedTerms[0]");
+    }
+
+    #[test]
+    fn a_body_over_64_kib_is_read_when_truncating() {
+        let mut v = valid();
+        v["objective"] = json!("lamp ".repeat(20_000));
+        let body = serde_json::to_vec(&v).unwrap();
+        assert!(matches!(
+            Brief::parse(&body),
+            Err(BriefError::TooLarge { .. })
+        ));
+        let (b, cuts) = Brief::parse_with(&body, Oversize::Truncate).unwrap();
+        assert!(b.objective.chars().count() <= TEXT_FIELD_MAX);
+        assert_eq!(cuts[0].field, "objective");
     }
 
     #[test]
