@@ -10,7 +10,9 @@
 //! 5. memory — resident memory per run in flight;
 //! 6. time to first artifact and total time with every agent on a simulated model server
 //!    (OpenAI-compatible SSE at a model's pace: first token 400 ms, 40 tokens/s);
-//! 7. cold start — process exec → first Runtime API `next`, and stripped binary size.
+//! 7. backpressure — a burst 10× over `--max-in-flight`: accepted, refused with 429, and
+//!    lost (must be 0: nothing created unadmitted, every admitted run completes);
+//! 8. cold start — process exec → first Runtime API `next`, and stripped binary size.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -125,6 +127,11 @@ pub struct BenchReport {
     pub model_tokens_per_s: f64,
     pub model_parallel: ModelTtfa,
     pub model_sequential: ModelTtfa,
+    /// Backpressure: `--max-in-flight` and the burst's outcome.
+    pub burst_limit: usize,
+    pub burst_accepted: usize,
+    pub burst_refused: usize,
+    pub burst_lost: usize,
     pub cold_starts: Vec<ColdStart>,
     pub cold_start_note: Option<String>,
 }
@@ -170,6 +177,7 @@ async fn app_with(
         faults: f,
         time_scale: 1.0,
         generators,
+        limits: Default::default(),
     })
     .await?;
     Ok((Arc::new(app), db))
@@ -360,7 +368,7 @@ async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error
         },
     )
     .await?;
-    let http = reqwest_free_post(served.addr);
+    let addr = served.addr;
     let tcp = tokio::net::TcpStream::connect(served.addr).await?;
     tcp.set_nodelay(true)?;
     let (mut ws, _) =
@@ -368,7 +376,7 @@ async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error
     let mut samples = Vec::new();
     for _ in 0..runs {
         let post_start = time::OffsetDateTime::now_utc();
-        let run_id = http(EXAMPLE).await?;
+        let run_id = submit_http(addr, EXAMPLE).await?;
         let subscribed_at = time::OffsetDateTime::now_utc();
         if std::env::var_os("BENCH_DEBUG").is_some() {
             eprintln!(
@@ -413,25 +421,98 @@ async fn event_delivery(runs: usize, latencies: [u64; 4]) -> Result<Stats, Error
 }
 
 /// A minimal HTTP/1.1 POST over loopback (the CLI needs no HTTP client otherwise).
-fn reqwest_free_post(
-    addr: std::net::SocketAddr,
-) -> impl Fn(&'static str) -> futures::future::BoxFuture<'static, Result<RunId, Error>> {
-    move |body: &'static str| {
-        Box::pin(async move {
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut s = tokio::net::TcpStream::connect(addr).await?;
-            let req = format!(
-                "POST /campaigns HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            s.write_all(req.as_bytes()).await?;
-            let mut resp = String::new();
-            s.read_to_string(&mut resp).await?;
-            let json_start = resp.find("\r\n\r\n").ok_or("bad response")? + 4;
-            let v: Value = serde_json::from_str(&resp[json_start..])?;
-            Ok(RunId::parse(v["runId"].as_str().ok_or("no runId")?)?)
-        })
+/// `POST /campaigns` with `body` over a fresh loopback connection: status and JSON body.
+async fn post_campaign(addr: std::net::SocketAddr, body: &str) -> Result<(u16, Value), Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let req = format!(
+        "POST /campaigns HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await?;
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).await?;
+    let status: u16 = resp
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("bad status line")?;
+    let json_start = resp.find("\r\n\r\n").ok_or("bad response")? + 4;
+    Ok((status, serde_json::from_str(&resp[json_start..])?))
+}
+
+/// The run id of an accepted `POST /campaigns`.
+async fn submit_http(addr: std::net::SocketAddr, body: &str) -> Result<RunId, Error> {
+    let (status, v) = post_campaign(addr, body).await?;
+    if status != 202 {
+        return Err(format!("POST /campaigns answered {status}: {v}").into());
     }
+    Ok(RunId::parse(v["runId"].as_str().ok_or("no runId")?)?)
+}
+
+/// Backpressure: a burst of `10 × limit` submissions at once against `--max-in-flight
+/// limit`; returns (accepted, refused, lost), where lost counts runs created but not
+/// admitted and admitted runs that did not complete — it must be 0.
+async fn admission_burst(limit: usize) -> Result<(usize, usize, usize), Error> {
+    let db = temp_db("burst");
+    remove_db(&db);
+    let mut faults = Faults::default();
+    faults.add("copy=slow:300ms")?;
+    let served = crate::serve(
+        "127.0.0.1:0".parse()?,
+        LocalConfig {
+            db: Some(db.clone()),
+            faults,
+            time_scale: 1.0,
+            limits: campaign_shared::adapters::local::admission::Limits {
+                max_in_flight: Some(limit),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+    )
+    .await?;
+    let addr = served.addr;
+    let answers =
+        futures::future::join_all((0..10 * limit).map(|_| post_campaign(addr, EXAMPLE))).await;
+    let (mut accepted, mut refused) = (Vec::new(), 0);
+    for a in answers {
+        match a? {
+            (202, v) => accepted.push(RunId::parse(v["runId"].as_str().ok_or("no runId")?)?),
+            (429, _) => refused += 1,
+            (other, v) => return Err(format!("unexpected {other}: {v}").into()),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut lost = 0;
+    for id in &accepted {
+        loop {
+            let run = served.app.deps.store.get_run(*id).await?;
+            if run.status.is_terminal() {
+                if run.status != Status::Completed {
+                    lost += 1;
+                }
+                break;
+            }
+            if Instant::now() > deadline {
+                lost += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let stored = served
+        .app
+        .deps
+        .store
+        .list_runs(100, None, None)
+        .await?
+        .runs
+        .len();
+    lost += stored.saturating_sub(accepted.len());
+    served.stop().await;
+    remove_db(&db);
+    Ok((accepted.len(), refused, lost))
 }
 
 /// The function binaries, with the environment each needs to start.
@@ -561,6 +642,12 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
     );
     let model_parallel = model_ttfa(opts.model_runs, pace, ExecutionMode::Parallel).await?;
     let model_sequential = model_ttfa(opts.model_runs, pace, ExecutionMode::Sequential).await?;
+    let burst_limit = 20;
+    eprintln!(
+        "bench: a burst of {} submissions against --max-in-flight {burst_limit}…",
+        10 * burst_limit
+    );
+    let (burst_accepted, burst_refused, burst_lost) = admission_burst(burst_limit).await?;
     eprintln!("bench: cold starts, {} spawns per binary…", opts.spawns);
     let (cold, note) = match cold_starts(&opts.bin_dir, opts.spawns).await {
         Ok(c) => (c, None),
@@ -584,6 +671,10 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         model_tokens_per_s: pace.tokens_per_s,
         model_parallel,
         model_sequential,
+        burst_limit,
+        burst_accepted,
+        burst_refused,
+        burst_lost,
         cold_starts: cold,
         cold_start_note: note,
     })
@@ -654,6 +745,15 @@ pub fn table(r: &BenchReport) -> String {
             m.total_ms.p99
         ));
     }
+    o.push_str(&format!(
+        "| burst of {} submissions at once against --max-in-flight {}: accepted / refused (429) / lost | {} / {} / {} | | lost = 0 | {} |\n",
+        r.burst_accepted + r.burst_refused,
+        r.burst_limit,
+        r.burst_accepted,
+        r.burst_refused,
+        r.burst_lost,
+        verdict(r.burst_lost == 0)
+    ));
     for c in &r.cold_starts {
         o.push_str(&format!(
             "| cold start `{}` ({} spawns; {:.1} MiB stripped) | {:.2} ms | {:.2} ms | p99 ≤ 20 ms | {} |\n",

@@ -62,9 +62,12 @@ pub async fn serve(addr: SocketAddr, cfg: LocalConfig) -> Result<Served, ServeEr
         .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO));
     let router = server::router(state).layer(access);
     let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { token.cancelled().await })
+        .await
     });
     Ok(Served {
         addr,

@@ -11,14 +11,17 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use campaign_cli::run::{RunOptions, exit};
 use campaign_shared::adapters::faults::Faults;
 use campaign_shared::adapters::local::LocalConfig;
+use campaign_shared::adapters::local::admission::Limits;
 use campaign_shared::domain::brief::Oversize;
 use campaign_shared::domain::{Brief, BriefError, ExecutionMode};
+use std::num::NonZeroU32;
 
 /// Environment variables, listed under every `--help`.
 const ENVIRONMENT: &str = "\
 Environment:
   CAMPAIGN_DB          SQLite database file (as --db; `:memory:` for none)
   CAMPAIGN_ADDR        address `campaign serve` listens on (as --addr)
+  CAMPAIGN_MAX_IN_FLIGHT, CAMPAIGN_RATE_LIMIT, CAMPAIGN_BURST  limits of `campaign serve` (as the flags)
   CAMPAIGN_LOG         log filter, e.g. `info` or `campaign_shared=debug` (default: warn for run, info for serve)
   CAMPAIGN_TIME_SCALE  multiply every wait of the flow (tests and demos; default 1)
   CAMPAIGN_GENERATOR   builtin (default), openai or bedrock, or AGENT=KIND, comma-separated (as --generator)
@@ -94,6 +97,17 @@ enum Command {
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080", env = "CAMPAIGN_ADDR")]
         addr: SocketAddr,
+        /// Most runs in flight at once; a submission over it gets 429 with Retry-After
+        /// (0: no limit).
+        #[arg(long, default_value_t = 1000, env = "CAMPAIGN_MAX_IN_FLIGHT")]
+        max_in_flight: usize,
+        /// Most submissions (new runs and retries) per second per client — a bearer token,
+        /// else an IP address; over it, 429 with Retry-After (0: no limit).
+        #[arg(long, default_value_t = 50, env = "CAMPAIGN_RATE_LIMIT")]
+        rate_limit: u32,
+        /// Submissions a client may make at once above the rate.
+        #[arg(long, default_value_t = 100, env = "CAMPAIGN_BURST")]
+        burst: u32,
         #[command(flatten)]
         common: Common,
     },
@@ -205,6 +219,7 @@ impl Common {
             faults,
             time_scale: self.time_scale,
             generators,
+            limits: Limits::default(),
         })
     }
 }
@@ -342,11 +357,22 @@ async fn main() -> ExitCode {
                 }
             }
         }
-        Command::Serve { addr, common } => {
+        Command::Serve {
+            addr,
+            max_in_flight,
+            rate_limit,
+            burst,
+            common,
+        } => {
             init_tracing("info", true);
-            let config = match common.config() {
+            let mut config = match common.config() {
                 Ok(c) => c,
                 Err(code) => return code,
+            };
+            config.limits = Limits {
+                max_in_flight: (max_in_flight > 0).then_some(max_in_flight),
+                per_second: NonZeroU32::new(rate_limit),
+                burst: NonZeroU32::new(burst.max(rate_limit)),
             };
             let served = match campaign_cli::serve(addr, config).await {
                 Ok(s) => s,

@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
             app: state.app.clone(),
         })),
         ws_url: "/ws".into(),
+        admission: Some(state.app.admission.clone()),
     });
     Router::new()
         .route("/ws", get(ws))

@@ -45,6 +45,8 @@ pub struct ApiState {
     /// Where clients subscribe to live events (`links.ws`): `/ws` locally, the WebSocket
     /// API's `wss://…/STAGE` URL on AWS.
     pub ws_url: String,
+    /// Backpressure on new runs (429 + `Retry-After`); `None`: every request is admitted.
+    pub admission: Option<Arc<dyn crate::ports::Admission>>,
 }
 
 impl std::fmt::Debug for ApiState {
@@ -138,6 +140,8 @@ pub struct Problem {
     title: &'static str,
     detail: String,
     errors: Option<Value>,
+    /// Seconds for `Retry-After` (503 and 429; default [`RETRY_AFTER_SECS`]).
+    retry_after: Option<u64>,
 }
 
 pub fn problem(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Problem {
@@ -146,6 +150,16 @@ pub fn problem(status: StatusCode, title: &'static str, detail: impl Into<String
         title,
         detail: detail.into(),
         errors: None,
+        retry_after: None,
+    }
+}
+
+impl From<crate::ports::Busy> for Problem {
+    fn from(b: crate::ports::Busy) -> Self {
+        Problem {
+            retry_after: Some(b.retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            ..problem(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests", b.reason)
+        }
     }
 }
 
@@ -169,11 +183,13 @@ impl IntoResponse for Problem {
             self.status,
             StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
         ) {
-            // Worth trying again shortly: the store or the workflow service was unavailable.
-            r.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+            // Worth trying again shortly: the store or the workflow service was unavailable,
+            // or a limit was reached.
+            let secs = match self.retry_after {
+                Some(n) => HeaderValue::from(n),
+                None => HeaderValue::from_static(RETRY_AFTER_SECS),
+            };
+            r.headers_mut().insert(header::RETRY_AFTER, secs);
         }
         r
     }
@@ -212,6 +228,7 @@ impl From<BriefError> for Problem {
             ),
             BriefError::Malformed(m) => problem(StatusCode::BAD_REQUEST, "Malformed JSON", m),
             BriefError::Invalid(v) => Problem {
+                retry_after: None,
                 status: StatusCode::BAD_REQUEST,
                 title: "Invalid brief",
                 detail: format!("the brief has {} problem(s)", v.len()),
@@ -271,6 +288,37 @@ fn accepted_with(run_id: RunId, ws_url: &str, truncations: &[Truncation]) -> Res
     r
 }
 
+/// Who is asking, for the per-client rate: the bearer token's holder when there is one,
+/// else the peer's address.
+fn client_key(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        use std::hash::Hasher;
+        let mut h = fnv::FnvHasher::default();
+        h.write(auth.as_bytes());
+        return format!("auth:{:016x}", h.finish());
+    }
+    match peer {
+        Some(addr) => format!("ip:{}", addr.ip()),
+        None => "anonymous".into(),
+    }
+}
+
+/// Admits a new run, or the 429 that says why not and when to come back. The guard is held
+/// until the run's execution has started.
+async fn admit(
+    s: &ApiState,
+    headers: &HeaderMap,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Option<crate::ports::AdmissionGuard>, Problem> {
+    match &s.admission {
+        None => Ok(None),
+        Some(a) => Ok(Some(a.admit(&client_key(headers, peer)).await?)),
+    }
+}
+
+/// The peer's address when the server knows it (`campaign serve`; not behind lambda_http).
+type Peer = Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CreateQuery {
@@ -279,6 +327,7 @@ struct CreateQuery {
 
 async fn create(
     State(s): State<ApiState>,
+    peer: Peer,
     headers: HeaderMap,
     q: Result<Query<CreateQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
@@ -303,6 +352,7 @@ async fn create(
         Oversize::Reject => "campaigns",
         Oversize::Truncate => "campaigns?oversize=truncate",
     };
+    let _admitted = admit(&s, &headers, peer.map(|p| (p.0).0)).await?;
     let id = match idempotent(&s, &headers, scope, &body).await? {
         Some(claim) => usecases::submit_as(&s.deps, claim.run_id, brief, None).await?,
         None => usecases::submit(&s.deps, brief, None).await?,
@@ -556,6 +606,7 @@ struct RetryBody {
 
 async fn retry(
     State(s): State<ApiState>,
+    peer: Peer,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -575,6 +626,7 @@ async fn retry(
             })?
             .agents
     };
+    let _admitted = admit(&s, &headers, peer.map(|p| (p.0).0)).await?;
     let new_id = match idempotent(&s, &headers, &format!("retry:{id}"), &body).await? {
         Some(claim) => usecases::retry_as(&s.deps, id, agents, claim.run_id).await?,
         None => usecases::retry(&s.deps, id, agents).await?,

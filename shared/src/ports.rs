@@ -331,6 +331,25 @@ pub trait Workflow: Send + Sync {
     async fn describe(&self, run_id: RunId) -> Result<ExecutionState, WorkflowError>;
 }
 
+/// Why a new run is not admitted now, and when to ask again (HTTP 429 + `Retry-After`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Busy {
+    pub reason: String,
+    pub retry_after: std::time::Duration,
+}
+
+/// Held while an admitted run is created, so that concurrent admissions cannot overshoot
+/// the limit; dropped once the run's execution has started.
+pub type AdmissionGuard = Box<dyn Send>;
+
+/// Backpressure on new runs: a limit of runs in flight and of submissions per second per
+/// client. Checked before anything is created, so a refused request leaves nothing behind.
+#[async_trait]
+pub trait Admission: Send + Sync {
+    async fn admit(&self, client: &str) -> Result<AdmissionGuard, Busy>;
+}
+
 /// Queue of runs whose audit was deferred because the audit step was unavailable.
 #[async_trait]
 pub trait DeferredAudits: Send + Sync {

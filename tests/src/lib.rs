@@ -62,7 +62,6 @@ impl TestServer {
         faults: &[&str],
         time_scale: f64,
     ) -> TestServer {
-        init_logs();
         let mut f = Faults::default();
         for spec in faults {
             f.add(spec).expect("fault spec");
@@ -73,6 +72,12 @@ impl TestServer {
             time_scale,
             ..Default::default()
         };
+        Self::start_config(dir, cfg).await
+    }
+
+    /// A server with this configuration (its database in `dir`).
+    pub async fn start_config(dir: tempfile::TempDir, cfg: LocalConfig) -> TestServer {
+        init_logs();
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
         let served = campaign_cli::serve(addr, cfg).await.expect("server starts");
         TestServer {

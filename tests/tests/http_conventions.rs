@@ -277,3 +277,111 @@ async fn an_over_long_field_is_refused_with_guidance_or_truncated_on_request() {
             .contains("reject, truncate")
     );
 }
+
+fn limited(
+    limits: campaign_shared::adapters::local::admission::Limits,
+    faults: &[&str],
+) -> campaign_shared::adapters::local::LocalConfig {
+    let dir_faults = {
+        let mut f = campaign_shared::adapters::faults::Faults::default();
+        for spec in faults {
+            f.add(spec).unwrap();
+        }
+        f
+    };
+    campaign_shared::adapters::local::LocalConfig {
+        faults: dir_faults,
+        time_scale: campaign_tests::TIME_SCALE,
+        limits,
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_the_in_flight_limit_gets_429_with_retry_after_and_leaves_nothing_behind() {
+    use campaign_shared::adapters::local::admission::Limits;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = limited(
+        Limits {
+            max_in_flight: Some(3),
+            ..Limits::default()
+        },
+        &["copy=slow:1s"],
+    );
+    cfg.db = Some(dir.path().join("c.db"));
+    let s = TestServer::start_config(dir, cfg).await;
+    let brief = example_brief();
+    let answers = futures::future::join_all(
+        (0..30).map(|_| s.http.post(s.url("/campaigns")).json(&brief).send()),
+    )
+    .await;
+    let mut accepted = Vec::new();
+    for r in answers {
+        let r = r.unwrap();
+        match r.status().as_u16() {
+            202 => accepted.push(
+                r.json::<Value>().await.unwrap()["runId"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            ),
+            429 => {
+                assert_eq!(r.headers()["retry-after"], "2");
+                assert_eq!(r.headers()["content-type"], "application/problem+json");
+                let p: Value = r.json().await.unwrap();
+                assert!(p["detail"].as_str().unwrap().contains("in flight"), "{p}");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(accepted.len(), 3, "exactly the limit is admitted");
+    // Nothing half-created: the store holds exactly the admitted runs, and each completes.
+    let (_, page) = s.get("/campaigns?limit=100").await;
+    assert_eq!(page["runs"].as_array().unwrap().len(), 3, "{page}");
+    for id in &accepted {
+        assert_eq!(s.wait_terminal(id).await["status"], "completed");
+    }
+    // Room again once they are done.
+    s.submit(&brief).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_rate_gets_429_and_other_clients_do_not() {
+    use campaign_shared::adapters::local::admission::Limits;
+    use std::num::NonZeroU32;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = limited(
+        Limits {
+            per_second: NonZeroU32::new(1),
+            burst: NonZeroU32::new(2),
+            ..Limits::default()
+        },
+        &[],
+    );
+    cfg.db = Some(dir.path().join("c.db"));
+    let s = TestServer::start_config(dir, cfg).await;
+    let post = |token: &'static str| {
+        s.http
+            .post(s.url("/campaigns"))
+            .bearer_auth(token)
+            .json(&example_brief())
+            .send()
+    };
+    assert_eq!(post("alice").await.unwrap().status(), 202);
+    assert_eq!(post("alice").await.unwrap().status(), 202);
+    let third = post("alice").await.unwrap();
+    assert_eq!(third.status(), 429);
+    let wait: u64 = third.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    let p: Value = third.json().await.unwrap();
+    assert!(p["detail"].as_str().unwrap().contains("per second"), "{p}");
+    assert_eq!(
+        post("bob").await.unwrap().status(),
+        202,
+        "another client is not held up"
+    );
+}

@@ -21,5 +21,7 @@ pub fn app(deps: Deps, config: &Config) -> axum::Router {
         deps,
         live: None,
         ws_url: config.get(WEBSOCKET_URL).unwrap_or_default().to_string(),
+        // On AWS the HTTP API stage throttles requests; no in-flight limit yet (README).
+        admission: None,
     })
 }

@@ -1,6 +1,7 @@
 //! Local embedded mode: SQLite store, in-process bus, the ASL engine running
 //! `statemachine.asl.json`, and the deferred-audit worker — everything one process needs.
 
+pub mod admission;
 pub mod asl;
 pub mod bus;
 pub mod sqlite;
@@ -39,6 +40,9 @@ pub struct LocalConfig {
     pub time_scale: f64,
     /// Who writes each agent's artifacts (built-in for an agent not named).
     pub generators: GeneratorPlan,
+    /// Backpressure on new runs through the API (none by default; `campaign serve` sets
+    /// its own defaults).
+    pub limits: admission::Limits,
 }
 
 impl Default for LocalConfig {
@@ -48,6 +52,7 @@ impl Default for LocalConfig {
             faults: Faults::default(),
             time_scale: 1.0,
             generators: GeneratorPlan::new(),
+            limits: admission::Limits::default(),
         }
     }
 }
@@ -82,6 +87,8 @@ pub struct LocalApp {
     pub store: SqliteStore,
     pub bus: Bus,
     pub workflow: Arc<LocalWorkflow>,
+    /// The API's admission of new runs (limits of `LocalConfig`).
+    pub admission: Arc<admission::LocalAdmission>,
     auditor: Arc<FaultyAuditor<RuleAuditor>>,
     stop: CancellationToken,
     worker: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
@@ -144,6 +151,7 @@ impl LocalApp {
             deps,
             store,
             bus,
+            admission: Arc::new(admission::LocalAdmission::new(cfg.limits, workflow.clone())),
             workflow,
             auditor,
             stop,
