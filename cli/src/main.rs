@@ -83,7 +83,7 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         event_runs: usize,
         /// Spawns per function binary for the cold-start figure.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 100)]
         spawns: usize,
         /// Runs per mode with every agent on the simulated model server.
         #[arg(long, default_value_t = 20)]

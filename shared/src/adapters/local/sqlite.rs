@@ -225,6 +225,32 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// The disk's durable-commit floor, for the bench: `n` single-row transactions
+    /// committed one after another on a fresh file at `path` with the store's own settings
+    /// (WAL, synchronous=NORMAL, checkpoints off the writer), per second.
+    pub fn commit_floor(path: impl AsRef<Path>, n: usize) -> Result<f64, StoreError> {
+        let conn = Connection::open(path.as_ref()).map_err(unavailable)?;
+        for (k, v) in [
+            ("journal_mode", "WAL"),
+            ("synchronous", "NORMAL"),
+            ("wal_autocheckpoint", "0"),
+        ] {
+            conn.pragma_update(None, k, v).map_err(unavailable)?;
+        }
+        conn.execute_batch("CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, v TEXT)")
+            .map_err(unavailable)?;
+        let mut st = conn
+            .prepare("INSERT INTO floor (v) VALUES (?1)")
+            .map_err(unavailable)?;
+        let started = std::time::Instant::now();
+        for i in 0..n {
+            // Outside an explicit transaction every statement commits by itself.
+            st.execute(params![format!("row {i}")])
+                .map_err(unavailable)?;
+        }
+        Ok(n as f64 / started.elapsed().as_secs_f64())
+    }
+
     /// A private in-memory database (tests and benchmarks that need no file).
     pub fn in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory().map_err(unavailable)?)
