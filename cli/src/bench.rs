@@ -572,6 +572,7 @@ fn function_env() -> Vec<(String, String)> {
             "arn:aws:states:us-east-1:123456789012:stateMachine:flow",
         ),
         ("WEBSOCKET_ENDPOINT", "http://127.0.0.1:9"),
+        ("WEBSOCKET_URL", "ws://127.0.0.1:9"),
         ("AWS_REGION", "us-east-1"),
         ("AWS_ACCESS_KEY_ID", "bench"),
         ("AWS_SECRET_ACCESS_KEY", "bench"),
