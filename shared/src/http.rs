@@ -58,13 +58,18 @@ impl std::fmt::Debug for ApiState {
 /// The routes of ARCHITECTURE.md (all but the WebSocket, which each deployment serves
 /// its own way).
 pub fn router(state: ApiState) -> Router {
+    // The page is the same for every request: rendered once, shared as `Bytes`.
+    let page = Bytes::from(dashboard_page(&state.ws_url));
     Router::new()
         .route("/campaigns", post(create).get(list))
         .route("/campaigns/{run_id}", get(get_run))
         .route("/campaigns/{run_id}/events", get(events))
         .route("/campaigns/{run_id}/cancel", post(cancel))
         .route("/campaigns/{run_id}/retry", post(retry))
-        .route("/", get(dashboard))
+        .route(
+            "/",
+            get(move || async move { asset(page.clone(), "text/html; charset=utf-8") }),
+        )
         .route(
             "/dashboard/app.js",
             get(|| async { asset(DASHBOARD_JS, "text/javascript; charset=utf-8") }),
@@ -120,17 +125,13 @@ fn asset(body: impl Into<axum::body::Body>, content_type: &'static str) -> Respo
 
 /// The page, told where this deployment's WebSocket is (`/ws` locally, the WebSocket
 /// API's URL on AWS).
-async fn dashboard(State(s): State<ApiState>) -> Response {
-    let escaped = s
-        .ws_url
+fn dashboard_page(ws_url: &str) -> String {
+    let escaped = ws_url
         .replace('&', "&amp;")
         .replace('"', "&quot;")
         .replace('<', "&lt;")
         .replace('>', "&gt;");
-    asset(
-        DASHBOARD_HTML.replace("__WS_URL__", &escaped),
-        "text/html; charset=utf-8",
-    )
+    DASHBOARD_HTML.replace("__WS_URL__", &escaped)
 }
 
 /// An RFC 9457 problem response.
