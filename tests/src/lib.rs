@@ -36,6 +36,21 @@ pub fn init_logs() {
     }
 }
 
+/// The configuration of a test server: its SQLite file in `dir`, these `--fault` specs,
+/// every wait of the flow × `time_scale`.
+pub fn local_config(dir: &std::path::Path, faults: &[&str], time_scale: f64) -> LocalConfig {
+    let mut f = Faults::default();
+    for spec in faults {
+        f.add(spec).expect("fault spec");
+    }
+    LocalConfig {
+        db: Some(dir.join("campaign.db")),
+        faults: f,
+        time_scale,
+        ..Default::default()
+    }
+}
+
 #[derive(Debug)]
 pub struct TestServer {
     pub base: String,
@@ -62,16 +77,7 @@ impl TestServer {
         faults: &[&str],
         time_scale: f64,
     ) -> TestServer {
-        let mut f = Faults::default();
-        for spec in faults {
-            f.add(spec).expect("fault spec");
-        }
-        let cfg = LocalConfig {
-            db: Some(dir.path().join("campaign.db")),
-            faults: f,
-            time_scale,
-            ..Default::default()
-        };
+        let cfg = local_config(dir.path(), faults, time_scale);
         Self::start_config(dir, cfg).await
     }
 

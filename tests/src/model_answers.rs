@@ -11,3 +11,36 @@ pub fn descriptor_brief() -> serde_json::Value {
     b["brandGuidelines"]["palette"] = serde_json::json!(["deep navy", "teal"]);
     b
 }
+
+/// Panics unless `prompt` carries every field of `brief` an agent is given: objective,
+/// audience, product, tone, tone adjectives, palette entries, prohibited terms and the
+/// copy agent's length limit.
+pub fn assert_prompt_carries_the_brief(prompt: &str, brief: &campaign_shared::domain::Brief) {
+    let limit = brief
+        .max_length(campaign_shared::domain::Agent::Copy)
+        .to_string();
+    let g = &brief.brand_guidelines;
+    let parts = [
+        brief.objective.as_str(),
+        &brief.audience,
+        &brief.product,
+        &brief.tone,
+        &limit,
+    ]
+    .into_iter()
+    .chain(g.tone_adjectives.iter().map(String::as_str))
+    .chain(g.palette.iter().map(String::as_str))
+    .chain(
+        brief
+            .constraints
+            .prohibited_terms
+            .iter()
+            .map(String::as_str),
+    );
+    for part in parts {
+        assert!(
+            prompt.contains(part),
+            "the prompt lacks `{part}`:\n{prompt}"
+        );
+    }
+}

@@ -84,29 +84,7 @@ async fn a_streamed_answer_becomes_the_artifact_with_usage_and_the_whole_brief_i
         .as_str()
         .unwrap();
     assert_eq!(r.body["messages"][0]["role"], "user");
-    for part in [
-        b.objective.as_str(),
-        b.audience.as_str(),
-        b.product.as_str(),
-        b.tone.as_str(),
-        "deep navy",
-        "teal",
-        "cheap",
-        "free",
-        &b.max_length(Agent::Copy).to_string(),
-    ]
-    .into_iter()
-    .chain(
-        b.brand_guidelines
-            .tone_adjectives
-            .iter()
-            .map(String::as_str),
-    ) {
-        assert!(
-            prompt.contains(part),
-            "the prompt lacks `{part}`:\n{prompt}"
-        );
-    }
+    model_answers::assert_prompt_carries_the_brief(prompt, &b);
 }
 
 #[tokio::test]

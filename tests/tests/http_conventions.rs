@@ -278,37 +278,16 @@ async fn an_over_long_field_is_refused_with_guidance_or_truncated_on_request() {
     );
 }
 
-fn limited(
-    limits: campaign_shared::adapters::local::admission::Limits,
-    faults: &[&str],
-) -> campaign_shared::adapters::local::LocalConfig {
-    let dir_faults = {
-        let mut f = campaign_shared::adapters::faults::Faults::default();
-        for spec in faults {
-            f.add(spec).unwrap();
-        }
-        f
-    };
-    campaign_shared::adapters::local::LocalConfig {
-        faults: dir_faults,
-        time_scale: campaign_tests::TIME_SCALE,
-        limits,
-        ..Default::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_over_the_in_flight_limit_gets_429_with_retry_after_and_leaves_nothing_behind() {
     use campaign_shared::adapters::local::admission::Limits;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = limited(
-        Limits {
-            max_in_flight: Some(3),
-            ..Limits::default()
-        },
-        &["copy=slow:1s"],
-    );
-    cfg.db = Some(dir.path().join("c.db"));
+    let mut cfg =
+        campaign_tests::local_config(dir.path(), &["copy=slow:1s"], campaign_tests::TIME_SCALE);
+    cfg.limits = Limits {
+        max_in_flight: Some(3),
+        ..Limits::default()
+    };
     let s = TestServer::start_config(dir, cfg).await;
     let brief = example_brief();
     let answers = futures::future::join_all(
@@ -350,15 +329,12 @@ async fn a_client_over_its_rate_gets_429_and_other_clients_do_not() {
     use campaign_shared::adapters::local::admission::Limits;
     use std::num::NonZeroU32;
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = limited(
-        Limits {
-            per_second: NonZeroU32::new(1),
-            burst: NonZeroU32::new(2),
-            ..Limits::default()
-        },
-        &[],
-    );
-    cfg.db = Some(dir.path().join("c.db"));
+    let mut cfg = campaign_tests::local_config(dir.path(), &[], campaign_tests::TIME_SCALE);
+    cfg.limits = Limits {
+        per_second: NonZeroU32::new(1),
+        burst: NonZeroU32::new(2),
+        ..Limits::default()
+    };
     let s = TestServer::start_config(dir, cfg).await;
     let post = |token: &'static str| {
         s.http

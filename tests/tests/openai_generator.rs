@@ -166,25 +166,7 @@ async fn a_valid_answer_becomes_the_artifact_and_the_prompt_carries_the_whole_br
     assert_eq!(req["model"], "fake-model");
     assert_eq!(req["stream"], true);
     let prompt = req["messages"][1]["content"].as_str().unwrap();
-    for part in [
-        b.objective.as_str(),
-        b.audience.as_str(),
-        b.product.as_str(),
-        b.tone.as_str(),
-        "deep navy",
-        "teal",
-        "cheap",
-        "free",
-        &b.max_length(Agent::Copy).to_string(),
-    ] {
-        assert!(
-            prompt.contains(part),
-            "the prompt lacks `{part}`:\n{prompt}"
-        );
-    }
-    for adjective in &b.brand_guidelines.tone_adjectives {
-        assert!(prompt.contains(adjective.as_str()));
-    }
+    model_answers::assert_prompt_carries_the_brief(prompt, &b);
 }
 
 #[tokio::test]

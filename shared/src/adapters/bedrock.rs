@@ -111,10 +111,7 @@ impl BedrockModel {
             match event {
                 ConverseStreamOutput::ContentBlockDelta(d) => {
                     if let Some(ContentBlockDelta::Text(piece)) = d.delta {
-                        if !piece.is_empty() && answer.first_token.is_none() {
-                            answer.first_token = Some(started.elapsed());
-                        }
-                        answer.text.push_str(&piece);
+                        answer.push(&piece, started);
                     }
                 }
                 ConverseStreamOutput::MessageStop(s) => stop = Some(s.stop_reason),

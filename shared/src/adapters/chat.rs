@@ -23,6 +23,17 @@ pub struct Answer {
     pub completion_tokens: Option<u64>,
 }
 
+impl Answer {
+    /// Appends a streamed piece; the first non-empty one sets the time to first token
+    /// (`started`: when the request was sent).
+    pub fn push(&mut self, piece: &str, started: Instant) {
+        if !piece.is_empty() && self.first_token.is_none() {
+            self.first_token = Some(started.elapsed());
+        }
+        self.text.push_str(piece);
+    }
+}
+
 /// A chat model behind some provider's API.
 #[async_trait]
 pub trait ChatModel: Send + Sync {

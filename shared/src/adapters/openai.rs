@@ -128,10 +128,7 @@ impl ChatModel for OpenAiModel {
                 continue;
             };
             if let Some(piece) = choice["delta"]["content"].as_str() {
-                if !piece.is_empty() && answer.first_token.is_none() {
-                    answer.first_token = Some(started.elapsed());
-                }
-                answer.text.push_str(piece);
+                answer.push(piece, started);
             }
             if choice["finish_reason"] == "content_filter" {
                 return Err(GeneratorError::Failed(
