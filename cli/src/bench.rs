@@ -197,6 +197,7 @@ async fn app_with(
         time_scale: 1.0,
         generators,
         limits: Default::default(),
+        mode_policy: Default::default(),
     })
     .await?;
     Ok((Arc::new(app), db))
@@ -250,7 +251,7 @@ async fn latency(
     )
     .await?;
     let critical = match mode {
-        ExecutionMode::Parallel => c.max(s).max(v) + a,
+        ExecutionMode::Parallel | ExecutionMode::Auto => c.max(s).max(v) + a,
         ExecutionMode::Sequential => c + s + v + 3 * a,
     } as f64;
     // Warm up caches, the SQLite file and the allocator.

@@ -23,6 +23,7 @@ Environment:
   CAMPAIGN_ADDR        address `campaign serve` listens on (as --addr)
   CAMPAIGN_MAX_IN_FLIGHT, CAMPAIGN_RATE_LIMIT, CAMPAIGN_BURST  limits of `campaign serve` (as the flags)
   CAMPAIGN_LOG         log filter, e.g. `info` or `campaign_shared=debug` (default: warn for run, info for serve)
+  CAMPAIGN_MODE_POLICY the default execution mode and when `auto` goes sequential (as --mode-policy)
   CAMPAIGN_TIME_SCALE  multiply every wait of the flow (tests and demos; default 1)
   CAMPAIGN_GENERATOR   builtin (default), openai or bedrock, or AGENT=KIND, comma-separated (as --generator)
   CAMPAIGN_MODEL       the model, or AGENT=MODEL, comma-separated (as --model)
@@ -127,8 +128,11 @@ enum OversizeArg {
 enum Mode {
     /// All agents at once, then one audit (the default of a brief).
     Parallel,
-    /// Copy, then social, then visual, each audited before the next.
+    /// One agent at a time in the brief's priority order, each audited before the next.
     Sequential,
+    /// Parallel unless the agents' recent p95 latency or throttling crosses the policy's
+    /// thresholds (see --mode-policy); the run records the decision and why.
+    Auto,
 }
 
 impl From<Mode> for ExecutionMode {
@@ -136,6 +140,7 @@ impl From<Mode> for ExecutionMode {
         match m {
             Mode::Parallel => ExecutionMode::Parallel,
             Mode::Sequential => ExecutionMode::Sequential,
+            Mode::Auto => ExecutionMode::Auto,
         }
     }
 }
@@ -181,6 +186,16 @@ struct Common {
     /// not stream.
     #[arg(long)]
     no_stream: bool,
+    /// The mode of briefs that do not choose one, and when `auto` runs sequential:
+    /// `default=auto,p95-ms=8000,throttle-rate=0.2,window=20,min-samples=3` (each optional;
+    /// defaults: parallel, 20000 ms, 0.2, 20, 3).
+    #[arg(
+        long,
+        value_name = "SPEC",
+        env = "CAMPAIGN_MODE_POLICY",
+        default_value = ""
+    )]
+    mode_policy: String,
 }
 
 impl Common {
@@ -220,6 +235,8 @@ impl Common {
             time_scale: self.time_scale,
             generators,
             limits: Limits::default(),
+            mode_policy: campaign_shared::domain::ModePolicy::parse_spec(&self.mode_policy)
+                .map_err(|e| format!("--mode-policy: {e}"))?,
         })
     }
 }

@@ -51,6 +51,7 @@ pub async fn run(opts: RunOptions) -> Result<u8, Box<dyn std::error::Error + Sen
     let mut brief = opts.brief;
     if let Some(m) = opts.mode {
         brief.execution_mode = m;
+        brief.mode_defaulted = false;
     }
     let mut bus = app.bus.subscribe();
     let run_id = usecases::submit(&app.deps, brief, None).await?;
@@ -218,6 +219,20 @@ pub fn summary(run: &Run) -> String {
         run.execution_mode.as_str(),
         run.iteration
     ));
+    if let Some(d) = &run.mode_decision {
+        out.push_str(&format!(
+            "Mode: auto chose {} — {}\n",
+            d.mode.as_str(),
+            d.reason
+        ));
+    }
+    if run.execution_mode == campaign_shared::domain::ExecutionMode::Sequential {
+        let order: Vec<&str> = run.brief.priority.iter().map(|a| a.as_str()).collect();
+        out.push_str(&format!("Order: {}\n", order.join(" → ")));
+    }
+    if let (Some(id), Some(v)) = (&run.brief.brand_id, run.brief.brand_version) {
+        out.push_str(&format!("Brand kit: {id} v{v}\n"));
+    }
     if let Some(ms) = run.timings.total_ms {
         out.push_str(&format!(
             "Timings: total {ms} ms, first artifact {} ms, audit {} ms\n",

@@ -10,6 +10,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+
+use crate::domain::{BrandInput, BrandKit};
 use axum::{Json, Router};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -66,6 +68,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/campaigns/{run_id}/events", get(events))
         .route("/campaigns/{run_id}/cancel", post(cancel))
         .route("/campaigns/{run_id}/retry", post(retry))
+        .route("/brands", post(create_brand).get(list_brands))
+        .route(
+            "/brands/{brand_id}",
+            get(get_brand).put(replace_brand).delete(delete_brand),
+        )
         .route(
             "/",
             get(move || async move { asset(page.clone(), "text/html; charset=utf-8") }),
@@ -204,6 +211,7 @@ impl From<AppError> for Problem {
                 "Run not found",
                 format!("no run with id {id}"),
             ),
+            AppError::Missing(m) => problem(StatusCode::NOT_FOUND, "Not Found", m),
             AppError::Conflict(m) => problem(StatusCode::CONFLICT, "Conflict", m),
             AppError::Invalid(m) => problem(StatusCode::BAD_REQUEST, "Bad Request", m),
             AppError::Unavailable(m) => {
@@ -423,6 +431,90 @@ async fn idempotent(
         ));
     }
     Ok(Some(claim))
+}
+
+// ------------------------------------------------------------------------- brand library
+
+fn brand_problem(e: BriefError) -> Problem {
+    match Problem::from(e) {
+        p if p.title == "Invalid brief" => Problem {
+            title: "Invalid brand kit",
+            detail: p.detail.replace("the brief has", "the brand kit has"),
+            ..p
+        },
+        p if p.title == "Brief too large" => Problem {
+            title: "Brand kit too large",
+            ..p
+        },
+        p => p,
+    }
+}
+
+fn check_brand_path(id: &str) -> Result<(), Problem> {
+    crate::domain::brand::check_id(id)
+        .map_err(|m| problem(StatusCode::BAD_REQUEST, "Malformed brand id", m))
+}
+
+/// A kit with its version as the `ETag`.
+fn brand_response(status: StatusCode, kit: &BrandKit) -> Response {
+    let mut r = (status, Json(kit)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", kit.version)) {
+        r.headers_mut().insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED
+        && let Ok(v) = HeaderValue::from_str(&format!("/brands/{}", kit.brand_id))
+    {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+async fn create_brand(
+    State(s): State<ApiState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    let body = body_bytes(body)?;
+    let input = BrandInput::parse(&body).map_err(brand_problem)?;
+    let kit = usecases::create_brand(&s.deps, input).await?;
+    Ok(brand_response(StatusCode::CREATED, &kit))
+}
+
+async fn list_brands(State(s): State<ApiState>) -> Result<Response, Problem> {
+    let kits = s.deps.brands.list_brands().await?;
+    Ok(Json(json!({ "brands": kits })).into_response())
+}
+
+async fn get_brand(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Response, Problem> {
+    check_brand_path(&id)?;
+    match s.deps.brands.get_brand(&id).await? {
+        Some(kit) => Ok(brand_response(StatusCode::OK, &kit)),
+        None => Err(AppError::Missing(format!("no brand kit `{id}`")).into()),
+    }
+}
+
+async fn replace_brand(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    check_brand_path(&id)?;
+    let body = body_bytes(body)?;
+    let input = BrandInput::parse(&body).map_err(brand_problem)?;
+    let kit = usecases::replace_brand(&s.deps, &id, input).await?;
+    Ok(brand_response(StatusCode::OK, &kit))
+}
+
+async fn delete_brand(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    check_brand_path(&id)?;
+    s.deps
+        .brands
+        .delete_brand(&id)
+        .await
+        .map_err(AppError::from)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]

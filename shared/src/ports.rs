@@ -9,8 +9,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, Envelope, Event,
-    EventType, ExecutionMode, ModelUse, Run, RunId, RunSummary, Scope, Status,
+    Agent, AgentError, AgentSample, Artifact, ArtifactId, AuditReport, BrandKit, Brief, Content,
+    Envelope, Event, EventType, ExecutionMode, ModePolicy, ModelUse, Run, RunId, RunSummary, Scope,
+    Status,
 };
 
 /// One requested status change within an atomic batch (see [`RunStore::apply`]).
@@ -143,6 +144,8 @@ pub struct NewRun {
     pub iteration: u32,
     pub brief: Brief,
     pub execution_mode: ExecutionMode,
+    /// For an `auto` brief: the decision behind `execution_mode`.
+    pub mode_decision: Option<crate::domain::ModeDecision>,
     pub reuse: Vec<(Agent, ArtifactId)>,
     pub created_at: OffsetDateTime,
 }
@@ -160,6 +163,8 @@ impl NewRun {
             detail: Some(serde_json::json!({
                 "iteration": self.iteration,
                 "parentRunId": self.parent_run_id,
+                "executionMode": self.execution_mode,
+                "modeDecision": self.mode_decision,
                 "reused": self
                     .reuse
                     .iter()
@@ -272,6 +277,50 @@ pub trait RunStore: Send + Sync {
         now: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<KeyClaim, StoreError>;
+
+    /// Records one generator call of an agent (for `executionMode: "auto"`). Best effort
+    /// for callers; the store keeps at least the most recent 100 per agent.
+    async fn record_sample(&self, sample: AgentSample) -> Result<(), StoreError>;
+
+    /// The agent's most recent samples, newest first, at most `limit`.
+    async fn recent_samples(
+        &self,
+        agent: Agent,
+        limit: usize,
+    ) -> Result<Vec<AgentSample>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrandError {
+    #[error("no brand kit `{0}`")]
+    NotFound(String),
+    #[error("brand kit `{0}` already exists")]
+    AlreadyExists(String),
+    /// A replacement expected another current version (someone replaced it meanwhile).
+    #[error("brand kit `{brand_id}` is at version {current}, not {expected}")]
+    VersionMismatch {
+        brand_id: String,
+        expected: u32,
+        current: u32,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The brand library: named, versioned brand kits (`/brands`).
+#[async_trait]
+pub trait BrandLibrary: Send + Sync {
+    /// Stores a new kit (its `version` is 1). MUST return `AlreadyExists` if the id is taken.
+    async fn create_brand(&self, kit: BrandKit) -> Result<(), BrandError>;
+    /// `Ok(None)` for an unknown id.
+    async fn get_brand(&self, brand_id: &str) -> Result<Option<BrandKit>, StoreError>;
+    /// Every kit, by id.
+    async fn list_brands(&self) -> Result<Vec<BrandKit>, StoreError>;
+    /// Replaces a kit whose current version is `kit.version - 1`, atomically. MUST return
+    /// `NotFound` for an unknown id and `VersionMismatch` when the current version differs.
+    async fn replace_brand(&self, kit: BrandKit) -> Result<(), BrandError>;
+    /// MUST return `NotFound` for an unknown id.
+    async fn delete_brand(&self, brand_id: &str) -> Result<(), BrandError>;
 }
 
 /// What a request key stands for (see [`RunStore::claim_key`]).
@@ -425,6 +474,9 @@ impl Clock for SystemClock {
 #[derive(Clone)]
 pub struct Deps {
     pub store: Arc<dyn RunStore>,
+    pub brands: Arc<dyn BrandLibrary>,
+    /// How `executionMode: "auto"` decides, and the mode of briefs that do not say.
+    pub mode_policy: ModePolicy,
     pub publisher: Arc<dyn EventPublisher>,
     pub workflow: Arc<dyn Workflow>,
     pub deferred: Arc<dyn DeferredAudits>,

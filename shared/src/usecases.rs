@@ -12,12 +12,13 @@ use tracing::{info, warn};
 use crate::agents;
 use crate::domain::envelope::{self, Outcome};
 use crate::domain::{
-    Agent, AgentError, Artifact, ArtifactId, Brief, Event, Run, RunId, Scope, Status,
+    Agent, AgentError, AgentSample, Artifact, ArtifactId, BrandInput, BrandKit, Brief, Event,
+    ExecutionMode, ModeDecision, Run, RunId, Scope, Status,
 };
 use crate::errors::FlowError;
 use crate::observe;
 pub use crate::ports::ExecutionEnd;
-use crate::ports::{Change, Deps, ExecutionState, NewRun, StoreError, WorkflowError};
+use crate::ports::{BrandError, Change, Deps, ExecutionState, NewRun, StoreError, WorkflowError};
 
 /// Delay before a deferred audit is tried (again).
 pub const DEFERRED_AUDIT_DELAY: Duration = Duration::from_secs(30);
@@ -27,6 +28,9 @@ pub const DEFERRED_AUDIT_DELAY: Duration = Duration::from_secs(30);
 pub enum AppError {
     #[error("run {0} not found")]
     NotFound(RunId),
+    /// Something other than a run is not there (a brand kit).
+    #[error("{0}")]
+    Missing(String),
     /// The run is already terminal (cancel) or not yet terminal (retry).
     #[error("{0}")]
     Conflict(String),
@@ -51,9 +55,14 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// The input of every execution: references only.
-pub fn execution_input(run_id: RunId, mode: crate::domain::ExecutionMode) -> Value {
-    json!({ "runId": run_id, "executionMode": mode.as_str() })
+/// The input of every execution: references, the mode, and the agents' order (the
+/// sequential path runs them in that order).
+pub fn execution_input(run: &Run) -> Value {
+    input_of(run.run_id, run.execution_mode, &run.brief.priority)
+}
+
+fn input_of(run_id: RunId, mode: ExecutionMode, priority: &[Agent]) -> Value {
+    json!({ "runId": run_id, "executionMode": mode.as_str(), "priority": priority })
 }
 
 /// Applies a batch of changes, then tells: one log line per transition, the published
@@ -104,7 +113,22 @@ pub async fn submit_as(
     brief: Brief,
     parent: Option<(&Run, Vec<(Agent, ArtifactId)>)>,
 ) -> Result<RunId, AppError> {
-    let mode = brief.execution_mode;
+    let mut brief = brief;
+    if brief.mode_defaulted {
+        brief.execution_mode = deps.mode_policy.default_mode;
+        brief.mode_defaulted = false;
+    }
+    if brief.brand_id.is_some() && brief.brand_version.is_none() {
+        brief = with_brand(deps, brief).await?;
+    }
+    let (mode, mode_decision) = match brief.execution_mode {
+        ExecutionMode::Auto => {
+            let d = decide_mode(deps).await;
+            (d.mode, Some(d))
+        }
+        m => (m, None),
+    };
+    let priority = brief.priority.clone();
     let (parent_run_id, iteration, reuse) = match parent {
         Some((p, reuse)) => (Some(p.run_id), p.iteration + 1, reuse),
         None => (None, 1, Vec::new()),
@@ -117,13 +141,19 @@ pub async fn submit_as(
             iteration,
             brief,
             execution_mode: mode,
+            mode_decision: mode_decision.clone(),
             reuse,
             created_at: deps.clock.now(),
         })
         .await;
     match created {
         Ok(first) => {
-            info!(run_id = %run_id, iteration, "run created");
+            match &mode_decision {
+                Some(d) => {
+                    info!(run_id = %run_id, iteration, mode = %mode.as_str(), reason = %d.reason, "run created (auto mode)")
+                }
+                None => info!(run_id = %run_id, iteration, mode = %mode.as_str(), "run created"),
+            }
             observe::transitions(&[(Scope::Run, None)], std::slice::from_ref(&first));
             observe::run_started();
             deps.publisher.publish(&[first]).await;
@@ -138,7 +168,7 @@ pub async fn submit_as(
     }
     if let Err(e) = deps
         .workflow
-        .start(run_id, execution_input(run_id, mode))
+        .start(run_id, input_of(run_id, mode, &priority))
         .await
     {
         match e {
@@ -153,6 +183,141 @@ pub async fn submit_as(
         }
     }
     Ok(run_id)
+}
+
+/// The brief with its brand kit applied (the kit's current version). An unknown kit or a
+/// merge over a brief's limits is the client's to fix (400).
+async fn with_brand(deps: &Deps, brief: Brief) -> Result<Brief, AppError> {
+    let id = brief.brand_id.clone().unwrap_or_default();
+    let kit = deps
+        .brands
+        .get_brand(&id)
+        .await?
+        .ok_or_else(|| {
+            AppError::Invalid(format!(
+                "brandId: no brand kit `{id}`; create it with POST /brands, or list the kits with GET /brands"
+            ))
+        })?;
+    kit.apply(brief).map_err(|v| {
+        AppError::Invalid(
+            v.iter()
+                .map(|v| format!("{}: {}", v.field, v.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
+}
+
+/// Decides the mode of an `auto` run from the agents' recent samples. A store that cannot
+/// answer leaves the run parallel (the default), saying so.
+async fn decide_mode(deps: &Deps) -> ModeDecision {
+    let policy = deps.mode_policy;
+    let reads =
+        Agent::ALL.map(|a| async move { (a, deps.store.recent_samples(a, policy.window).await) });
+    let mut samples = std::collections::BTreeMap::new();
+    for (agent, r) in futures::future::join_all(reads).await {
+        match r {
+            Ok(s) => {
+                samples.insert(agent, s);
+            }
+            Err(e) => {
+                warn!(agent = %agent, error = %e, "agent samples unreadable; auto mode decides without them");
+            }
+        }
+    }
+    policy.decide(&samples)
+}
+
+/// Records how long an agent's generator took (or that it was throttled). Best effort:
+/// the figures only steer `auto` runs, so a failed write is logged, never raised.
+async fn record_sample(deps: &Deps, agent: Agent, started: std::time::Instant, throttled: bool) {
+    let sample = AgentSample {
+        agent,
+        at: deps.clock.now(),
+        duration_ms: started.elapsed().as_millis() as u64,
+        throttled,
+    };
+    if let Err(e) = deps.store.record_sample(sample).await {
+        warn!(agent = %agent, error = %e, "agent sample not recorded");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The brand library (`/brands`).
+
+/// Errors of the brand library's use cases (404 / 409 / 503 in HTTP).
+impl From<BrandError> for AppError {
+    fn from(e: BrandError) -> Self {
+        match e {
+            BrandError::NotFound(_) => AppError::Missing(e.to_string()),
+            BrandError::AlreadyExists(_) | BrandError::VersionMismatch { .. } => {
+                AppError::Conflict(e.to_string())
+            }
+            BrandError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Creates a brand kit at version 1.
+pub async fn create_brand(deps: &Deps, input: BrandInput) -> Result<BrandKit, AppError> {
+    let brand_id = input.brand_id.ok_or_else(|| {
+        AppError::Invalid("brandId: is required: the kit's id (1–64 of a-z, 0-9 and '-')".into())
+    })?;
+    let now = deps.clock.now();
+    let kit = BrandKit {
+        brand_id,
+        name: input.name,
+        version: 1,
+        brand_guidelines: input.brand_guidelines,
+        constraints: input.constraints,
+        created_at: now,
+        updated_at: now,
+    };
+    deps.brands.create_brand(kit.clone()).await?;
+    info!(brand_id = %kit.brand_id, "brand kit created");
+    Ok(kit)
+}
+
+/// Replaces a kit's content with the next version. `input.expected_version`, when given,
+/// must be the current version (409 otherwise: someone changed it since it was read).
+pub async fn replace_brand(
+    deps: &Deps,
+    brand_id: &str,
+    input: BrandInput,
+) -> Result<BrandKit, AppError> {
+    if input.brand_id.as_deref().is_some_and(|b| b != brand_id) {
+        return Err(AppError::Invalid(format!(
+            "brandId: the body names `{}` but the path names `{brand_id}`; a kit's id cannot change",
+            input.brand_id.unwrap_or_default()
+        )));
+    }
+    let current = deps
+        .brands
+        .get_brand(brand_id)
+        .await?
+        .ok_or_else(|| AppError::Missing(format!("no brand kit `{brand_id}`")))?;
+    if let Some(expected) = input.expected_version
+        && expected != current.version
+    {
+        return Err(BrandError::VersionMismatch {
+            brand_id: brand_id.to_string(),
+            expected,
+            current: current.version,
+        }
+        .into());
+    }
+    let kit = BrandKit {
+        brand_id: brand_id.to_string(),
+        name: input.name,
+        version: current.version + 1,
+        brand_guidelines: input.brand_guidelines,
+        constraints: input.constraints,
+        created_at: current.created_at,
+        updated_at: deps.clock.now(),
+    };
+    deps.brands.replace_brand(kit.clone()).await?;
+    info!(brand_id = %brand_id, version = kit.version, "brand kit replaced");
+    Ok(kit)
 }
 
 /// Cancels a run: stops its flow, cancels unfinished agents, closes the run with a
@@ -471,7 +636,19 @@ pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Val
             info!(run_id = %run_id, agent = %agent, attempt = n, "retrying agent");
         }
     }
-    let generated = deps.generator.generate(agent, &run.brief, run_id).await?;
+    let started = std::time::Instant::now();
+    let generated = match deps.generator.generate(agent, &run.brief, run_id).await {
+        Ok(g) => {
+            record_sample(deps, agent, started, false).await;
+            g
+        }
+        Err(e) => {
+            if matches!(e, crate::ports::GeneratorError::Transient(_)) {
+                record_sample(deps, agent, started, true).await;
+            }
+            return Err(e.into());
+        }
+    };
     let artifact = Artifact {
         artifact_id: ArtifactId::new(),
         run_id,
@@ -586,6 +763,16 @@ async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<
         })
         .filter_map(|(a, s)| s.artifact_id.map(|id| (*a, s.status, id)))
         .collect();
+    // Audited (and recorded) in the brief's priority order.
+    let rank = |a: &Agent| {
+        run.brief
+            .priority
+            .iter()
+            .position(|p| p == a)
+            .unwrap_or(usize::MAX)
+    };
+    let mut targets = targets;
+    targets.sort_by_key(|(a, _, _)| rank(a));
     if targets.is_empty() {
         return Ok(json!({ "runId": run.run_id, "audited": [] }));
     }
@@ -798,11 +985,7 @@ pub async fn recover(deps: &Deps) -> Result<Vec<RunId>, StoreError> {
             continue;
         }
         info!(run_id = %run_id, status = %run.status, "resuming unfinished run");
-        if let Err(e) = deps
-            .workflow
-            .start(run_id, execution_input(run_id, run.execution_mode))
-            .await
-        {
+        if let Err(e) = deps.workflow.start(run_id, execution_input(&run)).await {
             warn!(run_id = %run_id, error = %e, "could not resume; closing the run");
             close_failed(
                 deps,

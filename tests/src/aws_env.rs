@@ -105,6 +105,8 @@ impl AwsEnv {
         let store = DynamoStore::new(dynamodb.clone(), TABLE);
         let deps = Deps {
             store: Arc::new(store.clone()),
+            brands: Arc::new(store.clone()),
+            mode_policy: Default::default(),
             publisher: Arc::new(SqsPublisher::new(sqs.clone(), &status_queue_url)),
             workflow: Arc::new(SfnWorkflow::new(sfn.clone(), &state_machine_arn)),
             deferred: Arc::new(SqsDeferredAudits::new(sqs.clone(), &deferred_queue_url)),

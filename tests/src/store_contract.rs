@@ -8,11 +8,16 @@ use campaign_shared::domain::{
     Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, ExecutionMode, RunId,
     Scope, Status,
 };
-use campaign_shared::ports::{Change, NewRun, RunStore, StoreError};
+use campaign_shared::domain::{AgentSample, BrandInput, BrandKit, ModeDecision, ModePolicy};
+use campaign_shared::ports::{BrandError, BrandLibrary, Change, NewRun, RunStore, StoreError};
 use serde_json::json;
 use time::OffsetDateTime;
 
-pub type Store = Arc<dyn RunStore>;
+/// A store as the deployments use it: runs and the brand library.
+pub trait FullStore: RunStore + BrandLibrary {}
+impl<T: RunStore + BrandLibrary> FullStore for T {}
+
+pub type Store = Arc<dyn FullStore>;
 /// Whatever must live as long as a test's store (a temp dir, the emulator's lock).
 pub type Guard = Box<dyn std::any::Any + Send>;
 
@@ -30,6 +35,7 @@ pub fn new_run() -> NewRun {
         iteration: 1,
         brief: brief(),
         execution_mode: ExecutionMode::Parallel,
+        mode_decision: None,
         reuse: Vec::new(),
         created_at: OffsetDateTime::now_utc(),
     }
@@ -521,6 +527,153 @@ pub async fn concurrent_writers_never_break_seq(s: Store) {
 }
 
 /// Defines one `#[tokio::test]` per contract rule for a store built by `$make`.
+pub async fn an_auto_runs_decision_is_kept_with_the_run(s: Store) {
+    let mut n = new_run();
+    let mut samples = std::collections::BTreeMap::new();
+    samples.insert(
+        Agent::Copy,
+        (0..3)
+            .map(|_| AgentSample {
+                agent: Agent::Copy,
+                at: now(),
+                duration_ms: 900,
+                throttled: false,
+            })
+            .collect::<Vec<_>>(),
+    );
+    let decision: ModeDecision = ModePolicy {
+        p95_ms: 100,
+        ..ModePolicy::default()
+    }
+    .decide(&samples);
+    n.execution_mode = decision.mode;
+    n.mode_decision = Some(decision.clone());
+    n.brief.execution_mode = ExecutionMode::Auto;
+    let id = n.run_id;
+    let first = s.create_run(n).await.unwrap();
+    let run = s.get_run(id).await.unwrap();
+    assert_eq!(run.execution_mode, ExecutionMode::Sequential);
+    assert_eq!(run.brief.execution_mode, ExecutionMode::Auto);
+    assert_eq!(run.mode_decision.as_ref(), Some(&decision));
+    assert_eq!(s.get_state(id).await.unwrap().mode_decision, Some(decision));
+    let detail = first.detail.unwrap();
+    assert_eq!(detail["executionMode"], "sequential");
+    assert!(
+        detail["modeDecision"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("copy p95 900 ms"),
+        "{detail}"
+    );
+}
+
+pub async fn agent_samples_come_back_newest_first_per_agent(s: Store) {
+    assert!(s.recent_samples(Agent::Visual, 5).await.unwrap().is_empty());
+    let t0 = now();
+    for i in 0..6u64 {
+        for agent in [Agent::Copy, Agent::Social] {
+            s.record_sample(AgentSample {
+                agent,
+                at: t0 + time::Duration::milliseconds(i as i64),
+                duration_ms: if agent == Agent::Copy { i } else { 100 + i },
+                throttled: i == 5,
+            })
+            .await
+            .unwrap();
+        }
+    }
+    let copy = s.recent_samples(Agent::Copy, 4).await.unwrap();
+    assert_eq!(
+        copy.iter().map(|x| x.duration_ms).collect::<Vec<_>>(),
+        [5, 4, 3, 2]
+    );
+    assert!(copy[0].throttled && !copy[1].throttled);
+    assert!(copy.iter().all(|x| x.agent == Agent::Copy));
+    let social = s.recent_samples(Agent::Social, 100).await.unwrap();
+    assert_eq!(social.len(), 6);
+    assert_eq!(social[5].duration_ms, 100);
+}
+
+fn kit_input(body: serde_json::Value) -> BrandInput {
+    BrandInput::parse(body.to_string().as_bytes()).unwrap()
+}
+
+fn kit(id: &str, version: u32, palette: &[&str]) -> BrandKit {
+    let input = kit_input(json!({
+        "brandId": id,
+        "name": "Acme",
+        "brandGuidelines": { "palette": palette, "toneAdjectives": ["bold"] },
+        "constraints": { "prohibitedTerms": ["cheap"], "maxLength": { "social": 200 } }
+    }));
+    BrandKit {
+        brand_id: id.into(),
+        name: input.name,
+        version,
+        brand_guidelines: input.brand_guidelines,
+        constraints: input.constraints,
+        created_at: now(),
+        updated_at: now(),
+    }
+}
+
+pub async fn brand_kits_are_created_once_replaced_by_version_and_deleted(s: Store) {
+    assert!(s.get_brand("acme").await.unwrap().is_none());
+    assert!(s.list_brands().await.unwrap().is_empty());
+    let v1 = kit("acme", 1, &["#112233"]);
+    s.create_brand(v1.clone()).await.unwrap();
+    assert!(matches!(
+        s.create_brand(kit("acme", 1, &["#000000"])).await,
+        Err(BrandError::AlreadyExists(id)) if id == "acme"
+    ));
+    s.create_brand(kit("zeta", 1, &[])).await.unwrap();
+    s.create_brand(kit("beta", 1, &[])).await.unwrap();
+    let got = s.get_brand("acme").await.unwrap().unwrap();
+    assert_eq!(got.brand_guidelines, v1.brand_guidelines);
+    assert_eq!(got.constraints, v1.constraints);
+    assert_eq!(got.version, 1);
+
+    let v2 = kit("acme", 2, &["#445566"]);
+    s.replace_brand(v2.clone()).await.unwrap();
+    assert_eq!(s.get_brand("acme").await.unwrap().unwrap().version, 2);
+    // A writer that read version 1 is refused, and told the current version.
+    match s.replace_brand(kit("acme", 2, &["#778899"])).await {
+        Err(BrandError::VersionMismatch {
+            expected: 1,
+            current: 2,
+            ..
+        }) => {}
+        other => panic!("expected a version mismatch, got {other:?}"),
+    }
+    assert_eq!(
+        s.get_brand("acme")
+            .await
+            .unwrap()
+            .unwrap()
+            .brand_guidelines
+            .palette,
+        ["#445566"]
+    );
+    assert!(matches!(
+        s.replace_brand(kit("nobody", 2, &[])).await,
+        Err(BrandError::NotFound(_))
+    ));
+    let ids: Vec<String> = s
+        .list_brands()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.brand_id)
+        .collect();
+    assert_eq!(ids, ["acme", "beta", "zeta"]);
+    s.delete_brand("beta").await.unwrap();
+    assert!(matches!(
+        s.delete_brand("beta").await,
+        Err(BrandError::NotFound(_))
+    ));
+    assert!(s.get_brand("beta").await.unwrap().is_none());
+    assert_eq!(s.list_brands().await.unwrap().len(), 2);
+}
+
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:expr) => {
@@ -538,7 +691,10 @@ macro_rules! store_contract_tests {
             runs_are_listed_newest_first_with_a_cursor,
             runs_are_filtered_by_status_across_pages,
             concurrent_writers_never_break_seq,
-            a_request_key_is_claimed_once_until_it_expires
+            a_request_key_is_claimed_once_until_it_expires,
+            an_auto_runs_decision_is_kept_with_the_run,
+            agent_samples_come_back_newest_first_per_agent,
+            brand_kits_are_created_once_replaced_by_version_and_deleted
         );
     };
     (@each $make:expr; $($name:ident),*) => {

@@ -311,6 +311,7 @@ async fn the_sweeper_closes_runs_whose_execution_ended_without_closing_them() {
             iteration: 1,
             brief: Brief::from_value(&example_brief()).unwrap(),
             execution_mode: ExecutionMode::Parallel,
+            mode_decision: None,
             reuse: Vec::new(),
             created_at: time::OffsetDateTime::now_utc(),
         })

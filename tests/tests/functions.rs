@@ -72,7 +72,7 @@ async fn the_api_creates_a_run_and_starts_an_execution_named_by_its_id() {
     let again = campaign_shared::ports::Workflow::start(
         env.deps.workflow.as_ref(),
         run.run_id,
-        usecases::execution_input(run.run_id, run.execution_mode),
+        usecases::execution_input(&run),
     )
     .await;
     assert!(

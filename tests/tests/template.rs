@@ -193,7 +193,8 @@ fn asl() -> serde_json::Value {
         .unwrap()
 }
 
-/// Every Task state of the definition, Parallel branches included: (name, state).
+/// Every Task state of the definition, Parallel branches and Map processors included:
+/// (name, state).
 fn tasks(states: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
     let mut out = Vec::new();
     for (name, s) in states.as_object().unwrap() {
@@ -202,6 +203,9 @@ fn tasks(states: &serde_json::Value) -> Vec<(String, serde_json::Value)> {
         }
         for b in s["Branches"].as_array().into_iter().flatten() {
             out.extend(tasks(&b["States"]));
+        }
+        if s["Type"] == "Map" {
+            out.extend(tasks(&s["ItemProcessor"]["States"]));
         }
     }
     out

@@ -11,8 +11,8 @@ use metrics_cloudwatch_embedded::Collector;
 use serde_json::Value;
 
 use campaign_shared::adapters::aws::config::{
-    BEDROCK_MODEL_ID, Config, ConfigError, DEFERRED_AUDIT_QUEUE_URL, FAULTS, STATE_MACHINE_ARN,
-    STATUS_QUEUE_URL, TABLE_NAME, WEBSOCKET_ENDPOINT,
+    BEDROCK_MODEL_ID, Config, ConfigError, DEFERRED_AUDIT_QUEUE_URL, FAULTS, MODE_POLICY,
+    STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME, WEBSOCKET_ENDPOINT,
 };
 use campaign_shared::adapters::aws::dynamodb::DynamoStore;
 use campaign_shared::adapters::aws::sfn::SfnWorkflow;
@@ -22,7 +22,7 @@ use campaign_shared::adapters::bedrock::BedrockConfig;
 use campaign_shared::adapters::builtin::RuleAuditor;
 use campaign_shared::adapters::faults::{Faults, FaultyAuditor};
 use campaign_shared::adapters::generators::{self, GeneratorChoice, GeneratorPlan};
-use campaign_shared::domain::{Agent, Event, RunId};
+use campaign_shared::domain::{Agent, Event, ModePolicy, RunId};
 use campaign_shared::errors::FlowError;
 use campaign_shared::ports::{
     Auditor, DeferredAudits, Deps, EventPublisher, ExecutionState, StoreError, SystemClock,
@@ -223,7 +223,9 @@ pub async fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigErro
         Arc::new(RuleAuditor)
     };
     Ok(Deps {
-        store: Arc::new(store),
+        store: Arc::new(store.clone()),
+        brands: Arc::new(store),
+        mode_policy: mode_policy(config)?,
         publisher,
         workflow,
         deferred,
@@ -231,6 +233,18 @@ pub async fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigErro
         auditor,
         clock: Arc::new(SystemClock),
     })
+}
+
+/// How `auto` decides and the default mode, from `MODE_POLICY` (defaults when the function
+/// did not declare it or it is empty).
+pub fn mode_policy(config: &Config) -> Result<ModePolicy, ConfigError> {
+    match config.get(MODE_POLICY) {
+        None => Ok(ModePolicy::default()),
+        Some(spec) => ModePolicy::parse_spec(spec).map_err(|why| ConfigError::Malformed {
+            name: MODE_POLICY,
+            why,
+        }),
+    }
 }
 
 /// Faults to inject, from `CAMPAIGN_FAULTS` (tests and game days; unset in the template):

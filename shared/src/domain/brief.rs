@@ -40,6 +40,9 @@ pub enum ExecutionMode {
     #[default]
     Parallel,
     Sequential,
+    /// Parallel unless recent agent latency or throttling says otherwise (decided when the
+    /// run is created; the run records the decision and why).
+    Auto,
 }
 
 impl ExecutionMode {
@@ -47,6 +50,7 @@ impl ExecutionMode {
         match self {
             ExecutionMode::Parallel => "parallel",
             ExecutionMode::Sequential => "sequential",
+            ExecutionMode::Auto => "auto",
         }
     }
 }
@@ -57,8 +61,9 @@ impl std::str::FromStr for ExecutionMode {
         match s {
             "parallel" => Ok(Self::Parallel),
             "sequential" => Ok(Self::Sequential),
+            "auto" => Ok(Self::Auto),
             other => Err(format!(
-                "unknown execution mode `{other}`; allowed: parallel, sequential"
+                "unknown execution mode `{other}`; allowed: parallel, sequential, auto"
             )),
         }
     }
@@ -112,6 +117,25 @@ pub struct Brief {
     pub brand_guidelines: BrandGuidelines,
     #[serde(default)]
     pub execution_mode: ExecutionMode,
+    /// The order agents run in sequentially (and are audited in): every agent once.
+    #[serde(default = "default_priority")]
+    pub priority: Vec<Agent>,
+    /// The brand kit the brief draws on (`brandId`), merged into the guidelines and
+    /// constraints when the run is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_id: Option<String>,
+    /// The version of that kit the run used (set by the server; a retry reuses it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brand_version: Option<u32>,
+    /// The client did not choose `executionMode`: the server's default mode applies when
+    /// the run is created (then this is cleared; stored briefs always say).
+    #[serde(skip)]
+    pub mode_defaulted: bool,
+}
+
+/// The default agent order: copy, social, visual.
+pub fn default_priority() -> Vec<Agent> {
+    Agent::ALL.to_vec()
 }
 
 impl Brief {
@@ -278,7 +302,10 @@ impl Brief {
                 "constraints",
                 "brandGuidelines",
                 "executionMode",
+                "priority",
+                "brandId",
                 "parentRunId",
+                "brandVersion",
             ],
         );
         if obj.contains_key("parentRunId") {
@@ -287,12 +314,21 @@ impl Brief {
                 "is set by the retry route (POST /campaigns/{runId}/retry); clients must not send it",
             );
         }
+        if obj.contains_key("brandVersion") {
+            v.push(
+                "brandVersion",
+                "is set by the server (the version of the brand kit `brandId` names when the run is created); clients must not send it",
+            );
+        }
+        let priority = v.priority(obj.get("priority"));
+        let brand_id = v.brand_id(obj.get("brandId"));
         let objective = v.text(obj, "objective", TEXT_FIELD_MAX);
         let audience = v.text(obj, "audience", TEXT_FIELD_MAX);
         let product = v.text(obj, "product", TEXT_FIELD_MAX);
         let tone = v.text(obj, "tone", TONE_MAX);
         let constraints = v.constraints(obj.get("constraints"));
         let brand_guidelines = v.brand(obj.get("brandGuidelines"));
+        let mode_defaulted = matches!(obj.get("executionMode"), None | Some(Value::Null));
         let execution_mode = match obj.get("executionMode") {
             None | Some(Value::Null) => ExecutionMode::Parallel,
             Some(Value::String(s)) => match s.trim().parse() {
@@ -300,7 +336,7 @@ impl Brief {
                 Err(_) => {
                     v.push(
                         "executionMode",
-                        format!("`{s}` is not an execution mode; allowed: \"parallel\" (default), \"sequential\""),
+                        format!("`{s}` is not an execution mode; allowed: \"parallel\" (default), \"sequential\", \"auto\""),
                     );
                     ExecutionMode::Parallel
                 }
@@ -309,7 +345,7 @@ impl Brief {
                 v.push(
                     "executionMode",
                     format!(
-                        "must be a string (\"parallel\" or \"sequential\"), got {}",
+                        "must be a string (\"parallel\", \"sequential\" or \"auto\"), got {}",
                         kind(other)
                     ),
                 );
@@ -328,6 +364,10 @@ impl Brief {
                 constraints,
                 brand_guidelines,
                 execution_mode,
+                priority,
+                brand_id,
+                brand_version: None,
+                mode_defaulted,
             },
             v.truncations,
         ))
@@ -605,6 +645,72 @@ impl Validator {
             }
         }
         c
+    }
+
+    /// `priority`: agent names, each at most once; the agents not named follow in the
+    /// default order (copy, social, visual).
+    fn priority(&mut self, v: Option<&Value>) -> Vec<Agent> {
+        let mut order = Vec::new();
+        let allowed = "allowed: an array naming copy, social and visual, each at most once (default [\"copy\", \"social\", \"visual\"])";
+        match v {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let path = format!("priority[{i}]");
+                    match item.as_str().map(str::parse::<Agent>) {
+                        Some(Ok(a)) if order.contains(&a) => {
+                            self.push(path, format!("names `{a}` a second time; {allowed}"))
+                        }
+                        Some(Ok(a)) => order.push(a),
+                        Some(Err(_)) => self.push(
+                            path,
+                            format!(
+                                "`{}` is not an agent; {allowed}",
+                                item.as_str().unwrap_or_default()
+                            ),
+                        ),
+                        None => self.push(
+                            path,
+                            format!("must be a string, got {}; {allowed}", kind(item)),
+                        ),
+                    }
+                }
+            }
+            Some(other) => self.push(
+                "priority",
+                format!("must be an array, got {}; {allowed}", kind(other)),
+            ),
+        }
+        for a in Agent::ALL {
+            if !order.contains(&a) {
+                order.push(a);
+            }
+        }
+        order
+    }
+
+    /// `brandId`: the id of a brand kit (see `/brands`).
+    fn brand_id(&mut self, v: Option<&Value>) -> Option<String> {
+        match v {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => match super::brand::check_id(s) {
+                Ok(()) => Some(s.clone()),
+                Err(m) => {
+                    self.push("brandId", m);
+                    None
+                }
+            },
+            Some(other) => {
+                self.push(
+                    "brandId",
+                    format!(
+                        "must be a string (a brand kit id from GET /brands), got {}",
+                        kind(other)
+                    ),
+                );
+                None
+            }
+        }
     }
 
     fn brand(&mut self, v: Option<&Value>) -> BrandGuidelines {
@@ -1075,7 +1181,10 @@ mod tests {
         let mut v = valid();
         v["constraints"] = json!({"prohibitedTerms": ["free"], "maxLength": {"copy": 800}});
         v["brandGuidelines"] = json!({"palette": ["teal"], "toneAdjectives": ["bold"]});
-        let b = Brief::from_value(&v).unwrap();
+        let mut b = Brief::from_value(&v).unwrap();
+        assert!(b.mode_defaulted, "the client chose no mode");
+        // What is stored says the mode the server applied.
+        b.mode_defaulted = false;
         let back: Brief = serde_json::from_value(serde_json::to_value(&b).unwrap()).unwrap();
         assert_eq!(b, back);
         assert_eq!(

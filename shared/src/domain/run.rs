@@ -68,7 +68,11 @@ pub struct Run {
     pub parent_run_id: Option<RunId>,
     pub iteration: u32,
     pub status: Status,
+    /// The mode the run runs in (for an `auto` brief: the one decided).
     pub execution_mode: ExecutionMode,
+    /// For an `auto` brief: what was decided and from which figures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode_decision: Option<super::mode::ModeDecision>,
     pub brief: Brief,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,

@@ -35,10 +35,22 @@ pub const VARIABLES: &[(&str, &str)] = &[
         BEDROCK_MODEL_ID,
         "an agent's Amazon Bedrock model or inference profile id; empty: the built-in generator",
     ),
+    (
+        MODE_POLICY,
+        "the default execution mode and when `auto` runs sequential (`default=auto,p95-ms=8000`); empty: parallel, p95 20000 ms, throttled 20%, window 20",
+    ),
+    (
+        MAX_IN_FLIGHT,
+        "the most runs in flight at once (429 beyond); empty: no limit",
+    ),
+    (
+        RATE_LIMIT,
+        "new runs per second per client, with its burst (`50/100`); empty: no limit",
+    ),
 ];
 
 /// Variables a function may leave empty (or unset): reading one gives `None`.
-pub const OPTIONAL: &[&str] = &[BEDROCK_MODEL_ID];
+pub const OPTIONAL: &[&str] = &[BEDROCK_MODEL_ID, MODE_POLICY, MAX_IN_FLIGHT, RATE_LIMIT];
 
 pub const TABLE_NAME: &str = "TABLE_NAME";
 pub const STATUS_QUEUE_URL: &str = "STATUS_QUEUE_URL";
@@ -47,9 +59,25 @@ pub const STATE_MACHINE_ARN: &str = "STATE_MACHINE_ARN";
 pub const WEBSOCKET_ENDPOINT: &str = "WEBSOCKET_ENDPOINT";
 pub const WEBSOCKET_URL: &str = "WEBSOCKET_URL";
 pub const BEDROCK_MODEL_ID: &str = "BEDROCK_MODEL_ID";
+pub const MODE_POLICY: &str = "MODE_POLICY";
+pub const MAX_IN_FLIGHT: &str = "MAX_IN_FLIGHT";
+pub const RATE_LIMIT: &str = "RATE_LIMIT";
 /// Optional, for tests and game days only: fault specs as `campaign --fault` takes them,
 /// comma-separated (`copy=error,audit=unavailable`). Not set in the template.
 pub const FAULTS: &str = "CAMPAIGN_FAULTS";
+
+/// `RATE` or `RATE/BURST` (new runs per second per client; the burst defaults to twice
+/// the rate).
+pub fn parse_rate(v: &str) -> Option<(u32, u32)> {
+    let (rate, burst) = match v.split_once('/') {
+        Some((r, b)) => (r.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let r: u32 = v.trim().parse().ok()?;
+            (r, r.saturating_mul(2))
+        }
+    };
+    (rate >= 1 && burst >= 1).then_some((rate, burst))
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
@@ -96,6 +124,14 @@ impl Config {
                 BEDROCK_MODEL_ID => {
                     !v.contains(char::is_whitespace) && !v.starts_with("arn:") && v.len() <= 256
                 }
+                MODE_POLICY => {
+                    if let Err(why) = crate::domain::ModePolicy::parse_spec(&v) {
+                        return Err(ConfigError::Malformed { name, why });
+                    }
+                    true
+                }
+                MAX_IN_FLIGHT => v.parse::<u32>().is_ok_and(|n| n >= 1),
+                RATE_LIMIT => parse_rate(&v).is_some(),
                 _ => true,
             };
             if !ok {

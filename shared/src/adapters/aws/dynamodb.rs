@@ -5,6 +5,9 @@
 //! | run | `RUN#<runId>` | `RUN` | status, agents map, seq, version, envelope; `gsi1` lists runs newest first; `gsi2` (sparse) lists unfinished runs |
 //! | event | `RUN#<runId>` | `EVT#<seq, 10 digits>` | one per transition |
 //! | artifact | `ART#<artifactId>` | `ART` | content, tags, audit |
+//! | request key | `REQ#<key>` | `REQ` | run id, fingerprint; expires by `ttl` |
+//! | agent sample | `SAMPLES#<agent>` | `<time, 20 digits>#<random>` | duration, throttled; expires by `ttl` (for `executionMode: "auto"`) |
+//! | brand kit | `BRANDS` | `<brandId>` | the kit as JSON, its `version` (one partition: a library is small, listing is one query) |
 //!
 //! Every write is one `TransactWriteItems`: the run item is put back with the condition
 //! that its `version` is the one read, together with the batch's events and artifacts — so a
@@ -39,13 +42,18 @@ use time::OffsetDateTime;
 use super::sdk_unavailable;
 use crate::domain::run::timings_from_events;
 use crate::domain::{
-    Agent, AgentState, Artifact, ArtifactId, AuditReport, Brief, Envelope, Event, ExecutionMode,
-    Run, RunId, Status,
+    Agent, AgentSample, AgentState, Artifact, ArtifactId, AuditReport, BrandKit, Brief, Envelope,
+    Event, ExecutionMode, ModeDecision, Run, RunId, Status,
 };
 use crate::domain::{Outcome, RunSummary};
 use crate::ports::{
-    Change, KeyClaim, NewRun, RunPage, RunStore, Snapshot, StoreError, check_changes,
+    BrandError, BrandLibrary, Change, KeyClaim, NewRun, RunPage, RunStore, Snapshot, StoreError,
+    check_changes,
 };
+
+/// How long an agent sample is kept (it only steers `auto` runs).
+const SAMPLE_TTL: time::Duration = time::Duration::days(7);
+const BRANDS_PARTITION: &str = "BRANDS";
 
 pub const GSI_RUNS: &str = "gsi1";
 pub const GSI_UNFINISHED: &str = "gsi2";
@@ -111,6 +119,8 @@ struct RunItem {
     iteration: u32,
     status: Status,
     execution_mode: ExecutionMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    mode_decision: Option<ModeDecision>,
     brief: Brief,
     #[serde(with = "time::serde::rfc3339")]
     created_at: OffsetDateTime,
@@ -443,6 +453,7 @@ impl DynamoStore {
             iteration: item.iteration,
             status: item.status,
             execution_mode: item.execution_mode,
+            mode_decision: item.mode_decision,
             brief: item.brief,
             created_at: item.created_at,
             updated_at: item.updated_at,
@@ -543,6 +554,7 @@ impl RunStore for DynamoStore {
             iteration: new.iteration,
             status: Status::Queued,
             execution_mode: new.execution_mode,
+            mode_decision: new.mode_decision,
             brief: new.brief,
             created_at: new.created_at,
             updated_at: new.created_at,
@@ -842,6 +854,206 @@ impl RunStore for DynamoStore {
                 })
             }
             Err(e) => Err(sdk_unavailable(e)),
+        }
+    }
+
+    async fn record_sample(&self, sample: AgentSample) -> Result<(), StoreError> {
+        let nanos = sample.at.unix_timestamp_nanos().max(0);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("SAMPLES#{}", sample.agent)))
+            .item("sk", s(format!("{nanos:020}#{}", ulid::Ulid::new())))
+            .item(
+                "durationMs",
+                AttributeValue::N(sample.duration_ms.to_string()),
+            )
+            .item("throttled", AttributeValue::Bool(sample.throttled))
+            .item(
+                "ttl",
+                AttributeValue::N((sample.at + SAMPLE_TTL).unix_timestamp().to_string()),
+            )
+            .send()
+            .await
+            .map_err(sdk_unavailable)?;
+        Ok(())
+    }
+
+    async fn recent_samples(
+        &self,
+        agent: Agent,
+        limit: usize,
+    ) -> Result<Vec<AgentSample>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(format!("SAMPLES#{agent}")))
+            .scan_index_forward(false)
+            .limit(limit.clamp(1, 1000) as i32)
+            .send()
+            .await
+            .map_err(sdk_unavailable)?;
+        out.items()
+            .iter()
+            .map(|item| {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok());
+                let nanos: i128 = sk
+                    .and_then(|k| k.split('#').next())
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| corrupt("agent sample", "no time in its key"))?;
+                Ok(AgentSample {
+                    agent,
+                    at: OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                        .map_err(|e| corrupt("agent sample", e))?,
+                    duration_ms: item
+                        .get("durationMs")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| corrupt("agent sample", "no durationMs"))?,
+                    throttled: item
+                        .get("throttled")
+                        .and_then(|v| v.as_bool().ok())
+                        .copied()
+                        .unwrap_or(false),
+                })
+            })
+            .collect()
+    }
+}
+
+impl DynamoStore {
+    fn brand_item(kit: &BrandKit) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let body = serde_json::to_string(kit).map_err(|e| corrupt("brand kit", e))?;
+        Ok(HashMap::from([
+            ("pk".to_string(), s(BRANDS_PARTITION)),
+            ("sk".to_string(), s(&kit.brand_id)),
+            (
+                "version".to_string(),
+                AttributeValue::N(kit.version.to_string()),
+            ),
+            ("body".to_string(), s(body)),
+        ]))
+    }
+
+    fn brand_of(item: &HashMap<String, AttributeValue>) -> Result<BrandKit, StoreError> {
+        let body = item
+            .get("body")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| corrupt("brand kit", "no body"))?;
+        serde_json::from_str(body).map_err(|e| corrupt("brand kit", e))
+    }
+}
+
+/// A conditional put refused (typed, from the operation's own error).
+fn put_refused(
+    e: &SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError, HttpResponse>,
+) -> bool {
+    e.as_service_error()
+        .is_some_and(|s| s.is_conditional_check_failed_exception())
+}
+
+#[async_trait]
+impl BrandLibrary for DynamoStore {
+    async fn create_brand(&self, kit: BrandKit) -> Result<(), BrandError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::brand_item(&kit)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if put_refused(&e) => Err(BrandError::AlreadyExists(kit.brand_id)),
+            Err(e) => Err(sdk_unavailable(e).into()),
+        }
+    }
+
+    async fn get_brand(&self, brand_id: &str) -> Result<Option<BrandKit>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(BRANDS_PARTITION))
+            .key("sk", s(brand_id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk_unavailable)?;
+        out.item.as_ref().map(Self::brand_of).transpose()
+    }
+
+    async fn list_brands(&self) -> Result<Vec<BrandKit>, StoreError> {
+        let mut kits = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(BRANDS_PARTITION))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(sdk_unavailable)?;
+            for item in out.items() {
+                kits.push(Self::brand_of(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(kits),
+            }
+        }
+    }
+
+    async fn replace_brand(&self, kit: BrandKit) -> Result<(), BrandError> {
+        let previous = kit.version.saturating_sub(1);
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(Self::brand_item(&kit)?))
+            .condition_expression("version = :prev")
+            .expression_attribute_values(":prev", AttributeValue::N(previous.to_string()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if put_refused(&e) => match self.get_brand(&kit.brand_id).await? {
+                None => Err(BrandError::NotFound(kit.brand_id)),
+                Some(current) => Err(BrandError::VersionMismatch {
+                    brand_id: kit.brand_id,
+                    expected: previous,
+                    current: current.version,
+                }),
+            },
+            Err(e) => Err(sdk_unavailable(e).into()),
+        }
+    }
+
+    async fn delete_brand(&self, brand_id: &str) -> Result<(), BrandError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(BRANDS_PARTITION))
+            .key("sk", s(brand_id))
+            .condition_expression("attribute_exists(pk)")
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(BrandError::NotFound(brand_id.to_string()))
+            }
+            Err(e) => Err(sdk_unavailable(e).into()),
         }
     }
 }

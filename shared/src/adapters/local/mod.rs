@@ -43,6 +43,8 @@ pub struct LocalConfig {
     /// Backpressure on new runs through the API (none by default; `campaign serve` sets
     /// its own defaults).
     pub limits: admission::Limits,
+    /// The default execution mode and how `auto` decides.
+    pub mode_policy: crate::domain::ModePolicy,
 }
 
 impl Default for LocalConfig {
@@ -53,6 +55,7 @@ impl Default for LocalConfig {
             time_scale: 1.0,
             generators: GeneratorPlan::new(),
             limits: admission::Limits::default(),
+            mode_policy: Default::default(),
         }
     }
 }
@@ -123,6 +126,8 @@ impl LocalApp {
         });
         let deps = Deps {
             store: Arc::new(store.clone()),
+            brands: Arc::new(store.clone()),
+            mode_policy: cfg.mode_policy,
             publisher: Arc::new(bus.clone()),
             workflow: workflow.clone(),
             deferred: Arc::new(ScaledDeferred {

@@ -13,12 +13,12 @@ use time::OffsetDateTime;
 
 use crate::domain::run::timings_from_events;
 use crate::domain::{
-    Agent, AgentError, AgentState, Artifact, ArtifactId, Brief, Envelope, Event, ExecutionMode,
-    Run, RunId, Status,
+    Agent, AgentError, AgentSample, AgentState, Artifact, ArtifactId, BrandKit, Brief, Envelope,
+    Event, ExecutionMode, Run, RunId, Status,
 };
 use crate::ports::{
-    Change, DeferredAudits, KeyClaim, NewRun, RunPage, RunStore, Snapshot, StoreError,
-    check_changes,
+    BrandError, BrandLibrary, Change, DeferredAudits, KeyClaim, NewRun, RunPage, RunStore,
+    Snapshot, StoreError, check_changes,
 };
 
 const SCHEMA: &str = r#"
@@ -75,6 +75,28 @@ CREATE TABLE request_keys (
 ) WITHOUT ROWID;
 "#;
 
+/// `executionMode: "auto"` (the decision on the run, the agents' latency samples) and the
+/// brand library.
+const SCHEMA_V3_AUTO_MODE_AND_BRANDS: &str = r#"
+ALTER TABLE runs ADD COLUMN mode_decision TEXT;
+CREATE TABLE agent_samples (
+    id          INTEGER PRIMARY KEY,
+    agent       TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    throttled   INTEGER NOT NULL
+);
+CREATE INDEX agent_samples_recent ON agent_samples(agent, id);
+CREATE TABLE brands (
+    brand_id TEXT PRIMARY KEY,
+    version  INTEGER NOT NULL,
+    body     TEXT NOT NULL
+) WITHOUT ROWID;
+"#;
+
+/// Samples kept per agent (older ones are deleted as new ones come).
+const SAMPLES_KEPT: i64 = 200;
+
 /// The schema's versions, applied in order and recorded in SQLite's `user_version`. Never
 /// edit one that has shipped: add the next. (Version 1 keeps `IF NOT EXISTS`, so files made
 /// before versioning, with `user_version` 0, are adopted as they are.)
@@ -82,6 +104,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
     rusqlite_migration::Migrations::new(vec![
         rusqlite_migration::M::up(SCHEMA),
         rusqlite_migration::M::up(SCHEMA_V2_REQUEST_KEYS),
+        rusqlite_migration::M::up(SCHEMA_V3_AUTO_MODE_AND_BRANDS),
     ])
 }
 
@@ -535,20 +558,25 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
         i64,
         i64,
         Option<String>,
+        Option<String>,
     );
     let row: Option<Row> = c
         .prepare_cached(
-            "SELECT parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, envelope
+            "SELECT parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, envelope, mode_decision
              FROM runs WHERE run_id = ?1",
         )
         .map_err(unavailable)?
         .query_row(params![run_id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
         })
         .optional()
         .map_err(unavailable)?;
-    let (parent, iteration, status, mode, brief, created, updated, envelope) =
+    let (parent, iteration, status, mode, brief, created, updated, envelope, decision) =
         row.ok_or(StoreError::NotFound(run_id))?;
+    let mode_decision = decision
+        .map(|d| serde_json::from_str(&d))
+        .transpose()
+        .map_err(|e| corrupt("mode decision", e))?;
     let brief: Brief = serde_json::from_str(&brief).map_err(|e| corrupt("brief", e))?;
     let envelope: Option<Envelope> = envelope
         .map(|e| serde_json::from_str(&e))
@@ -628,6 +656,7 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
         execution_mode: mode
             .parse::<ExecutionMode>()
             .map_err(|e| corrupt("mode", e))?,
+        mode_decision,
         brief,
         created_at,
         updated_at: from_nanos(updated)?,
@@ -664,14 +693,15 @@ impl RunStore for SqliteStore {
                 return Err(StoreError::AlreadyExists(new.run_id));
             }
             let at = nanos(new.created_at);
-            tx.prepare_cached("INSERT INTO runs (run_id, parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq)
-                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, 1)").map_err(unavailable)?.execute(params![
+            tx.prepare_cached("INSERT INTO runs (run_id, parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq, mode_decision)
+                 VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, 1, ?7)").map_err(unavailable)?.execute(params![
                     id,
                     new.parent_run_id.map(|p| p.to_string()),
                     new.iteration,
                     new.execution_mode.as_str(),
                     json(&new.brief)?,
-                    at
+                    at,
+                    new.mode_decision.as_ref().map(json).transpose()?
                 ],
             )
             .map_err(unavailable)?;
@@ -838,6 +868,159 @@ impl RunStore for SqliteStore {
         })
         .await
     }
+
+    async fn record_sample(&self, s: AgentSample) -> Result<(), StoreError> {
+        self.with(move |c| {
+            let agent = s.agent.as_str();
+            c.prepare_cached(
+                "INSERT INTO agent_samples (agent, at, duration_ms, throttled) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .map_err(unavailable)?
+            .execute(params![agent, nanos(s.at), s.duration_ms as i64, s.throttled])
+            .map_err(unavailable)?;
+            let id = c.last_insert_rowid();
+            c.prepare_cached("DELETE FROM agent_samples WHERE agent = ?1 AND id <= ?2")
+                .map_err(unavailable)?
+                .execute(params![agent, id - SAMPLES_KEPT])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn recent_samples(
+        &self,
+        agent: Agent,
+        limit: usize,
+    ) -> Result<Vec<AgentSample>, StoreError> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT at, duration_ms, throttled FROM agent_samples WHERE agent = ?1 ORDER BY id DESC LIMIT ?2",
+                )
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map(params![agent.as_str(), limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?))
+                })
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (at, ms, throttled) = row.map_err(unavailable)?;
+                out.push(AgentSample {
+                    agent,
+                    at: from_nanos(at)?,
+                    duration_ms: ms.max(0) as u64,
+                    throttled,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl BrandLibrary for SqliteStore {
+    async fn create_brand(&self, kit: BrandKit) -> Result<(), BrandError> {
+        let id = kit.brand_id.clone();
+        let inserted = self
+            .with(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO brands (brand_id, version, body) VALUES (?1, ?2, ?3) ON CONFLICT (brand_id) DO NOTHING",
+                )
+                .map_err(unavailable)?
+                .execute(params![kit.brand_id, kit.version, json(&kit)?])
+                .map_err(unavailable)
+            })
+            .await?;
+        if inserted == 0 {
+            return Err(BrandError::AlreadyExists(id));
+        }
+        Ok(())
+    }
+
+    async fn get_brand(&self, brand_id: &str) -> Result<Option<BrandKit>, StoreError> {
+        let id = brand_id.to_string();
+        self.with(move |c| {
+            c.prepare_cached("SELECT body FROM brands WHERE brand_id = ?1")
+                .map_err(unavailable)?
+                .query_row(params![id], |r| r.get::<_, String>(0))
+                .optional()
+                .map_err(unavailable)?
+                .map(|b| serde_json::from_str(&b).map_err(|e| corrupt("brand kit", e)))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_brands(&self) -> Result<Vec<BrandKit>, StoreError> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached("SELECT body FROM brands ORDER BY brand_id")
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map([], |r| r.get::<_, String>(0))
+                .map_err(unavailable)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let body = row.map_err(unavailable)?;
+                out.push(serde_json::from_str(&body).map_err(|e| corrupt("brand kit", e))?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn replace_brand(&self, kit: BrandKit) -> Result<(), BrandError> {
+        let id = kit.brand_id.clone();
+        let version = kit.version;
+        let current: Option<u32> = self
+            .with(move |c| {
+                let previous = kit.version.saturating_sub(1);
+                let n = c
+                    .prepare_cached(
+                        "UPDATE brands SET version = ?2, body = ?3 WHERE brand_id = ?1 AND version = ?4",
+                    )
+                    .map_err(unavailable)?
+                    .execute(params![kit.brand_id, kit.version, json(&kit)?, previous])
+                    .map_err(unavailable)?;
+                if n == 1 {
+                    return Ok(Some(previous));
+                }
+                c.prepare_cached("SELECT version FROM brands WHERE brand_id = ?1")
+                    .map_err(unavailable)?
+                    .query_row(params![kit.brand_id], |r| r.get::<_, u32>(0))
+                    .optional()
+                    .map_err(unavailable)
+            })
+            .await?;
+        match current {
+            None => Err(BrandError::NotFound(id)),
+            Some(v) if v == version - 1 => Ok(()),
+            Some(current) => Err(BrandError::VersionMismatch {
+                brand_id: id,
+                expected: version - 1,
+                current,
+            }),
+        }
+    }
+
+    async fn delete_brand(&self, brand_id: &str) -> Result<(), BrandError> {
+        let id = brand_id.to_string();
+        let n = self
+            .with(move |c| {
+                c.prepare_cached("DELETE FROM brands WHERE brand_id = ?1")
+                    .map_err(unavailable)?
+                    .execute(params![id])
+                    .map_err(unavailable)
+            })
+            .await?;
+        if n == 0 {
+            return Err(BrandError::NotFound(brand_id.to_string()));
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -872,7 +1055,7 @@ mod migration_tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
     }
 
     #[test]
@@ -895,12 +1078,18 @@ mod migration_tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 2);
+        assert_eq!(version, 3);
         let runs: i64 = c
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(runs, 1, "data kept");
-        c.query_row("SELECT count(*) FROM request_keys", [], |r| {
+        for table in ["request_keys", "agent_samples", "brands"] {
+            c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .unwrap();
+        }
+        c.query_row("SELECT count(mode_decision) FROM runs", [], |r| {
             r.get::<_, i64>(0)
         })
         .unwrap();

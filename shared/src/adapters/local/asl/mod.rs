@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::{BoxFuture, FutureExt, try_join_all};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -119,6 +120,15 @@ enum Kind {
         branches: Vec<Machine>,
         timeout: Option<f64>,
     },
+    /// An inline Map: the processor runs once per item of `items`, at most
+    /// `max_concurrency` at a time (0: all at once); the output is their outputs in order.
+    Map {
+        items: RefPath,
+        selector: Option<Value>,
+        processor: Box<Machine>,
+        max_concurrency: usize,
+        timeout: Option<f64>,
+    },
     Succeed,
     Fail {
         error: String,
@@ -175,6 +185,17 @@ fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
         "Parallel" => &[
             "Branches",
             "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "Retry",
+            "Catch",
+            "TimeoutSeconds",
+        ],
+        "Map" => &[
+            "ItemsPath",
+            "ItemSelector",
+            "ItemProcessor",
+            "MaxConcurrency",
             "ResultSelector",
             "ResultPath",
             "Retry",
@@ -475,7 +496,7 @@ fn load_machine(v: &Value, top: bool) -> Result<Machine, LoadError> {
             .ok_or_else(|| l.err("Type is required"))?;
         let extra = allowed_fields(ty).ok_or_else(|| {
             l.err(format!(
-                "state type `{ty}` is not supported by the local engine (supported: Pass, Task, Choice, Parallel, Succeed, Fail)"
+                "state type `{ty}` is not supported by the local engine (supported: Pass, Task, Choice, Parallel, Map (inline), Succeed, Fail)"
             ))
         })?;
         for k in so.keys() {
@@ -503,7 +524,7 @@ fn load_machine(v: &Value, top: bool) -> Result<Machine, LoadError> {
         if ty == "Fail" && (so.contains_key("InputPath") || so.contains_key("OutputPath")) {
             return Err(l.err("a Fail state takes no InputPath or OutputPath"));
         }
-        for f in ["Parameters", "ResultSelector"] {
+        for f in ["Parameters", "ResultSelector", "ItemSelector"] {
             if let Some(t) = so.get(f) {
                 l.template(t, f)?;
             }
@@ -548,6 +569,46 @@ fn load_machine(v: &Value, top: bool) -> Result<Machine, LoadError> {
                     .collect::<Result<Vec<_>, _>>()?,
                 timeout: l.seconds(so.get("TimeoutSeconds"), "TimeoutSeconds")?,
             },
+            "Map" => {
+                let processor = so
+                    .get("ItemProcessor")
+                    .and_then(Value::as_object)
+                    .ok_or_else(|| {
+                        l.err("ItemProcessor is required (an object with StartAt and States)")
+                    })?;
+                let mut machine = processor.clone();
+                match machine.remove("ProcessorConfig") {
+                    None => {}
+                    Some(c)
+                        if c.get("Mode")
+                            .and_then(Value::as_str)
+                            .is_none_or(|m| m == "INLINE")
+                            && c.as_object().is_some_and(|o| o.keys().all(|k| k == "Mode")) => {}
+                    Some(_) => {
+                        return Err(l.err(
+                            "ProcessorConfig: only {\"Mode\": \"INLINE\"} is supported by the local engine",
+                        ));
+                    }
+                }
+                let items = match l.path(so.get("ItemsPath"), "ItemsPath")? {
+                    Some(p) => p,
+                    None => return Err(l.err("ItemsPath must be a path")),
+                };
+                let max_concurrency = match so.get("MaxConcurrency") {
+                    None => 0,
+                    Some(n) => n
+                        .as_u64()
+                        .ok_or_else(|| l.err("MaxConcurrency must be a whole number ≥ 0"))?
+                        as usize,
+                };
+                Kind::Map {
+                    items,
+                    selector: so.get("ItemSelector").cloned(),
+                    processor: Box::new(load_machine(&Value::Object(machine), false)?),
+                    max_concurrency,
+                    timeout: l.seconds(so.get("TimeoutSeconds"), "TimeoutSeconds")?,
+                }
+            }
             "Succeed" => Kind::Succeed,
             _ => Kind::Fail {
                 error: so
@@ -626,6 +687,7 @@ fn collect_resources(m: &Machine, out: &mut Vec<String>) {
             Kind::Parallel { branches, .. } => {
                 branches.iter().for_each(|b| collect_resources(b, out))
             }
+            Kind::Map { processor, .. } => collect_resources(processor, out),
             _ => {}
         }
     }
@@ -948,7 +1010,7 @@ async fn run_state(
                 state.next.clone(),
             ))
         }
-        Kind::Task { .. } | Kind::Parallel { .. } => {
+        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
             run_with_retry(state, raw, effective, ctx).await
         }
     }
@@ -991,7 +1053,63 @@ async fn attempt(state: &State, input: Value, ctx: &Ctx) -> Result<Value, Failur
             };
             Ok(Value::Array(outputs))
         }
-        _ => Err(runtime("not a Task or Parallel state")),
+        Kind::Map {
+            items,
+            selector,
+            processor,
+            max_concurrency,
+            timeout,
+        } => {
+            let list = match items.get(&input) {
+                Some(Value::Array(a)) => a.clone(),
+                Some(other) => {
+                    return Err(runtime(format!(
+                        "state `{}`: ItemsPath `{}` is not an array (got {other})",
+                        state.name, items.text
+                    )));
+                }
+                None => {
+                    return Err(runtime(format!(
+                        "state `{}`: ItemsPath `{}` matched nothing",
+                        state.name, items.text
+                    )));
+                }
+            };
+            let mut inputs = Vec::with_capacity(list.len());
+            for (i, item) in list.into_iter().enumerate() {
+                inputs.push(match selector {
+                    Some(t) => {
+                        let mut c = ctx.context(&state.name, 0);
+                        c["Map"] = json!({ "Item": { "Index": i, "Value": item } });
+                        fill(t, &input, &c)?
+                    }
+                    None => item,
+                });
+            }
+            let width = if *max_concurrency == 0 {
+                inputs.len().max(1)
+            } else {
+                *max_concurrency
+            };
+            // In item order, at most `width` at a time; the first failure fails the state.
+            let all =
+                futures::stream::iter(inputs.into_iter().map(|i| run_machine(processor, i, ctx)))
+                    .buffered(width)
+                    .try_collect::<Vec<Value>>();
+            let outputs = match timeout {
+                Some(t) => tokio::time::timeout(ctx.duration(*t), all)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(Failure::new(
+                            "States.Timeout",
+                            format!("state `{}` timed out after {t} s", state.name),
+                        ))
+                    })?,
+                None => all.await?,
+            };
+            Ok(Value::Array(outputs))
+        }
+        _ => Err(runtime("not a Task, Parallel or Map state")),
     }
 }
 

@@ -496,9 +496,14 @@ fn load_err(def: Value) -> LoadError {
 
 #[test]
 fn unsupported_constructs_are_refused_at_load_naming_state_and_construct() {
-    let e = load_err(one(json!({"Type": "Map", "End": true})));
+    let e = load_err(one(json!({"Type": "Map", "End": true, "ItemProcessor": {
+        "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+        "StartAt": "P", "States": {"P": {"Type": "Succeed"}}
+    }})));
     assert_eq!(e.state.as_deref(), Some("S"));
-    assert!(e.to_string().contains("`Map`"), "{e}");
+    assert!(e.to_string().contains("INLINE"), "{e}");
+    let e = load_err(one(json!({"Type": "Map", "End": true})));
+    assert!(e.to_string().contains("ItemProcessor"), "{e}");
     let e = load_err(one(json!({"Type": "Wait", "Seconds": 1, "End": true})));
     assert!(e.to_string().contains("`Wait`"));
     let e = load_err(one(task(json!({"HeartbeatSeconds": 5}))));
@@ -545,4 +550,112 @@ fn the_project_state_machine_loads_and_names_its_resources() {
             "${VisualAgentFunctionArn}"
         ]
     );
+}
+
+fn map_over_agents(extra: Value) -> Value {
+    let mut m = json!({
+        "Type": "Map",
+        "ItemsPath": "$.order",
+        "ItemSelector": { "runId.$": "$.runId", "agent.$": "$$.Map.Item.Value", "at.$": "$$.Map.Item.Index" },
+        "MaxConcurrency": 1,
+        "ItemProcessor": {
+            "ProcessorConfig": { "Mode": "INLINE" },
+            "StartAt": "Pick",
+            "States": {
+                "Pick": { "Type": "Choice", "Choices": [
+                    { "Variable": "$.agent", "StringEquals": "b", "Next": "B" }
+                ], "Default": "A" },
+                "A": { "Type": "Task", "Resource": "A", "End": true },
+                "B": { "Type": "Task", "Resource": "B", "End": true }
+            }
+        },
+        "ResultPath": "$.results",
+        "End": true
+    });
+    m.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    one(m)
+}
+
+#[tokio::test]
+async fn an_inline_map_runs_its_items_in_order_one_at_a_time_with_the_item_in_context() {
+    let script = Arc::new(Script::default());
+    let out = run(
+        map_over_agents(json!({})),
+        json!({"runId": "r1", "order": ["b", "a", "b"]}),
+        script.clone(),
+    )
+    .await
+    .unwrap();
+    let calls = script.calls.lock().unwrap().clone();
+    let seen: Vec<(String, Value)> = calls.iter().map(|c| (c.0.clone(), c.1.clone())).collect();
+    assert_eq!(
+        seen,
+        [
+            (
+                "B".to_string(),
+                json!({"runId": "r1", "agent": "b", "at": 0})
+            ),
+            (
+                "A".to_string(),
+                json!({"runId": "r1", "agent": "a", "at": 1})
+            ),
+            (
+                "B".to_string(),
+                json!({"runId": "r1", "agent": "b", "at": 2})
+            ),
+        ]
+    );
+    assert_eq!(out["results"].as_array().unwrap().len(), 3);
+    assert_eq!(out["results"][1]["from"], "A");
+    assert_eq!(out["order"], json!(["b", "a", "b"]));
+}
+
+#[tokio::test]
+async fn a_failing_item_fails_the_map_which_its_catch_handles_and_later_items_do_not_run() {
+    let script = Arc::new(Script::failing("A", &["Boom"]));
+    let out = run(
+        map_over_agents(json!({
+            "Catch": [{ "ErrorEquals": ["Boom"], "ResultPath": "$.error", "Next": "After" }],
+            "End": null
+        }))
+        .pipe_after(),
+        json!({"runId": "r1", "order": ["a", "b"]}),
+        script.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out["error"]["Error"], "Boom");
+    assert_eq!(script.count("B"), 0, "the second item never ran");
+}
+
+#[tokio::test]
+async fn a_map_over_something_not_an_array_is_a_runtime_error() {
+    let e = run(
+        map_over_agents(json!({})),
+        json!({"runId": "r1", "order": "a"}),
+        Arc::new(Script::default()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(e, ExecutionError::Failed { ref error, ref cause } if error == "States.Runtime" && cause.contains("not an array")),
+        "{e:?}"
+    );
+}
+
+trait PipeAfter {
+    fn pipe_after(self) -> Value;
+}
+
+impl PipeAfter for Value {
+    /// Makes state `S` go on to a final `After` (removing its `End`).
+    fn pipe_after(mut self) -> Value {
+        let s = self["States"]["S"].as_object_mut().unwrap();
+        s.remove("End");
+        s.insert("Next".into(), json!("After"));
+        self["States"]["After"] = json!({"Type": "Pass", "End": true});
+        self
+    }
 }
