@@ -23,6 +23,8 @@ async fn call(
 ) -> (u16, Value) {
     let mut req = match method {
         "GET" => s.http.get(s.url(path)),
+        "PUT" => s.http.put(s.url(path)),
+        "DELETE" => s.http.delete(s.url(path)),
         _ => s.http.post(s.url(path)),
     };
     if let Some(b) = body {
@@ -327,4 +329,108 @@ fn the_document_refuses_what_the_server_never_sends() {
     assert!(refused(&|r| {
         r.as_object_mut().unwrap().remove("timings");
     }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_brand_library_and_an_auto_run_are_described_by_the_openapi_document() {
+    let spec = Spec::default();
+    let s = TestServer::start(&[]).await;
+    let kit = json!({
+        "brandId": "acme", "name": "Acme",
+        "brandGuidelines": { "palette": ["teal"], "toneAdjectives": ["bold"] },
+        "constraints": { "prohibitedTerms": ["cheap"] }
+    });
+    let expect = [
+        ("POST", "/brands", "/brands", Some(kit.clone()), 201),
+        ("POST", "/brands", "/brands", Some(kit.clone()), 409),
+        (
+            "POST",
+            "/brands",
+            "/brands",
+            Some(json!({"brandId": "x", "name": 5})),
+            400,
+        ),
+        ("GET", "/brands", "/brands", None, 200),
+        ("GET", "/brands/{brandId}", "/brands/acme", None, 200),
+        ("GET", "/brands/{brandId}", "/brands/none", None, 404),
+        (
+            "GET",
+            "/brands/{brandId}",
+            "/brands/NOT%20AN%20ID",
+            None,
+            400,
+        ),
+        (
+            "PUT",
+            "/brands/{brandId}",
+            "/brands/acme",
+            Some(json!({"version": 9})),
+            409,
+        ),
+        (
+            "PUT",
+            "/brands/{brandId}",
+            "/brands/acme",
+            Some(json!({"version": 1, "name": "Acme 2"})),
+            200,
+        ),
+        (
+            "PUT",
+            "/brands/{brandId}",
+            "/brands/none",
+            Some(json!({})),
+            404,
+        ),
+    ];
+    for (method, route, path, body, status) in expect {
+        assert_eq!(
+            call(&s, &spec, method, route, path, body.as_ref()).await.0,
+            status,
+            "{method} {path}"
+        );
+    }
+    let mut brief = example_brief();
+    brief["executionMode"] = json!("auto");
+    brief["brandId"] = json!("acme");
+    brief["priority"] = json!(["visual"]);
+    let (status, accepted) =
+        call(&s, &spec, "POST", "/campaigns", "/campaigns", Some(&brief)).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["runId"].as_str().unwrap();
+    s.wait_terminal(id).await;
+    let (_, run) = call(
+        &s,
+        &spec,
+        "GET",
+        "/campaigns/{runId}",
+        &format!("/campaigns/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(run["brief"]["brandVersion"], 2);
+    assert!(run["modeDecision"].is_object(), "{run}");
+    call(
+        &s,
+        &spec,
+        "GET",
+        "/campaigns/{runId}/events",
+        &format!("/campaigns/{id}/events"),
+        None,
+    )
+    .await;
+    let r = s.http.delete(s.url("/brands/acme")).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        call(
+            &s,
+            &spec,
+            "DELETE",
+            "/brands/{brandId}",
+            "/brands/acme",
+            None
+        )
+        .await
+        .0,
+        404
+    );
 }
