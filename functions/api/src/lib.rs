@@ -2,7 +2,7 @@
 //! Starting a run starts a Step Functions execution named by the run id; cancel stops it.
 
 use campaign_shared::adapters::aws::config::{
-    Config, STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME, WEBSOCKET_URL,
+    Config, MODE_POLICY, STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME, WEBSOCKET_URL,
 };
 use campaign_shared::http::{ApiState, router};
 use campaign_shared::ports::Deps;
@@ -12,6 +12,7 @@ pub const ENV: &[&str] = &[
     STATUS_QUEUE_URL,
     STATE_MACHINE_ARN,
     WEBSOCKET_URL,
+    MODE_POLICY,
 ];
 
 /// The router this function serves. SSE is local-only; AWS clients use the WebSocket API,

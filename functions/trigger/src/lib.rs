@@ -4,7 +4,9 @@
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use campaign_lambda::FunctionError;
-use campaign_shared::adapters::aws::config::{STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME};
+use campaign_shared::adapters::aws::config::{
+    MODE_POLICY, STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME,
+};
 use campaign_shared::domain::{Brief, RunId};
 use campaign_shared::errors::FlowError;
 use campaign_shared::ports::Deps;
@@ -12,7 +14,7 @@ use campaign_shared::usecases::{self, AppError};
 use lambda_runtime::LambdaEvent;
 use serde_json::{Value, json};
 
-pub const ENV: &[&str] = &[TABLE_NAME, STATUS_QUEUE_URL, STATE_MACHINE_ARN];
+pub const ENV: &[&str] = &[TABLE_NAME, STATUS_QUEUE_URL, STATE_MACHINE_ARN, MODE_POLICY];
 pub const DETAIL_TYPE: &str = "CampaignRequested";
 /// How long an event id is remembered (EventBridge redelivers within 24 hours).
 pub const EVENT_KEY_TTL: time::Duration = time::Duration::days(7);
