@@ -297,6 +297,12 @@ fn accepted_with(run_id: RunId, ws_url: &str, truncations: &[Truncation]) -> Res
     r
 }
 
+/// Who is asking, as the deployment knows it (on AWS: the JWT's subject or the IAM caller,
+/// else the source IP, from API Gateway's request context). A request extension; when
+/// absent, [`client_key`] derives one from the request.
+#[derive(Debug, Clone)]
+pub struct ClientKey(pub String);
+
 /// Who is asking, for the per-client rate: the bearer token's holder when there is one,
 /// else the peer's address.
 fn client_key(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String {
@@ -318,10 +324,17 @@ async fn admit(
     s: &ApiState,
     headers: &HeaderMap,
     peer: Option<std::net::SocketAddr>,
+    known: Option<&ClientKey>,
 ) -> Result<Option<crate::ports::AdmissionGuard>, Problem> {
     match &s.admission {
         None => Ok(None),
-        Some(a) => Ok(Some(a.admit(&client_key(headers, peer)).await?)),
+        Some(a) => {
+            let key = match known {
+                Some(k) => k.0.clone(),
+                None => client_key(headers, peer),
+            };
+            Ok(Some(a.admit(&key).await?))
+        }
     }
 }
 
@@ -337,6 +350,7 @@ struct CreateQuery {
 async fn create(
     State(s): State<ApiState>,
     peer: Peer,
+    known: Option<axum::Extension<ClientKey>>,
     headers: HeaderMap,
     q: Result<Query<CreateQuery>, axum::extract::rejection::QueryRejection>,
     body: Result<Bytes, BytesRejection>,
@@ -361,7 +375,13 @@ async fn create(
         Oversize::Reject => "campaigns",
         Oversize::Truncate => "campaigns?oversize=truncate",
     };
-    let _admitted = admit(&s, &headers, peer.map(|p| (p.0).0)).await?;
+    let _admitted = admit(
+        &s,
+        &headers,
+        peer.map(|p| (p.0).0),
+        known.as_ref().map(|k| &k.0),
+    )
+    .await?;
     let id = match idempotent(&s, &headers, scope, &body).await? {
         Some(claim) => usecases::submit_as(&s.deps, claim.run_id, brief, None).await?,
         None => usecases::submit(&s.deps, brief, None).await?,
@@ -700,6 +720,7 @@ struct RetryBody {
 async fn retry(
     State(s): State<ApiState>,
     peer: Peer,
+    known: Option<axum::Extension<ClientKey>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -719,7 +740,13 @@ async fn retry(
             })?
             .agents
     };
-    let _admitted = admit(&s, &headers, peer.map(|p| (p.0).0)).await?;
+    let _admitted = admit(
+        &s,
+        &headers,
+        peer.map(|p| (p.0).0),
+        known.as_ref().map(|k| &k.0),
+    )
+    .await?;
     let new_id = match idempotent(&s, &headers, &format!("retry:{id}"), &body).await? {
         Some(claim) => usecases::retry_as(&s.deps, id, agents, claim.run_id).await?,
         None => usecases::retry(&s.deps, id, agents).await?,

@@ -385,3 +385,183 @@ async fn model_backed_agent_binaries_write_through_bedrock_and_a_throttle_is_ret
         .sum();
     assert_eq!(attempts, 4, "{run:#}");
 }
+
+/// `(agent, status)` of every agent event of the run, in seq order.
+async fn agent_steps(d: &Deployment, id: &str) -> Vec<(String, String)> {
+    let (_, events) = d
+        .http("GET", &format!("/campaigns/{id}/events?after=0"), None)
+        .await;
+    events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["scope"] != "run")
+        .map(|e| {
+            (
+                e["scope"].as_str().unwrap().to_string(),
+                e["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_brand_kits_and_auto_mode_work_through_the_api_on_the_real_state_machine() {
+    // The copy agent is slow; `auto` goes sequential above a p95 of 300 ms.
+    let mut d = Deployment::start(&[("copy-agent", "copy=slow:700ms")]).await;
+    d.deploy_with(
+        "api",
+        None,
+        &[("MODE_POLICY", "p95-ms=300,window=3,min-samples=1")],
+    )
+    .await;
+    let kit = json!({
+        "brandId": "acme", "name": "Acme",
+        "brandGuidelines": { "palette": ["#1B4332"], "toneAdjectives": ["rugged"] },
+        "constraints": { "prohibitedTerms": ["on sale"] }
+    });
+    let (status, body) = d.http("POST", "/brands", Some(&kit)).await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(d.http("POST", "/brands", Some(&kit)).await.0, 409);
+    assert_eq!(d.http("GET", "/brands/acme", None).await.1["version"], 1);
+    assert_eq!(d.http("GET", "/brands/none", None).await.0, 404);
+
+    // Sequential in the brief's order, the kit merged in: a Map over $.priority on moto.
+    let mut brief = example_brief();
+    brief["executionMode"] = json!("sequential");
+    brief["priority"] = json!(["visual", "social", "copy"]);
+    brief["brandId"] = json!("acme");
+    let id = submit(&d, &brief).await;
+    assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "SUCCEEDED");
+    let r = run(&d, &id).await;
+    assert_eq!(r["status"], "completed", "{r:#}");
+    assert_eq!(r["envelope"]["outcome"], "success", "{r:#}");
+    assert_eq!(r["brief"]["brandVersion"], 1);
+    assert_eq!(r["brief"]["brandGuidelines"]["palette"][0], "#1B4332");
+    let steps = agent_steps(&d, &id).await;
+    let started: Vec<&str> = steps
+        .iter()
+        .filter(|(_, s)| s == "generating")
+        .map(|(a, _)| a.as_str())
+        .collect();
+    assert_eq!(started, ["visual", "social", "copy"], "{steps:?}");
+    let visual_done = steps
+        .iter()
+        .position(|(a, s)| a == "visual" && s == "completed")
+        .unwrap();
+    let social_starts = steps
+        .iter()
+        .position(|(a, s)| a == "social" && s == "generating")
+        .unwrap();
+    assert!(
+        visual_done < social_starts,
+        "audited before the next: {steps:?}"
+    );
+
+    // The agent Lambdas recorded their latency in DynamoDB; the api Lambda reads it.
+    let mut brief = example_brief();
+    brief["executionMode"] = json!("auto");
+    let id = submit(&d, &brief).await;
+    assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "SUCCEEDED");
+    let r = run(&d, &id).await;
+    assert_eq!(r["executionMode"], "sequential", "{r:#}");
+    let reason = r["modeDecision"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("copy p95 ") && reason.contains("> 300 ms"),
+        "{reason}"
+    );
+    assert_eq!(r["status"], "completed");
+
+    // The copy agent healthy again: auto goes back to parallel once the window is fast.
+    d.deploy("copy-agent", None).await;
+    let mut modes = Vec::new();
+    for _ in 0..4 {
+        let id = submit(&d, &brief).await;
+        assert_eq!(d.execution_end(&id, FLOW_LIMIT).await, "SUCCEEDED");
+        let r = run(&d, &id).await;
+        modes.push(r["executionMode"].as_str().unwrap().to_string());
+        if modes.last().unwrap() == "parallel" {
+            assert!(
+                r["modeDecision"]["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("within limits"),
+                "{r:#}"
+            );
+            break;
+        }
+    }
+    assert_eq!(
+        modes.last().map(String::as_str),
+        Some("parallel"),
+        "{modes:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_answers_429_over_the_in_flight_and_per_client_limits_and_creates_nothing() {
+    let mut d = Deployment::start(&[("copy-agent", "copy=slow:3s")]).await;
+    d.deploy_with("api", None, &[("MAX_IN_FLIGHT", "1")]).await;
+    let first = submit(&d, &example_brief()).await;
+    let refused = d
+        .http_response("POST", "/campaigns", Some(&example_brief()))
+        .await;
+    assert_eq!(refused["statusCode"], 429, "{refused}");
+    assert!(
+        refused["headers"]["retry-after"].as_str().is_some(),
+        "{refused}"
+    );
+    let body: Value = serde_json::from_str(refused["body"].as_str().unwrap()).unwrap();
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 runs are in flight"),
+        "{body}"
+    );
+    let (_, list) = d.http("GET", "/campaigns", None).await;
+    assert_eq!(
+        list["runs"].as_array().unwrap().len(),
+        1,
+        "nothing half-created: {list}"
+    );
+    // Once the run has ended there is room again.
+    assert_eq!(d.execution_end(&first, FLOW_LIMIT).await, "SUCCEEDED");
+    let deadline = std::time::Instant::now() + FLOW_LIMIT;
+    while run(&d, &first).await["status"] != "completed" {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let second = submit(&d, &example_brief()).await;
+    assert_eq!(d.execution_end(&second, FLOW_LIMIT).await, "SUCCEEDED");
+
+    // Per client: at most 2 per 2-second window (RATE 1, BURST 2).
+    d.deploy("copy-agent", None).await;
+    d.deploy_with("api", None, &[("RATE_LIMIT", "1/2")]).await;
+    let (mut accepted, mut limited) = (Vec::new(), 0);
+    for _ in 0..5 {
+        let r = d
+            .http_response("POST", "/campaigns", Some(&example_brief()))
+            .await;
+        match r["statusCode"].as_u64() {
+            Some(202) => accepted.push(r),
+            Some(429) => {
+                assert!(r["headers"]["retry-after"].as_str().is_some(), "{r}");
+                limited += 1;
+            }
+            other => panic!("{other:?}: {r}"),
+        }
+    }
+    // Five requests span at most two windows of two admissions each.
+    assert!(
+        limited >= 1 && accepted.len() <= 4,
+        "accepted {}, limited {limited}",
+        accepted.len()
+    );
+    let (_, list) = d.http("GET", "/campaigns?limit=100", None).await;
+    assert_eq!(
+        list["runs"].as_array().unwrap().len(),
+        2 + accepted.len(),
+        "every accepted run exists, no refused one does"
+    );
+}

@@ -23,7 +23,8 @@ fn event<T>(payload: T) -> LambdaEvent<T> {
 async fn call_api(env: &AwsEnv, fixture_name: &str, run_id: &str) -> (u16, Value) {
     let text = fixture(fixture_name, run_id).to_string();
     let req = lambda_http::request::from_str(&text).unwrap();
-    let resp = campaign_api::app(env.deps.clone(), &Default::default())
+    let resp = campaign_api::app(env.deps.clone(), &Default::default(), env.dynamodb.clone())
+        .unwrap()
         .oneshot(req)
         .await
         .unwrap();
@@ -514,7 +515,8 @@ async fn the_api_function_refuses_sse_with_a_documented_406() {
     req["requestContext"]["http"]["path"] = req["rawPath"].clone();
     req["headers"]["accept"] = json!("text/event-stream");
     let req = lambda_http::request::from_str(&req.to_string()).unwrap();
-    let resp = campaign_api::app(env.deps.clone(), &Default::default())
+    let resp = campaign_api::app(env.deps.clone(), &Default::default(), env.dynamodb.clone())
+        .unwrap()
         .oneshot(req)
         .await
         .unwrap();

@@ -6,9 +6,6 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = campaign_lambda::config_or_exit(campaign_api::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let deps = campaign_lambda::deps(&config, &clients).await?;
-    metrics_cloudwatch_embedded::lambda::service::run_http(
-        metrics,
-        campaign_api::app(deps, &config),
-    )
-    .await
+    let app = campaign_api::app(deps, &config, clients.dynamodb.clone())?;
+    metrics_cloudwatch_embedded::lambda::service::run_http(metrics, app).await
 }

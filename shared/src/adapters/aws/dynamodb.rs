@@ -57,7 +57,7 @@ const BRANDS_PARTITION: &str = "BRANDS";
 
 pub const GSI_RUNS: &str = "gsi1";
 pub const GSI_UNFINISHED: &str = "gsi2";
-const UNFINISHED_PARTITION: &str = "UNFINISHED";
+pub(crate) const UNFINISHED_PARTITION: &str = "UNFINISHED";
 /// Shards of the listing index.
 pub const RUN_SHARDS: u128 = 8;
 /// The run item's attributes the listing index projects (the template's

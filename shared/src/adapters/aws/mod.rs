@@ -1,6 +1,7 @@
 //! AWS adapters: DynamoDB store, SQS publisher and deferred-audit queue, Step Functions
 //! workflow, WebSocket connections and pushes; and the typed configuration they read.
 
+pub mod admission;
 pub mod config;
 pub mod dynamodb;
 pub mod sfn;
