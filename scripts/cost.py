@@ -39,8 +39,13 @@ WS_SUBSCRIBERS = 1        # connections watching the run
 API_CALLS = 3             # POST /campaigns, then two GETs by the client
 
 
+AGENTS = ("copy", "social", "visual")
+
+
 def walk(states, name, mode):
-    """State transitions and Task invocations along the happy path from `name`."""
+    """State transitions and Task invocations along the happy path from `name`. A Choice
+    takes the branch whose StringEquals is `mode` (the execution mode, or inside the
+    sequential Map the item's agent); a Map runs its processor once per agent."""
     transitions = tasks = 0
     while name:
         st = states[name]
@@ -50,6 +55,12 @@ def walk(states, name, mode):
         if st["Type"] == "Parallel":
             for b in st["Branches"]:
                 t, k = walk(b["States"], b["StartAt"], mode)
+                transitions += t
+                tasks += k
+        if st["Type"] == "Map":
+            proc = st["ItemProcessor"]
+            for agent in AGENTS:
+                t, k = walk(proc["States"], proc["StartAt"], agent)
                 transitions += t
                 tasks += k
         if st["Type"] == "Choice":
