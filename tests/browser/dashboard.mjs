@@ -169,6 +169,52 @@ const scenarios = {
     assert.equal(await page.inputValue("#palette"), "teal, #12345");
   },
 
+  // A brand kit added on the Brand kits page, then named by a brief with a priority and
+  // auto mode; the run says which kit version it used, its order and what auto chose.
+  async brands() {
+    await page.goto(`${base}/#/brands`);
+    await page.waitForSelector("#brand-list:has-text('No brand kits yet')");
+    await page.fill("#kit-id", "acme-outdoor");
+    await page.fill("#kit-name", "Acme Outdoor");
+    await page.fill("#kit-palette", "forest green, #1B4332");
+    await page.fill("#kit-terms", "on sale");
+    await page.click("#kit-save");
+    await page.waitForSelector('tr[data-brand="acme-outdoor"]:has-text("v1")');
+    // Saving the same id again replaces it as version 2.
+    await page.fill("#kit-id", "acme-outdoor");
+    await page.fill("#kit-palette", "#1B4332, sand");
+    await page.click("#kit-save");
+    await page.waitForSelector('tr[data-brand="acme-outdoor"]:has-text("v2")');
+    // A refused kit shows the server's reason next to its field.
+    await page.fill("#kit-id", "Bad Id");
+    await page.click("#kit-save");
+    await page.waitForFunction(() =>
+      document.querySelector('#brand-form [data-error-for="brandId"]').textContent.length > 0);
+    assert.match(await page.textContent('#brand-form [data-error-for="brandId"]'), /not a brand kit id/);
+
+    await fillBrief({ priority: "visual, copy", brandId: "acme-outdoor", palette: "" });
+    await page.selectOption("#executionMode", "auto");
+    const id = await submit();
+    await waitRun("completed");
+    const meta = await page.textContent("#run-meta");
+    assert.match(meta, /brand kit acme-outdoor v2/);
+    assert.match(meta, /auto chose parallel: no recent agent figures yet/);
+    // The kit's palette reached the poster's audit (a descriptor stood in by a known color).
+    await page.waitForSelector('[data-artifact="visual"] img.poster');
+
+    // Sequential in the given order.
+    await fillBrief({ priority: "visual, copy" });
+    await page.selectOption("#executionMode", "sequential");
+    await submit();
+    await waitRun("completed");
+    assert.match(await page.textContent("#run-meta"), /sequential \(visual → copy → social\)/);
+
+    await page.goto(`${base}/#/brands`);
+    await page.click('tr[data-brand="acme-outdoor"] button.delete');
+    await page.waitForSelector("#brand-list:has-text('No brand kits yet')");
+    assert.ok(id);
+  },
+
   // Text from the brief and an SVG with scripts execute nothing.
   async hostile() {
     await page.addInitScript(() => { window.__pwned = 0; });

@@ -1,8 +1,8 @@
 //! The dashboard served by `campaign serve` at `/`, used in a real browser (Debian's
 //! Chromium driven by playwright-core: `tests/browser/dashboard.mjs`): submit a brief
 //! through the form and watch the agents complete live, read the bundle, retry a partial
-//! run, cancel a slow one, see a 400 next to its field, and run nothing from a hostile
-//! brief or SVG. Screenshots land in `target/dashboard-screenshots/`.
+//! run, cancel a slow one, see a 400 next to its field, manage brand kits and use one with
+//! a priority and auto mode, and run nothing from a hostile brief or SVG. Screenshots land in `target/dashboard-screenshots/`.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -43,6 +43,12 @@ async fn a_slow_run_is_cancelled_from_the_page() {
 async fn a_refused_brief_shows_the_servers_reason_next_to_its_field() {
     let s = server(&[]).await;
     run("invalid", &s).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brand_kits_are_managed_from_the_page_and_a_brief_uses_one_with_priority_and_auto() {
+    let s = server(&[]).await;
+    run("brands", &s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

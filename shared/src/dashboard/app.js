@@ -93,7 +93,9 @@ function route() {
   view.replaceChildren();
   document.getElementById("nav-new").classList.toggle("active", parts[0] === "new");
   document.getElementById("nav-runs").classList.toggle("active", parts[0] === "runs");
+  document.getElementById("nav-brands").classList.toggle("active", parts[0] === "brands");
   if (parts[0] === "new") return newBrief();
+  if (parts[0] === "brands") return brandsView();
   if (parts[0] === "runs" && parts[1]) return runView(parts[1]);
   return runsList(params.get("status") || "");
 }
@@ -144,8 +146,17 @@ function newBrief() {
     field("executionMode", "Execution mode",
       el("select", { id: "executionMode", name: "executionMode" },
         el("option", { value: "parallel" }, "parallel — the three agents at once"),
-        el("option", { value: "sequential" }, "sequential — copy, social, then visual")),
+        el("option", { value: "sequential" }, "sequential — one at a time, in the priority order"),
+        el("option", { value: "auto" }, "auto — parallel unless recent agents were slow or throttled"),
+        el("option", { value: "" }, "the server's default")),
       null),
+    field("priority", "Priority",
+      input("priority", { placeholder: "copy, social, visual" }),
+      "The agents' order (comma-separated; those not named follow in the default order): sequential runs go in it, audits record it."),
+    field("brandId", "Brand kit",
+      input("brandId", { list: "brand-ids", placeholder: "none", maxlength: 64 }),
+      "A kit from Brand kits: its guidelines and prohibited terms are merged with the ones below."),
+    el("datalist", { id: "brand-ids" }),
     el("fieldset", {},
       el("legend", {}, "Length limits (characters; empty for the default)"),
       ...AGENTS.map((a) => {
@@ -180,8 +191,11 @@ function newBrief() {
       audience: v("audience"),
       product: v("product"),
       tone: v("tone"),
-      executionMode: v("executionMode"),
     };
+    if (v("executionMode")) brief.executionMode = v("executionMode");
+    const priority = listValue(v("priority"));
+    if (priority.length) brief.priority = priority;
+    if (v("brandId")) brief.brandId = v("brandId");
     const maxLength = {};
     for (const a of AGENTS) if (v(`maxLength-${a}`)) maxLength[a] = Number(v(`maxLength-${a}`));
     const terms = listValue(v("prohibitedTerms"));
@@ -209,6 +223,81 @@ function newBrief() {
   });
   view.append(form);
   form.querySelector("#objective").focus();
+  api("GET", "/brands").then((r) => {
+    const list = form.querySelector("#brand-ids");
+    for (const k of (r.status === 200 && r.body.brands) || []) {
+      list.append(el("option", { value: k.brandId }, `${k.name || k.brandId} (v${k.version})`));
+    }
+  });
+}
+
+// ------------------------------------------------------------------ brand kits
+
+/** The library: every kit, a form to add one or replace one (as its next version), delete. */
+async function brandsView() {
+  const list = el("div", { class: "brands", id: "brand-list" });
+  const input = (id, attrs) => el("input", { id, name: id, ...attrs });
+  const formError = el("div", { class: "form-error", role: "alert", id: "brand-error" });
+  const form = el("form", { id: "brand-form", class: "brief" },
+    el("h2", {}, "Add or replace a brand kit"),
+    field("brandId", "Id", input("kit-id", { required: true, maxlength: 64, placeholder: "acme-outdoor" }),
+      "a-z, 0-9 and '-'; an existing id is replaced as its next version"),
+    field("name", "Name", input("kit-name", { maxlength: 100 }), null),
+    field("brandGuidelines.toneAdjectives", "Tone adjectives", input("kit-adjectives", {}), "Comma-separated"),
+    field("brandGuidelines.palette", "Palette", input("kit-palette", {}), "Comma-separated: color names, #RRGGBB or descriptors"),
+    field("constraints.prohibitedTerms", "Prohibited terms", input("kit-terms", {}), "Comma-separated"),
+    formError,
+    el("button", { type: "submit", id: "kit-save" }, "Save kit"));
+  const versions = new Map();
+  async function load() {
+    const r = await api("GET", "/brands");
+    if (r.status !== 200) {
+      list.replaceChildren(el("p", { class: "form-error" }, problemText(r)));
+      return;
+    }
+    versions.clear();
+    const rows = r.body.brands.map((k) => {
+      versions.set(k.brandId, k.version);
+      const g = k.brandGuidelines || {};
+      return el("tr", { "data-brand": k.brandId },
+        el("td", {}, k.brandId), el("td", {}, k.name), el("td", {}, `v${k.version}`),
+        el("td", {}, (g.palette || []).join(", ")),
+        el("td", {}, (g.toneAdjectives || []).join(", ")),
+        el("td", {}, ((k.constraints || {}).prohibitedTerms || []).join(", ")),
+        el("td", {}, el("button", { type: "button", class: "delete", onclick: async () => {
+          const d = await api("DELETE", `/brands/${encodeURIComponent(k.brandId)}`);
+          if (d.status !== 204) formError.textContent = problemText(d);
+          load();
+        } }, "Delete")));
+    });
+    list.replaceChildren(rows.length
+      ? el("table", {}, el("thead", {}, el("tr", {}, ...["Id", "Name", "Version", "Palette", "Tone", "Prohibited", ""].map((h) => el("th", {}, h)))), el("tbody", {}, rows))
+      : el("p", { class: "hint" }, "No brand kits yet."));
+  }
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    for (const e of form.querySelectorAll(".error")) e.textContent = "";
+    for (const e of form.querySelectorAll(".field.invalid")) e.classList.remove("invalid");
+    formError.textContent = "";
+    const v = (id) => form.querySelector(`#${id}`).value.trim();
+    const id = v("kit-id");
+    const kit = {
+      name: v("kit-name"),
+      brandGuidelines: { toneAdjectives: listValue(v("kit-adjectives")), palette: listValue(v("kit-palette")) },
+      constraints: { prohibitedTerms: listValue(v("kit-terms")) },
+    };
+    const r = versions.has(id)
+      ? await api("PUT", `/brands/${encodeURIComponent(id)}`, { ...kit, version: versions.get(id) })
+      : await api("POST", "/brands", { brandId: id, ...kit });
+    if (r.status === 200 || r.status === 201) {
+      form.reset();
+      load();
+      return;
+    }
+    showProblem(form, formError, r);
+  });
+  view.append(el("h2", {}, "Brand kits"), list, form);
+  await load();
 }
 
 /** A 400's violations next to the fields they name; the rest above the button. */
@@ -347,8 +436,11 @@ function runView(id) {
   function render() {
     const run = state.run;
     heading.textContent = run.brief.product;
+    const order = run.executionMode === "sequential" ? ` (${(run.brief.priority || AGENTS).join(" → ")})` : "";
+    const brand = run.brief.brandId ? ` · brand kit ${run.brief.brandId} v${run.brief.brandVersion}` : "";
     meta.replaceChildren(
-      `Run ${run.runId} · ${run.executionMode} · iteration ${run.iteration} · created ${dateTime(run.createdAt)}`);
+      `Run ${run.runId} · ${run.executionMode}${order} · iteration ${run.iteration} · created ${dateTime(run.createdAt)}${brand}`,
+      run.modeDecision ? el("span", { class: "hint mode-decision" }, ` · auto chose ${run.modeDecision.mode}: ${run.modeDecision.reason}`) : null);
     setStatus(run.status);
     for (const a of AGENTS) {
       const s = run.agents[a] || {};
