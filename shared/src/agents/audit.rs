@@ -62,8 +62,9 @@ fn audit_text(field: &str, text: &str, brief: &Brief, out: &mut Vec<Finding>) {
         let m = format!("placeholder text `{}` left in `{field}`", excerpt(text, h));
         out.push(finding("placeholder", Severity::Error, m, field, Some(h)));
     }
-    for term in &brief.constraints.prohibited_terms {
-        for h in detect::find_term(text, term) {
+    let terms = &brief.constraints.prohibited_terms;
+    for (term, hits) in terms.iter().zip(detect::find_each_term(text, terms)) {
+        for h in hits {
             let m = format!("prohibited term `{term}` appears as `{}`", excerpt(text, h));
             out.push(finding(
                 "prohibited-term",

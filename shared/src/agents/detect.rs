@@ -36,18 +36,38 @@ impl Skeleton {
     fn new(text: &str) -> Self {
         let mut chars = Vec::with_capacity(text.len());
         let mut origin = Vec::with_capacity(text.len());
+        if text.is_ascii() {
+            // The common case, without Unicode case tables or decomposition (the same
+            // result: an ASCII char folds to its ASCII lowercase).
+            let mut prev_lower = false;
+            for (i, b) in text.bytes().enumerate() {
+                if b.is_ascii_uppercase() && prev_lower {
+                    chars.push(' ');
+                    origin.push(i);
+                }
+                prev_lower = b.is_ascii_lowercase();
+                chars.push(char::from(b.to_ascii_lowercase()));
+                origin.push(i);
+            }
+            return Skeleton { chars, origin };
+        }
         let mut prev_lower = false;
         for (i, c) in text.chars().enumerate() {
+            if c.is_ascii() {
+                if c.is_ascii_uppercase() && prev_lower {
+                    chars.push(' ');
+                    origin.push(i);
+                }
+                prev_lower = c.is_ascii_lowercase();
+                chars.push(c.to_ascii_lowercase());
+                origin.push(i);
+                continue;
+            }
             if c.is_uppercase() && prev_lower {
                 chars.push(' ');
                 origin.push(i);
             }
             prev_lower = c.is_lowercase();
-            if c.is_ascii() {
-                chars.push(c.to_ascii_lowercase());
-                origin.push(i);
-                continue;
-            }
             for d in std::iter::once(c).nfkd().filter(|d| !is_combining_mark(*d)) {
                 for l in d.to_lowercase() {
                     chars.push(l);
@@ -65,6 +85,13 @@ impl Skeleton {
 
 /// The letters and digits a term consists of, folded like the text.
 fn term_letters(term: &str) -> Vec<char> {
+    if term.is_ascii() {
+        return term
+            .bytes()
+            .filter(u8::is_ascii_alphanumeric)
+            .map(|b| char::from(b.to_ascii_lowercase()))
+            .collect();
+    }
     term.nfkd()
         .filter(|d| !is_combining_mark(*d))
         .flat_map(char::to_lowercase)
@@ -75,6 +102,18 @@ fn term_letters(term: &str) -> Vec<char> {
 /// Every occurrence of `term` in `text`, evasions included.
 pub fn find_term(text: &str, term: &str) -> Vec<Hit> {
     find_in(&Skeleton::new(text), &term_letters(term))
+}
+
+/// The occurrences of each of `terms` in `text`, term by term (the text is folded once).
+pub fn find_each_term(text: &str, terms: &[String]) -> Vec<Vec<Hit>> {
+    if terms.is_empty() {
+        return Vec::new();
+    }
+    let sk = Skeleton::new(text);
+    terms
+        .iter()
+        .map(|t| find_in(&sk, &term_letters(t)))
+        .collect()
 }
 
 /// Every occurrence of any of `terms` in `text` (the text is folded once).
@@ -97,8 +136,8 @@ fn find_in(sk: &Skeleton, letters: &[char]) -> Vec<Hit> {
     let mut hits = Vec::new();
     let mut s = 0;
     while s < n {
-        let at_boundary = s == 0 || !sk.is_word(s - 1);
-        if at_boundary && sk.chars[s] == letters[0] {
+        // The first letter first: it rules out most positions without the boundary check.
+        if sk.chars[s] == letters[0] && (s == 0 || !sk.is_word(s - 1)) {
             let mut p = s + 1;
             let mut ok = true;
             for &l in &letters[1..] {
@@ -146,6 +185,10 @@ fn char_hit(text: &str, byte_start: usize, byte_end: usize) -> Hit {
 
 /// E-mail addresses.
 pub fn find_emails(text: &str) -> Vec<Hit> {
+    // An address has an `@`: most texts are ruled out without running the regex.
+    if !text.contains('@') {
+        return Vec::new();
+    }
     EMAIL
         .find_iter(text)
         .map(|m| char_hit(text, m.start(), m.end()))
@@ -154,6 +197,10 @@ pub fn find_emails(text: &str) -> Vec<Hit> {
 
 /// Phone numbers: 7 to 15 digits with the usual separators; ISO dates are not phones.
 pub fn find_phones(text: &str) -> Vec<Hit> {
+    // A phone number has at least 7 digits: texts with fewer need no regex.
+    if text.bytes().filter(u8::is_ascii_digit).count() < 7 {
+        return Vec::new();
+    }
     PHONE
         .find_iter(text)
         .filter(|m| {
