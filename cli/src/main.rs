@@ -150,7 +150,7 @@ struct Common {
     /// SQLite database file (`:memory:` for none).
     #[arg(long, default_value = "campaign.db", env = "CAMPAIGN_DB")]
     db: String,
-    /// Inject a fault: AGENT=error|error:N|timeout|panic|slow:DURATION, or audit=unavailable. Repeatable.
+    /// Inject a fault: AGENT=error|error:N|throttle:N|timeout|panic|slow:DURATION, or audit=unavailable. Repeatable.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<String>,
     /// Multiply every wait of the flow (retry intervals, timeouts, deferred-audit delays).

@@ -345,3 +345,23 @@ async fn brand_kits_are_managed_over_http_and_a_run_records_the_version_it_used(
     assert_eq!(st, 400, "{body}");
     assert_eq!(body["errors"][0]["field"], "brandVersion");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_mode_goes_sequential_when_an_agents_model_is_throttled() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = local_config(dir.path(), &["copy=throttle:2"], campaign_tests::TIME_SCALE);
+    cfg.mode_policy = ModePolicy::parse_spec("p95-ms=60000,throttle-rate=0.2,window=5,min-samples=1").unwrap();
+    let s = TestServer::start_config(dir, cfg).await;
+    // The copy agent's model refuses twice; the flow retries it (Transient) and it writes.
+    let first = auto_run(&s).await;
+    assert_eq!(first["executionMode"], "parallel");
+    assert_eq!(first["status"], "completed", "{first:#}");
+    assert_eq!(first["agents"]["copy"]["attempts"], 3, "{first:#}");
+    // Two of the copy agent's three calls were throttled: over 20%, so sequential.
+    let second = auto_run(&s).await;
+    assert_eq!(second["executionMode"], "sequential", "{second:#}");
+    let d = &second["modeDecision"];
+    assert_eq!(d["reason"], "copy throttled 2/3 > 20%", "{d}");
+    assert_eq!(d["figures"]["copy"]["throttled"], 2);
+    assert_eq!(d["figures"]["copy"]["samples"], 3);
+}

@@ -1,4 +1,4 @@
-//! Fault injection (`--fault AGENT=error|timeout|panic|slow:DURATION`,
+//! Fault injection (`--fault AGENT=error|timeout|panic|slow:DURATION|throttle:N`,
 //! `--fault audit=unavailable`; `CAMPAIGN_FAULTS` in the Lambdas), wrapping the built-in
 //! generator and auditor.
 
@@ -22,6 +22,9 @@ pub enum AgentFault {
     Panic,
     /// Answers correctly after a delay.
     Slow(Duration),
+    /// Refused as throttled (`Transient`, retried by the flow) the first N times, then
+    /// works — a model service over its quota.
+    Throttle(u32),
 }
 
 /// Faults to inject, by agent, and whether the audit is unavailable.
@@ -36,7 +39,7 @@ pub struct Faults {
 impl Faults {
     /// Parses one `--fault` value and adds it; the error lists what is allowed.
     pub fn add(&mut self, spec: &str) -> Result<(), String> {
-        let usage = "expected AGENT=error|error:N|timeout|panic|slow:DURATION (AGENT: copy, social, visual; N: fail that many times, then work; DURATION like 250ms or 2s), audit=unavailable or audit=slow:DURATION";
+        let usage = "expected AGENT=error|error:N|throttle:N|timeout|panic|slow:DURATION (AGENT: copy, social, visual; N: fail — or be throttled — that many times, then work; DURATION like 250ms or 2s), audit=unavailable or audit=slow:DURATION";
         let (target, kind) = spec
             .split_once('=')
             .ok_or_else(|| format!("`{spec}`: {usage}"))?;
@@ -72,7 +75,15 @@ impl Faults {
                         ));
                     }
                 },
-                _ => return Err(format!("`{spec}`: unknown fault `{k}`; {usage}")),
+                _ => match k.strip_prefix("throttle:").map(str::parse::<u32>) {
+                    Some(Ok(n)) if n > 0 => AgentFault::Throttle(n),
+                    Some(_) => {
+                        return Err(format!(
+                            "`{spec}`: `throttle:N` needs a whole number of refusals ≥ 1; {usage}"
+                        ));
+                    }
+                    None => return Err(format!("`{spec}`: unknown fault `{k}`; {usage}")),
+                },
             },
         };
         self.agents.insert(agent, fault);
@@ -130,6 +141,14 @@ impl<G> FaultyGenerator<G> {
             failed: std::sync::Mutex::default(),
         }
     }
+
+    /// Counts one more injected failure of `agent`; whether it is still within `n`.
+    fn count_failure(&self, agent: Agent, n: u32) -> bool {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let count = failed.entry(agent).or_insert(0);
+        *count += 1;
+        *count <= n
+    }
 }
 
 #[async_trait]
@@ -148,15 +167,16 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
                 )));
             }
             Some(AgentFault::ErrorTimes(n)) => {
-                let fail = {
-                    let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
-                    let count = failed.entry(agent).or_insert(0);
-                    *count += 1;
-                    *count <= *n
-                };
-                if fail {
+                if self.count_failure(agent, *n) {
                     return Err(GeneratorError::Failed(format!(
                         "injected fault: the {agent} agent failed (error:{n})"
+                    )));
+                }
+            }
+            Some(AgentFault::Throttle(n)) => {
+                if self.count_failure(agent, *n) {
+                    return Err(GeneratorError::Transient(format!(
+                        "injected fault: the {agent} agent's model refused the call as throttled (throttle:{n})"
                     )));
                 }
             }
