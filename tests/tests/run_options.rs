@@ -350,7 +350,8 @@ async fn brand_kits_are_managed_over_http_and_a_run_records_the_version_it_used(
 async fn auto_mode_goes_sequential_when_an_agents_model_is_throttled() {
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = local_config(dir.path(), &["copy=throttle:2"], campaign_tests::TIME_SCALE);
-    cfg.mode_policy = ModePolicy::parse_spec("p95-ms=60000,throttle-rate=0.2,window=5,min-samples=1").unwrap();
+    cfg.mode_policy =
+        ModePolicy::parse_spec("p95-ms=60000,throttle-rate=0.2,window=5,min-samples=1").unwrap();
     let s = TestServer::start_config(dir, cfg).await;
     // The copy agent's model refuses twice; the flow retries it (Transient) and it writes.
     let first = auto_run(&s).await;
