@@ -166,20 +166,18 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
                     "injected fault: the {agent} agent failed"
                 )));
             }
-            Some(AgentFault::ErrorTimes(n)) => {
-                if self.count_failure(agent, *n) {
-                    return Err(GeneratorError::Failed(format!(
-                        "injected fault: the {agent} agent failed (error:{n})"
-                    )));
-                }
+            Some(AgentFault::ErrorTimes(n)) if self.count_failure(agent, *n) => {
+                return Err(GeneratorError::Failed(format!(
+                    "injected fault: the {agent} agent failed (error:{n})"
+                )));
             }
-            Some(AgentFault::Throttle(n)) => {
-                if self.count_failure(agent, *n) {
-                    return Err(GeneratorError::Transient(format!(
-                        "injected fault: the {agent} agent's model refused the call as throttled (throttle:{n})"
-                    )));
-                }
+            Some(AgentFault::Throttle(n)) if self.count_failure(agent, *n) => {
+                return Err(GeneratorError::Transient(format!(
+                    "injected fault: the {agent} agent's model refused the call as throttled (throttle:{n})"
+                )));
             }
+            // Failed or throttled as many times as asked: works from now on.
+            Some(AgentFault::ErrorTimes(_) | AgentFault::Throttle(_)) => {}
             Some(AgentFault::Timeout) => std::future::pending::<()>().await,
             Some(AgentFault::Panic) => panic!("injected fault: the {agent} agent panicked"),
             Some(AgentFault::Slow(d)) => precise_sleep(*d).await,
