@@ -102,7 +102,8 @@ def main():
         # Every transition batch: one consistent GetItem of the run (<= 4 KB: 1 RRU) and a
         # transaction writing run + event (+ artifact): transactional writes cost 2 WRU/KB.
         # Assume 3 KB run item, 1 KB event, 6 KB artifact (the SVG preview dominates).
-        writes = EVENTS * 2 * (3 + 1) + 3 * 2 * 6
+        # Plus one agent sample per agent call (a small PutItem: 1 WRU), for auto mode.
+        writes = EVENTS * 2 * (3 + 1) + 3 * 2 * 6 + 3
         reads = EVENTS * 1 + tasks * 4 + API_CALLS * 4 + notifier_calls * WS_SUBSCRIBERS
         # Status events: sent in batches per transition batch (~1 request each), received
         # and deleted by the Lambda poller (~2 requests per batch).

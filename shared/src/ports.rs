@@ -279,7 +279,8 @@ pub trait RunStore: Send + Sync {
     ) -> Result<KeyClaim, StoreError>;
 
     /// Records one generator call of an agent (for `executionMode: "auto"`). Best effort
-    /// for callers; the store keeps at least the most recent 100 per agent.
+    /// for callers; the store keeps at least the most recent 1,000 per agent (the
+    /// largest window a mode policy may ask for).
     async fn record_sample(&self, sample: AgentSample) -> Result<(), StoreError>;
 
     /// The agent's most recent samples, newest first, at most `limit`.

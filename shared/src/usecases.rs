@@ -102,12 +102,49 @@ pub async fn submit(
     brief: Brief,
     parent: Option<(&Run, Vec<(Agent, ArtifactId)>)>,
 ) -> Result<RunId, AppError> {
-    submit_as(deps, RunId::new(), brief, parent).await
+    create_and_start(deps, RunId::new(), brief, parent).await
 }
 
 /// [`submit`] with a run id chosen by the caller (an idempotent trigger). Submitting the
 /// same id again does not create a second run; it only makes sure the flow was started.
 pub async fn submit_as(
+    deps: &Deps,
+    run_id: RunId,
+    brief: Brief,
+    parent: Option<(&Run, Vec<(Agent, ArtifactId)>)>,
+) -> Result<RunId, AppError> {
+    // A repeated request finds its run as it was created: its brand kit version and mode
+    // are not decided again (a kit deleted since must not turn it into a 400).
+    match deps.store.get_state(run_id).await {
+        Ok(existing) => start_existing(deps, &existing).await,
+        Err(StoreError::NotFound(_)) => create_and_start(deps, run_id, brief, parent).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Starts the flow of a run that exists but may not have started (its creator died
+/// between the two writes); a run past `queued` has started and is left alone.
+async fn start_existing(deps: &Deps, run: &Run) -> Result<RunId, AppError> {
+    if run.status != Status::Queued {
+        return Ok(run.run_id);
+    }
+    start_flow(deps, run.run_id, execution_input(run)).await
+}
+
+/// Starts a created run's execution. A failure to start closes the run with the reason
+/// (nothing hangs in `queued`) and answers 503.
+async fn start_flow(deps: &Deps, run_id: RunId, input: Value) -> Result<RunId, AppError> {
+    match deps.workflow.start(run_id, input).await {
+        Ok(()) | Err(WorkflowError::AlreadyStarted(_)) => Ok(run_id),
+        Err(other) => {
+            warn!(run_id = %run_id, error = %other, "could not start the flow");
+            close_failed(deps, run_id, "WorkflowUnavailable", &other.to_string()).await?;
+            Err(AppError::Unavailable(other.to_string()))
+        }
+    }
+}
+
+async fn create_and_start(
     deps: &Deps,
     run_id: RunId,
     brief: Brief,
@@ -159,30 +196,13 @@ pub async fn submit_as(
             deps.publisher.publish(&[first]).await;
         }
         Err(StoreError::AlreadyExists(_)) => {
+            // Created meanwhile by a concurrent request with the same id.
             let existing = deps.store.get_state(run_id).await?;
-            if existing.status != Status::Queued {
-                return Ok(run_id);
-            }
+            return start_existing(deps, &existing).await;
         }
         Err(e) => return Err(e.into()),
     }
-    if let Err(e) = deps
-        .workflow
-        .start(run_id, input_of(run_id, mode, &priority))
-        .await
-    {
-        match e {
-            WorkflowError::AlreadyStarted(_) => {}
-            other => {
-                // Nothing is lost: the run is closed with the reason instead of hanging in
-                // `queued`, and the client can retry it.
-                warn!(run_id = %run_id, error = %other, "could not start the flow");
-                close_failed(deps, run_id, "WorkflowUnavailable", &other.to_string()).await?;
-                return Err(AppError::Unavailable(other.to_string()));
-            }
-        }
-    }
-    Ok(run_id)
+    start_flow(deps, run_id, input_of(run_id, mode, &priority)).await
 }
 
 /// The brief with its brand kit applied (the kit's current version). An unknown kit or a

@@ -185,6 +185,11 @@ const scenarios = {
     await page.fill("#kit-palette", "#1B4332, sand");
     await page.click("#kit-save");
     await page.waitForSelector('tr[data-brand="acme-outdoor"]:has-text("v2")');
+    // What was left empty kept the kit's value.
+    const row = await page.textContent('tr[data-brand="acme-outdoor"]');
+    assert.match(row, /Acme Outdoor/);
+    assert.match(row, /on sale/);
+    assert.match(row, /#1B4332, sand/);
     // A refused kit shows the server's reason next to its field.
     await page.fill("#kit-id", "Bad Id");
     await page.click("#kit-save");
@@ -207,7 +212,9 @@ const scenarios = {
     await page.selectOption("#executionMode", "sequential");
     await submit();
     await waitRun("completed");
-    assert.match(await page.textContent("#run-meta"), /sequential \(visual → copy → social\)/);
+    const seqMeta = await page.textContent("#run-meta");
+    assert.match(seqMeta, /sequential \(visual → copy → social\)/);
+    assert.ok(!/null/.test(seqMeta), `no stray "null" in the header: ${seqMeta}`);
 
     await page.goto(`${base}/#/brands`);
     await page.click('tr[data-brand="acme-outdoor"] button.delete');

@@ -535,11 +535,12 @@ async fn the_api_answers_429_over_the_in_flight_and_per_client_limits_and_create
     let second = submit(&d, &example_brief()).await;
     assert_eq!(d.execution_end(&second, FLOW_LIMIT).await, "SUCCEEDED");
 
-    // Per client: at most 2 per 2-second window (RATE 1, BURST 2).
+    // Per client: RATE 1, BURST 3 — windows of 3 s admitting 3 each.
     d.deploy("copy-agent", None).await;
-    d.deploy_with("api", None, &[("RATE_LIMIT", "1/2")]).await;
+    d.deploy_with("api", None, &[("RATE_LIMIT", "1/3")]).await;
     let (mut accepted, mut limited) = (Vec::new(), 0);
-    for _ in 0..5 {
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
         let r = d
             .http_response("POST", "/campaigns", Some(&example_brief()))
             .await;
@@ -552,12 +553,21 @@ async fn the_api_answers_429_over_the_in_flight_and_per_client_limits_and_create
             other => panic!("{other:?}: {r}"),
         }
     }
-    // Five requests span at most two windows of two admissions each.
+    // Requests spread over t seconds touch at most floor(t / 3) + 2 windows of 3 each; on
+    // a slow machine the refusal is only certain while that is under the 10 requests.
+    let windows = (started.elapsed().as_secs_f64() / 3.0).floor() as usize + 2;
     assert!(
-        limited >= 1 && accepted.len() <= 4,
-        "accepted {}, limited {limited}",
+        accepted.len() <= 3 * windows,
+        "accepted {} in {windows} windows",
         accepted.len()
     );
+    if 3 * windows < 10 {
+        assert!(
+            limited >= 1,
+            "accepted {}, limited {limited}",
+            accepted.len()
+        );
+    }
     let (_, list) = d.http("GET", "/campaigns?limit=100", None).await;
     assert_eq!(
         list["runs"].as_array().unwrap().len(),

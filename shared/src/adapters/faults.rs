@@ -238,8 +238,11 @@ mod tests {
         assert!(
             f.add("copy=explode")
                 .unwrap_err()
-                .contains("error|error:N|timeout|panic")
+                .contains("error|error:N|throttle:N|timeout|panic")
         );
+        f.add("copy=throttle:2").unwrap();
+        assert_eq!(f.agents[&Agent::Copy], AgentFault::Throttle(2));
+        assert!(f.add("copy=throttle:0").unwrap_err().contains("throttle:N"));
         assert!(f.add("copy=slow:fast").is_err());
     }
 }

@@ -246,18 +246,19 @@ async function brandsView() {
     field("brandGuidelines.toneAdjectives", "Tone adjectives", input("kit-adjectives", {}), "Comma-separated"),
     field("brandGuidelines.palette", "Palette", input("kit-palette", {}), "Comma-separated: color names, #RRGGBB or descriptors"),
     field("constraints.prohibitedTerms", "Prohibited terms", input("kit-terms", {}), "Comma-separated"),
+    el("p", { class: "hint" }, "Replacing a kit: a field left empty keeps the kit's value (its length limits are kept too)."),
     formError,
     el("button", { type: "submit", id: "kit-save" }, "Save kit"));
-  const versions = new Map();
+  const kits = new Map();
   async function load() {
     const r = await api("GET", "/brands");
     if (r.status !== 200) {
       list.replaceChildren(el("p", { class: "form-error" }, problemText(r)));
       return;
     }
-    versions.clear();
+    kits.clear();
     const rows = r.body.brands.map((k) => {
-      versions.set(k.brandId, k.version);
+      kits.set(k.brandId, k);
       const g = k.brandGuidelines || {};
       return el("tr", { "data-brand": k.brandId },
         el("td", {}, k.brandId), el("td", {}, k.name), el("td", {}, `v${k.version}`),
@@ -281,13 +282,24 @@ async function brandsView() {
     formError.textContent = "";
     const v = (id) => form.querySelector(`#${id}`).value.trim();
     const id = v("kit-id");
+    const old = kits.get(id);
+    // Replacing: what was typed replaces the kit's value; an empty field keeps it.
+    const keep = (typed, current) => (typed.length ? typed : current || []);
+    const og = (old && old.brandGuidelines) || {};
+    const oc = (old && old.constraints) || {};
     const kit = {
-      name: v("kit-name"),
-      brandGuidelines: { toneAdjectives: listValue(v("kit-adjectives")), palette: listValue(v("kit-palette")) },
-      constraints: { prohibitedTerms: listValue(v("kit-terms")) },
+      name: v("kit-name") || (old ? old.name : ""),
+      brandGuidelines: {
+        toneAdjectives: keep(listValue(v("kit-adjectives")), og.toneAdjectives),
+        palette: keep(listValue(v("kit-palette")), og.palette),
+      },
+      constraints: {
+        prohibitedTerms: keep(listValue(v("kit-terms")), oc.prohibitedTerms),
+        ...(oc.maxLength ? { maxLength: oc.maxLength } : {}),
+      },
     };
-    const r = versions.has(id)
-      ? await api("PUT", `/brands/${encodeURIComponent(id)}`, { ...kit, version: versions.get(id) })
+    const r = old
+      ? await api("PUT", `/brands/${encodeURIComponent(id)}`, { ...kit, version: old.version })
       : await api("POST", "/brands", { brandId: id, ...kit });
     if (r.status === 200 || r.status === 201) {
       form.reset();
@@ -440,7 +452,7 @@ function runView(id) {
     const brand = run.brief.brandId ? ` · brand kit ${run.brief.brandId} v${run.brief.brandVersion}` : "";
     meta.replaceChildren(
       `Run ${run.runId} · ${run.executionMode}${order} · iteration ${run.iteration} · created ${dateTime(run.createdAt)}${brand}`,
-      run.modeDecision ? el("span", { class: "hint mode-decision" }, ` · auto chose ${run.modeDecision.mode}: ${run.modeDecision.reason}`) : null);
+      ...(run.modeDecision ? [el("span", { class: "hint mode-decision" }, ` · auto chose ${run.modeDecision.mode}: ${run.modeDecision.reason}`)] : []));
     setStatus(run.status);
     for (const a of AGENTS) {
       const s = run.agents[a] || {};

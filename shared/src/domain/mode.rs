@@ -36,7 +36,7 @@ pub struct ModePolicy {
     pub p95_ms: u64,
     /// A share of throttled calls above this (0–1), for any agent, means sequential.
     pub throttle_rate: f64,
-    /// The mode of briefs that do not say (`CAMPAIGN_DEFAULT_MODE`): parallel unless set.
+    /// The mode of briefs that do not say (`default=` of the policy spec): parallel unless set.
     pub default_mode: ExecutionMode,
 }
 
@@ -59,6 +59,7 @@ impl ModePolicy {
     /// Parses a spec over the defaults; the error names the bad part and what is allowed.
     pub fn parse_spec(spec: &str) -> Result<ModePolicy, String> {
         let mut p = ModePolicy::default();
+        let mut min_given = false;
         for part in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             let bad = || format!("`{part}`: {POLICY_SPEC_USAGE}");
             let (k, v) = part.split_once('=').ok_or_else(bad)?;
@@ -80,9 +81,15 @@ impl ModePolicy {
                         .ok_or_else(bad)?
                 }
                 "window" => p.window = num(1, 1000)? as usize,
-                "min-samples" => p.min_samples = num(1, 1000)? as usize,
+                "min-samples" => {
+                    p.min_samples = num(1, 1000)? as usize;
+                    min_given = true;
+                }
                 _ => return Err(bad()),
             }
+        }
+        if !min_given {
+            p.min_samples = p.min_samples.min(p.window);
         }
         if p.min_samples > p.window {
             return Err(format!(
@@ -276,6 +283,8 @@ mod tests {
         assert_eq!((p.p95_ms, p.window, p.min_samples), (8000, 5, 2));
         assert_eq!(p.throttle_rate, ModePolicy::default().throttle_rate);
         assert_eq!(ModePolicy::parse_spec("").unwrap(), ModePolicy::default());
+        // min-samples follows a smaller window when not given.
+        assert_eq!(ModePolicy::parse_spec("window=2").unwrap().min_samples, 2);
         for bad in [
             "p95=1",
             "throttle-rate=2",

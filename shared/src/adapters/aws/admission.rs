@@ -1,14 +1,15 @@
 //! Backpressure on new runs on AWS, kept in DynamoDB so every `api` Lambda instance sees
 //! the same limits (the local server keeps them in process):
 //!
-//! * runs in flight: the sparse `gsi2` index lists exactly the unfinished runs; a `COUNT`
-//!   query that stops at the limit says whether one more fits. The index is eventually
+//! * runs in flight: the sparse `gsi2` index lists exactly the unfinished runs
+//!   (`audit_pending` ones too: they are not finished); `COUNT` queries, page by page, that
+//!   stop at the limit say whether one more fits. The index is eventually
 //!   consistent (typically well under a second behind), so requests admitted within that
 //!   lag may overshoot the limit by their number — the limit protects capacity, it is not
 //!   a hard quota;
-//! * submissions per client: a fixed-window counter per client key (`RATE#<key>`, one item
-//!   per window of `burst / rate` seconds, at most `burst` admissions each), incremented
-//!   with a conditional update, expiring by `ttl`.
+//! * submissions per client: a fixed-window counter per client key (`RATE#<key>`, one
+//!   item per window of exactly `burst / rate` seconds, at most `burst` admissions each),
+//!   incremented with a conditional update, expiring by `ttl`.
 //!
 //! A DynamoDB failure while checking admits the request (logged): the HTTP API stage's
 //! own throttling still bounds the front door, and refusing every run because a limit
@@ -50,8 +51,9 @@ impl DynamoAdmission {
     /// One more admission in this client's window, unless the window is full: then when
     /// the next window opens.
     async fn take(&self, client_key: &str, rate: u32, burst: u32) -> Result<(), Busy> {
-        let window = u64::from(burst.div_ceil(rate).max(1));
-        let now = OffsetDateTime::now_utc().unix_timestamp().max(0) as u64;
+        // Windows of exactly BURST/RATE seconds, in milliseconds.
+        let window = (u64::from(burst) * 1000 / u64::from(rate)).max(1);
+        let now = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).max(0) as u64;
         let index = now / window;
         let ends = (index + 1) * window;
         let r = self
@@ -66,7 +68,7 @@ impl DynamoAdmission {
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":burst", AttributeValue::N(burst.to_string()))
-            .expression_attribute_values(":ttl", AttributeValue::N((ends + 60).to_string()))
+            .expression_attribute_values(":ttl", AttributeValue::N((ends / 1000 + 60).to_string()))
             .send()
             .await;
         match r {
@@ -77,9 +79,10 @@ impl DynamoAdmission {
             {
                 Err(Busy {
                     reason: format!(
-                        "this client made {burst} submissions in {window} s (limit: {rate} per second, bursts of {burst}); nothing was created"
+                        "this client made {burst} submissions in {:.1} s (limit: {rate} per second, bursts of {burst}); nothing was created",
+                        window as f64 / 1000.0
                     ),
-                    retry_after: std::time::Duration::from_secs(ends.saturating_sub(now).max(1)),
+                    retry_after: std::time::Duration::from_millis(ends.saturating_sub(now).max(1)),
                 })
             }
             Err(e) => {
@@ -91,31 +94,44 @@ impl DynamoAdmission {
 
     /// Whether one more run fits under the in-flight limit.
     async fn room(&self, max: u32) -> Result<(), Busy> {
-        let r = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI_UNFINISHED)
-            .key_condition_expression("gsi2pk = :p")
-            .expression_attribute_values(
-                ":p",
-                AttributeValue::S(super::dynamodb::UNFINISHED_PARTITION.into()),
-            )
-            .select(Select::Count)
-            .limit(max.min(i32::MAX as u32) as i32)
-            .send()
-            .await;
-        match r {
-            Ok(out) if out.count() >= max as i32 => Err(Busy {
-                reason: format!(
-                    "{max} runs are in flight, the most this deployment takes at once; nothing was created"
-                ),
-                retry_after: std::time::Duration::from_secs(2),
-            }),
-            Ok(_) => Ok(()),
-            Err(e) => {
-                warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "runs in flight uncountable; admitting");
-                Ok(())
+        // A query page stops at 1 MB (~10k keys): count page by page, up to the limit.
+        let mut counted: u32 = 0;
+        let mut start = None;
+        loop {
+            let r = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI_UNFINISHED)
+                .key_condition_expression("gsi2pk = :p")
+                .expression_attribute_values(
+                    ":p",
+                    AttributeValue::S(super::dynamodb::UNFINISHED_PARTITION.into()),
+                )
+                .select(Select::Count)
+                .limit((max - counted).min(i32::MAX as u32) as i32)
+                .set_exclusive_start_key(start)
+                .send()
+                .await;
+            let out = match r {
+                Ok(out) => out,
+                Err(e) => {
+                    warn!(error = %aws_sdk_dynamodb::error::DisplayErrorContext(&e), "runs in flight uncountable; admitting");
+                    return Ok(());
+                }
+            };
+            counted += out.count().max(0) as u32;
+            if counted >= max {
+                return Err(Busy {
+                    reason: format!(
+                        "{max} runs are in flight, the most this deployment takes at once; nothing was created"
+                    ),
+                    retry_after: std::time::Duration::from_secs(2),
+                });
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(()),
             }
         }
     }
@@ -124,11 +140,12 @@ impl DynamoAdmission {
 #[async_trait]
 impl Admission for DynamoAdmission {
     async fn admit(&self, client: &str) -> Result<AdmissionGuard, Busy> {
-        if let Some((rate, burst)) = self.limits.rate {
-            self.take(client, rate, burst).await?;
-        }
+        // Room first: a request refused for the in-flight limit uses none of its client's rate.
         if let Some(max) = self.limits.max_in_flight {
             self.room(max).await?;
+        }
+        if let Some((rate, burst)) = self.limits.rate {
+            self.take(client, rate, burst).await?;
         }
         Ok(Box::new(()))
     }

@@ -996,6 +996,7 @@ impl BrandLibrary for DynamoStore {
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk")
                 .expression_attribute_values(":pk", s(BRANDS_PARTITION))
+                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await

@@ -97,8 +97,9 @@ CREATE TABLE brands (
 /// Prepared statements kept per connection (more than the store has).
 const STATEMENT_CACHE: usize = 64;
 
-/// Samples kept per agent (older ones are deleted as new ones come).
-const SAMPLES_KEPT: i64 = 200;
+/// Samples kept per agent (older ones are deleted as new ones come): the largest window a
+/// mode policy may ask for.
+const SAMPLES_KEPT: i64 = 1000;
 
 /// The schema's versions, applied in order and recorded in SQLite's `user_version`. Never
 /// edit one that has shipped: add the next. (Version 1 keeps `IF NOT EXISTS`, so files made
@@ -563,7 +564,7 @@ fn apply_tx(
 /// Briefs recently read, by run (per store thread). A run's brief never changes once
 /// stored, and parsing it was the largest single cost of reading a run's state, which
 /// every step of the flow does.
-const BRIEF_CACHE: usize = 4096;
+const BRIEF_CACHE: usize = 256;
 
 type BriefCache = (
     std::collections::HashMap<RunId, Brief>,
@@ -924,11 +925,15 @@ impl RunStore for SqliteStore {
             .map_err(unavailable)?
             .execute(params![agent, nanos(s.at), s.duration_ms as i64, s.throttled])
             .map_err(unavailable)?;
-            let id = c.last_insert_rowid();
-            c.prepare_cached("DELETE FROM agent_samples WHERE agent = ?1 AND id <= ?2")
-                .map_err(unavailable)?
-                .execute(params![agent, id - SAMPLES_KEPT])
-                .map_err(unavailable)?;
+            // Keep this agent's newest SAMPLES_KEPT (ids are shared by all agents, so the
+            // cut is the agent's own SAMPLES_KEPT-th newest row, not an id difference).
+            c.prepare_cached(
+                "DELETE FROM agent_samples WHERE agent = ?1 AND id < (
+                     SELECT id FROM agent_samples WHERE agent = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            )
+            .map_err(unavailable)?
+            .execute(params![agent, SAMPLES_KEPT - 1])
+            .map_err(unavailable)?;
             Ok(())
         })
         .await
