@@ -323,15 +323,15 @@ fn client_key(headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> String
 async fn admit(
     s: &ApiState,
     headers: &HeaderMap,
-    peer: Option<std::net::SocketAddr>,
-    known: Option<&ClientKey>,
+    peer: Peer,
+    known: Option<axum::Extension<ClientKey>>,
 ) -> Result<Option<crate::ports::AdmissionGuard>, Problem> {
     match &s.admission {
         None => Ok(None),
         Some(a) => {
             let key = match known {
-                Some(k) => k.0.clone(),
-                None => client_key(headers, peer),
+                Some(axum::Extension(k)) => k.0,
+                None => client_key(headers, peer.map(|p| (p.0).0)),
             };
             Ok(Some(a.admit(&key).await?))
         }
@@ -375,13 +375,7 @@ async fn create(
         Oversize::Reject => "campaigns",
         Oversize::Truncate => "campaigns?oversize=truncate",
     };
-    let _admitted = admit(
-        &s,
-        &headers,
-        peer.map(|p| (p.0).0),
-        known.as_ref().map(|k| &k.0),
-    )
-    .await?;
+    let _admitted = admit(&s, &headers, peer, known).await?;
     let id = match idempotent(&s, &headers, scope, &body).await? {
         Some(claim) => usecases::submit_as(&s.deps, claim.run_id, brief, None).await?,
         None => usecases::submit(&s.deps, brief, None).await?,
@@ -740,13 +734,7 @@ async fn retry(
             })?
             .agents
     };
-    let _admitted = admit(
-        &s,
-        &headers,
-        peer.map(|p| (p.0).0),
-        known.as_ref().map(|k| &k.0),
-    )
-    .await?;
+    let _admitted = admit(&s, &headers, peer, known).await?;
     let new_id = match idempotent(&s, &headers, &format!("retry:{id}"), &body).await? {
         Some(claim) => usecases::retry_as(&s.deps, id, agents, claim.run_id).await?,
         None => usecases::retry(&s.deps, id, agents).await?,

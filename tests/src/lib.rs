@@ -202,6 +202,20 @@ impl TestServer {
 }
 
 /// The example brief shipped in `examples/`.
+/// `(scope, status)` of every agent event of an event log, in seq order.
+pub fn agent_steps(events: &[Value]) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["scope"] != "run")
+        .map(|e| {
+            (
+                e["scope"].as_str().unwrap_or_default().to_string(),
+                e["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
 pub fn example_brief() -> Value {
     serde_json::from_str(include_str!("../../examples/brief.json")).expect("example brief")
 }

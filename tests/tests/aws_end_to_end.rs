@@ -391,18 +391,7 @@ async fn agent_steps(d: &Deployment, id: &str) -> Vec<(String, String)> {
     let (_, events) = d
         .http("GET", &format!("/campaigns/{id}/events?after=0"), None)
         .await;
-    events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["scope"] != "run")
-        .map(|e| {
-            (
-                e["scope"].as_str().unwrap().to_string(),
-                e["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    campaign_tests::agent_steps(events["events"].as_array().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

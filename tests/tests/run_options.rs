@@ -6,22 +6,8 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use campaign_shared::domain::ModePolicy;
-use campaign_tests::{TestServer, example_brief, local_config};
+use campaign_tests::{TestServer, agent_steps, example_brief, local_config};
 use serde_json::{Value, json};
-
-/// `(scope, status)` of every agent event, in seq order.
-fn agent_steps(events: &[Value]) -> Vec<(String, String)> {
-    events
-        .iter()
-        .filter(|e| e["scope"] != "run")
-        .map(|e| {
-            (
-                e["scope"].as_str().unwrap().to_string(),
-                e["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
 
 /// The agents in the order they first reached `status`.
 fn order_of(events: &[Value], status: &str) -> Vec<String> {

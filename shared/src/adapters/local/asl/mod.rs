@@ -1040,18 +1040,7 @@ async fn attempt(state: &State, input: Value, ctx: &Ctx) -> Result<Value, Failur
         Kind::Parallel { branches, timeout } => {
             // The first failing branch fails the state; the others are dropped (stopped).
             let all = try_join_all(branches.iter().map(|b| run_machine(b, input.clone(), ctx)));
-            let outputs = match timeout {
-                Some(t) => tokio::time::timeout(ctx.duration(*t), all)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failure::new(
-                            "States.Timeout",
-                            format!("state `{}` timed out after {t} s", state.name),
-                        ))
-                    })?,
-                None => all.await?,
-            };
-            Ok(Value::Array(outputs))
+            Ok(Value::Array(within(state, *timeout, ctx, all).await?))
         }
         Kind::Map {
             items,
@@ -1096,20 +1085,29 @@ async fn attempt(state: &State, input: Value, ctx: &Ctx) -> Result<Value, Failur
                 futures::stream::iter(inputs.into_iter().map(|i| run_machine(processor, i, ctx)))
                     .buffered(width)
                     .try_collect::<Vec<Value>>();
-            let outputs = match timeout {
-                Some(t) => tokio::time::timeout(ctx.duration(*t), all)
-                    .await
-                    .unwrap_or_else(|_| {
-                        Err(Failure::new(
-                            "States.Timeout",
-                            format!("state `{}` timed out after {t} s", state.name),
-                        ))
-                    })?,
-                None => all.await?,
-            };
-            Ok(Value::Array(outputs))
+            Ok(Value::Array(within(state, *timeout, ctx, all).await?))
         }
         _ => Err(runtime("not a Task, Parallel or Map state")),
+    }
+}
+
+/// Runs a state's work within its `TimeoutSeconds` (if any): past it, `States.Timeout`.
+async fn within<T>(
+    state: &State,
+    timeout: Option<f64>,
+    ctx: &Ctx,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    match timeout {
+        Some(t) => tokio::time::timeout(ctx.duration(t), work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Failure::new(
+                    "States.Timeout",
+                    format!("state `{}` timed out after {t} s", state.name),
+                ))
+            }),
+        None => work.await,
     }
 }
 
