@@ -118,14 +118,7 @@ pub fn find_each_term(text: &str, terms: &[String]) -> Vec<Vec<Hit>> {
 
 /// Every occurrence of any of `terms` in `text` (the text is folded once).
 pub fn find_terms(text: &str, terms: &[String]) -> Vec<Hit> {
-    if terms.is_empty() {
-        return Vec::new();
-    }
-    let sk = Skeleton::new(text);
-    terms
-        .iter()
-        .flat_map(|t| find_in(&sk, &term_letters(t)))
-        .collect()
+    find_each_term(text, terms).into_iter().flatten().collect()
 }
 
 fn find_in(sk: &Skeleton, letters: &[char]) -> Vec<Hit> {

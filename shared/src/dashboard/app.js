@@ -182,9 +182,7 @@ function newBrief() {
 
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    for (const e of form.querySelectorAll(".error")) e.textContent = "";
-    for (const e of form.querySelectorAll(".field.invalid")) e.classList.remove("invalid");
-    formError.textContent = "";
+    clearProblem(form, formError);
     const v = (id) => form.querySelector(`#${id}`).value.trim();
     const brief = {
       objective: v("objective"),
@@ -277,9 +275,7 @@ async function brandsView() {
   }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
-    for (const e of form.querySelectorAll(".error")) e.textContent = "";
-    for (const e of form.querySelectorAll(".field.invalid")) e.classList.remove("invalid");
-    formError.textContent = "";
+    clearProblem(form, formError);
     const v = (id) => form.querySelector(`#${id}`).value.trim();
     const id = v("kit-id");
     const old = kits.get(id);
@@ -310,6 +306,13 @@ async function brandsView() {
   });
   view.append(el("h2", {}, "Brand kits"), list, form);
   await load();
+}
+
+/** Removes what showProblem put on the form. */
+function clearProblem(form, formError) {
+  for (const e of form.querySelectorAll(".error")) e.textContent = "";
+  for (const e of form.querySelectorAll(".field.invalid")) e.classList.remove("invalid");
+  formError.textContent = "";
 }
 
 /** A 400's violations next to the fields they name; the rest above the button. */

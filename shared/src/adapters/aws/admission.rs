@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::dynamodb::GSI_UNFINISHED;
+use super::dynamodb::unfinished_query;
 use crate::ports::{Admission, AdmissionGuard, Busy};
 
 /// The limits; `None`: that limit is off.
@@ -98,16 +98,7 @@ impl DynamoAdmission {
         let mut counted: u32 = 0;
         let mut start = None;
         loop {
-            let r = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI_UNFINISHED)
-                .key_condition_expression("gsi2pk = :p")
-                .expression_attribute_values(
-                    ":p",
-                    AttributeValue::S(super::dynamodb::UNFINISHED_PARTITION.into()),
-                )
+            let r = unfinished_query(&self.client, &self.table)
                 .select(Select::Count)
                 .limit((max - counted).min(i32::MAX as u32) as i32)
                 .set_exclusive_start_key(start)

@@ -57,7 +57,7 @@ const BRANDS_PARTITION: &str = "BRANDS";
 
 pub const GSI_RUNS: &str = "gsi1";
 pub const GSI_UNFINISHED: &str = "gsi2";
-pub(crate) const UNFINISHED_PARTITION: &str = "UNFINISHED";
+const UNFINISHED_PARTITION: &str = "UNFINISHED";
 /// Shards of the listing index.
 pub const RUN_SHARDS: u128 = 8;
 /// The run item's attributes the listing index projects (the template's
@@ -756,13 +756,7 @@ impl RunStore for DynamoStore {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI_UNFINISHED)
-                .key_condition_expression("gsi2pk = :p")
-                .expression_attribute_values(":p", s(UNFINISHED_PARTITION))
+            let page = unfinished_query(&self.client, &self.table)
                 .set_exclusive_start_key(start.take())
                 .send()
                 .await
@@ -1057,6 +1051,20 @@ impl BrandLibrary for DynamoStore {
             Err(e) => Err(sdk_unavailable(e).into()),
         }
     }
+}
+
+/// A query of the sparse index of unfinished runs (listing them; counting them for the
+/// in-flight limit).
+pub(crate) fn unfinished_query(
+    client: &Client,
+    table: &str,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .index_name(GSI_UNFINISHED)
+        .key_condition_expression("gsi2pk = :p")
+        .expression_attribute_values(":p", s(UNFINISHED_PARTITION))
 }
 
 /// Creates the table with its indexes (tests and local experiments; the SAM template
