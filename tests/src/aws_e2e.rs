@@ -35,7 +35,7 @@ use tokio::sync::OnceCell;
 use crate::aws_env::{AwsEnv, Options};
 use crate::fault_proxy::FaultProxy;
 use crate::moto;
-use crate::runtime_api::{Outcome, RuntimeApi, binary, spawn_function};
+use crate::runtime_api::{Outcome, RuntimeApi, binary, spawn_function_logging_to};
 
 /// The binaries of the template, and the function name each Task resource resolves to
 /// (the names [`crate::aws_env::substituted_definition`] writes into the ARNs).
@@ -200,6 +200,9 @@ pub struct Deployment {
     proxy: FaultProxy,
     functions: HashMap<&'static str, Function>,
     cloud: &'static Cloud,
+    /// Each function's stdout (`<binary>.log`): its logs, in Lambda's JSON format at INFO
+    /// (as the template's `LoggingConfig` sets them), and its EMF metrics.
+    logs: tempfile::TempDir,
 }
 
 impl std::fmt::Debug for Deployment {
@@ -235,6 +238,7 @@ impl Deployment {
             proxy,
             functions: HashMap::new(),
             cloud,
+            logs: tempfile::tempdir().unwrap(),
         };
         for (name, _) in BINARIES {
             let spec = faults.iter().find(|(b, _)| b == name).map(|(_, s)| *s);
@@ -266,8 +270,22 @@ impl Deployment {
         if let Some(spec) = faults {
             env.push(("CAMPAIGN_FAULTS".into(), spec.into()));
         }
+        // Lambda's advanced logging controls, as the template sets them; an empty
+        // RUST_LOG leaves the level to AWS_LAMBDA_LOG_LEVEL.
+        for (k, v) in [
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+            ("RUST_LOG", ""),
+        ] {
+            env.push((k.into(), v.into()));
+        }
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let child = spawn_function(&binary(name), &api, &env);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.logs.path().join(format!("{name}.log")))
+            .unwrap();
+        let child = spawn_function_logging_to(&binary(name), &api, &env, log.into());
         let function_name = BINARIES
             .iter()
             .find(|(b, _)| *b == name)
@@ -292,6 +310,31 @@ impl Deployment {
             store: Arc::new(store),
             ..self.env.deps.clone()
         }
+    }
+
+    /// Every line the functions wrote to stdout so far that is a JSON object, with the
+    /// binary that wrote it.
+    pub fn log_lines(&self) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(self.logs.path()).unwrap() {
+            let path = entry.unwrap().path();
+            let binary = path.file_stem().unwrap().to_string_lossy().to_string();
+            for line in std::fs::read_to_string(&path).unwrap().lines() {
+                if let Ok(v @ Value::Object(_)) = serde_json::from_str::<Value>(line) {
+                    out.push((binary.clone(), v));
+                }
+            }
+        }
+        out
+    }
+
+    /// The `transition` log lines of run `id`, from every function.
+    pub fn transition_lines(&self, id: &str) -> Vec<Value> {
+        self.log_lines()
+            .into_iter()
+            .map(|(_, l)| l)
+            .filter(|l| l["fields"]["message"] == "transition" && l["fields"]["run_id"] == id)
+            .collect()
     }
 
     pub fn websocket_endpoint(&self) -> String {

@@ -158,6 +158,42 @@ impl AwsEnv {
         }
     }
 
+    /// Like [`AwsEnv::drain`], with each message's FIFO group id (`None` on a standard
+    /// queue).
+    pub async fn drain_grouped(&self, queue_url: &str) -> Vec<(Option<String>, String)> {
+        use aws_sdk_sqs::types::MessageSystemAttributeName;
+        let mut out = Vec::new();
+        loop {
+            let r = self
+                .sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .unwrap();
+            let msgs = r.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                let group = m.attributes.as_ref().and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId)
+                        .cloned()
+                });
+                out.push((group, m.body.clone().unwrap_or_default()));
+                self.sqs
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(m.receipt_handle.unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
     /// The environment variables the functions read, pointing at this environment.
     pub fn function_env(&self, websocket_endpoint: &str) -> Vec<(String, String)> {
         vec![

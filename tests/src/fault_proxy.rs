@@ -3,6 +3,12 @@
 //! it), and forwards everything else. moto never reports a `TransactionConflict`; with this,
 //! the store's handling of one is tested through the real SDK against the real emulator.
 //!
+//! The script code `LostAnswer` forwards the transaction (moto commits it) and then answers
+//! 500, as when a reply is lost on the way back; like DynamoDB, the proxy answers a
+//! `TransactWriteItems` whose `ClientRequestToken` it already forwarded with success without
+//! applying it again (moto ignores the token). Every DynamoDB request is recorded (operation
+//! and body), so tests can check how the store reads.
+//!
 //! It also gives moto the isolation DynamoDB has: moto applies a `TransactWriteItems` by
 //! snapshotting the whole table and restoring the snapshot when a condition fails, so a
 //! write another client made in between is silently lost (seen as a missing event `seq`
@@ -27,6 +33,10 @@ struct Shared {
     script: Arc<Mutex<VecDeque<&'static str>>>,
     /// Every TransactWriteItems request body seen (faulted or forwarded).
     transactions: Arc<Mutex<Vec<Value>>>,
+    /// Every DynamoDB request seen: operation (`Query`, `GetItem`, …) and body.
+    requests: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Tokens of the transactions forwarded to moto.
+    applied_tokens: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Held while a DynamoDB request is at moto.
     dynamodb: Arc<tokio::sync::Mutex<()>>,
 }
@@ -56,13 +66,27 @@ async fn handle(
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if target.ends_with(".TransactWriteItems") {
-        s.transactions
+    let parsed: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some((_, op)) = target.split_once('.') {
+        s.requests
             .lock()
             .unwrap()
-            .push(serde_json::from_slice(&body).unwrap_or(Value::Null));
+            .push((op.to_string(), parsed.clone()));
+    }
+    let mut lose_answer = false;
+    if target.ends_with(".TransactWriteItems") {
+        s.transactions.lock().unwrap().push(parsed.clone());
+        let token = parsed["ClientRequestToken"].as_str().map(str::to_string);
+        if let Some(t) = &token
+            && s.applied_tokens.lock().unwrap().contains(t)
+        {
+            // DynamoDB: the same token again is answered as the first, not applied twice.
+            return json_answer(StatusCode::OK, json!({}));
+        }
         let scripted = s.script.lock().unwrap().pop_front();
-        if let Some(code) = scripted {
+        if scripted == Some("LostAnswer") {
+            lose_answer = true;
+        } else if let Some(code) = scripted {
             let doc = json!({
                 "__type": "com.amazonaws.dynamodb.v20120810#TransactionCanceledException",
                 "Message": format!(
@@ -73,14 +97,7 @@ async fn handle(
                     { "Code": code, "Message": "scripted by the test" }
                 ]
             });
-            let mut r = (StatusCode::BAD_REQUEST, doc.to_string()).into_response();
-            r.headers_mut().insert(
-                "content-type",
-                HeaderValue::from_static("application/x-amz-json-1.0"),
-            );
-            r.headers_mut()
-                .insert("x-amzn-requestid", HeaderValue::from_static("fault-proxy"));
-            return r;
+            return json_answer(StatusCode::BAD_REQUEST, doc);
         }
     }
     let _one_at_a_time = if target.starts_with("DynamoDB_") {
@@ -102,6 +119,20 @@ async fn handle(
     match req.send().await {
         Ok(resp) => {
             let status = resp.status();
+            if status.is_success()
+                && let Some(t) = parsed["ClientRequestToken"].as_str()
+            {
+                s.applied_tokens.lock().unwrap().insert(t.to_string());
+            }
+            if lose_answer {
+                return json_answer(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({
+                        "__type": "com.amazonaws.dynamodb.v20120810#InternalServerError",
+                        "message": "scripted by the test: the answer was lost"
+                    }),
+                );
+            }
             let mut out = HeaderMap::new();
             for (k, v) in resp.headers() {
                 if k != "content-length" && k != "transfer-encoding" {
@@ -115,6 +146,18 @@ async fn handle(
     }
 }
 
+/// A DynamoDB JSON answer.
+fn json_answer(status: StatusCode, doc: Value) -> Response {
+    let mut r = (status, doc.to_string()).into_response();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    r.headers_mut()
+        .insert("x-amzn-requestid", HeaderValue::from_static("fault-proxy"));
+    r
+}
+
 impl FaultProxy {
     /// A proxy to `upstream` answering the first TransactWriteItems requests with a
     /// cancellation for each code of `script` (e.g. `TransactionConflict`).
@@ -124,6 +167,8 @@ impl FaultProxy {
             http: reqwest::Client::new(),
             script: Arc::new(Mutex::new(script.iter().copied().collect())),
             transactions: Arc::default(),
+            requests: Arc::default(),
+            applied_tokens: Arc::default(),
             dynamodb: Arc::default(),
         };
         let app = Router::new().fallback(handle).with_state(shared.clone());
@@ -143,6 +188,16 @@ impl FaultProxy {
     /// Every TransactWriteItems request body the proxy saw.
     pub fn transactions(&self) -> Vec<Value> {
         self.shared.transactions.lock().unwrap().clone()
+    }
+
+    /// Every DynamoDB request the proxy saw: operation and body.
+    pub fn requests(&self) -> Vec<(String, Value)> {
+        self.shared.requests.lock().unwrap().clone()
+    }
+
+    /// Forgets the requests seen so far.
+    pub fn clear_requests(&self) {
+        self.shared.requests.lock().unwrap().clear();
     }
 
     /// A DynamoDB client of `sdk` that talks to moto through this proxy.

@@ -69,4 +69,46 @@ impl Spec {
             "{method} {path} {status}: {errors:#?}\n{body:#}"
         );
     }
+
+    /// [`Spec::check`], and every header the document gives this answer (`Retry-After`,
+    /// `ETag`, …) is present with a value of its schema's type.
+    pub fn check_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &Value,
+    ) {
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        self.check(method, path, status, content_type, body);
+        let response =
+            &self.doc["paths"][path][method.to_lowercase()]["responses"][status.to_string()];
+        let Some(documented) = response["headers"].as_object() else {
+            return;
+        };
+        for (name, h) in documented {
+            let value = headers
+                .get(name.as_str())
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_else(|| {
+                    panic!("{method} {path} {status}: the documented header {name} is missing")
+                });
+            let typed = match h["schema"]["type"].as_str() {
+                Some("integer") => value
+                    .parse::<i64>()
+                    .map(|n| json!(n))
+                    .unwrap_or(json!(value)),
+                _ => json!(value),
+            };
+            let errors = self.errors(&h["schema"], &typed);
+            assert!(
+                errors.is_empty(),
+                "{method} {path} {status}: header {name}: {value:?}: {errors:#?}"
+            );
+        }
+    }
 }

@@ -89,7 +89,46 @@ async fn a_brief_posted_to_the_api_runs_the_real_state_machine_to_an_audited_bun
         let (_, events) = d
             .http("GET", &format!("/campaigns/{id}/events?after=0"), None)
             .await;
-        assert_gapless(events["events"].as_array().unwrap(), 1);
+        let events = events["events"].as_array().unwrap();
+        assert_gapless(events, 1);
+        // Every transition is one JSON log line at INFO (Lambda's JSON format) written by
+        // the function that made it: as many lines as events, each naming its event.
+        let mut lines = d.transition_lines(id);
+        for _ in 0..100 {
+            if lines.len() >= events.len() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            lines = d.transition_lines(id);
+        }
+        assert_eq!(lines.len(), events.len(), "{mode}: {lines:#?}\n{events:#?}");
+        for e in events {
+            let line = lines
+                .iter()
+                .find(|l| l["fields"]["seq"] == e["seq"])
+                .unwrap_or_else(|| panic!("{mode}: no log line for {e}"));
+            assert_eq!(line["level"], "INFO");
+            assert_eq!(line["fields"]["to"], e["status"], "{line}");
+            assert_eq!(line["fields"]["scope"], e["scope"], "{line}");
+            assert_eq!(line["fields"]["from"].is_null(), e["seq"] == 1, "{line}");
+        }
+    }
+    // The transitions come from the functions that made them.
+    let writers: std::collections::BTreeSet<String> = d
+        .log_lines()
+        .into_iter()
+        .filter(|(_, l)| l["fields"]["message"] == "transition")
+        .map(|(b, _)| b)
+        .collect();
+    for b in [
+        "api",
+        "copy-agent",
+        "social-agent",
+        "visual-agent",
+        "audit",
+        "finalize",
+    ] {
+        assert!(writers.contains(b), "{b} logged no transition: {writers:?}");
     }
 }
 

@@ -107,3 +107,80 @@ async fn a_cancellation_the_store_cannot_resolve_is_reported_with_its_reason() {
     // Nothing was applied.
     assert_eq!(store.get_run(run_id).await.unwrap().status, Status::Queued);
 }
+
+/// A transaction whose answer is lost is sent again with the same `ClientRequestToken`,
+/// which DynamoDB (here the proxy, as moto ignores tokens) answers without applying it
+/// twice. With a new token per attempt the second send would run into the version the
+/// first one moved, and the change would be refused as no longer valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_whose_answer_was_lost_is_sent_again_with_its_token_and_applied_once() {
+    let env = AwsEnv::start().await;
+    let run_id = usecases::submit(&env.deps, brief(), None).await.unwrap();
+    let (proxy, store, _) = proxied(&env, &["LostAnswer"]).await;
+    store
+        .apply(
+            run_id,
+            vec![Change::run(Status::Queued, Status::Generating)],
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(proxy.faults_left(), 0);
+    let txs = proxy.transactions();
+    assert_eq!(txs.len(), 2, "sent, answer lost, sent again: {txs:?}");
+    assert_eq!(txs[0]["ClientRequestToken"], txs[1]["ClientRequestToken"]);
+    let events = store.events(run_id, 0).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2], "applied once");
+    assert_eq!(
+        store.get_run(run_id).await.unwrap().status,
+        Status::Generating
+    );
+}
+
+/// WebSocket subscribers are read with a consistent read, so a client that subscribed a
+/// moment ago gets the next event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_are_read_consistently() {
+    use campaign_shared::adapters::aws::websocket::Connections;
+    let env = AwsEnv::start().await;
+    let run_id = usecases::submit(&env.deps, brief(), None).await.unwrap();
+    let (proxy, _, _) = proxied(&env, &[]).await;
+    let connections = Connections::new(proxy.dynamodb(&env.sdk), TABLE);
+    let now = time::OffsetDateTime::now_utc();
+    connections.subscribe("c1", run_id, now).await.unwrap();
+    proxy.clear_requests();
+    assert_eq!(
+        connections.subscribers(run_id, now).await.unwrap(),
+        vec!["c1".to_string()]
+    );
+    let reads = proxy.requests();
+    assert!(!reads.is_empty());
+    for (op, body) in &reads {
+        assert_eq!(op, "Query", "{body}");
+        assert_eq!(body["ConsistentRead"], true, "{body}");
+    }
+}
+
+/// `GET /campaigns` reads run summaries from the sharded index projection: one query per
+/// shard, no item reads (assembling full runs would cost a read per run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_page_is_one_index_query_per_shard_and_no_item_reads() {
+    use campaign_shared::adapters::aws::dynamodb::{GSI_RUNS, RUN_SHARDS};
+    let env = AwsEnv::start().await;
+    for _ in 0..5 {
+        usecases::submit(&env.deps, brief(), None).await.unwrap();
+    }
+    let (proxy, store, _) = proxied(&env, &[]).await;
+    let page = store.list_runs(10, None, None).await.unwrap();
+    assert_eq!(page.runs.len(), 5);
+    let reads = proxy.requests();
+    assert_eq!(reads.len() as u128, RUN_SHARDS, "{reads:?}");
+    let mut shards = std::collections::BTreeSet::new();
+    for (op, body) in &reads {
+        assert_eq!(op, "Query", "{body}");
+        assert_eq!(body["IndexName"], GSI_RUNS, "{body}");
+        shards.insert(body["ExpressionAttributeValues"].to_string());
+    }
+    assert_eq!(shards.len() as u128, RUN_SHARDS, "every shard queried once");
+}

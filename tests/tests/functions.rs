@@ -229,18 +229,24 @@ async fn a_campaign_requested_event_delivered_twice_starts_one_run() {
     assert!(e.message.contains("audience"), "{}", e.message);
 }
 
-/// Records pushes; connections listed in `gone` answer 410.
+/// Records pushes; connections listed in `gone` answer 410, those in `failing` fail.
 #[derive(Default)]
 struct RecordingPusher {
     pushed: Mutex<Vec<(String, String)>>,
     gone: Vec<String>,
+    failing: Vec<String>,
+    attempts: Mutex<Vec<String>>,
 }
 
 #[async_trait]
 impl Pusher for RecordingPusher {
     async fn push(&self, connection_id: &str, text: &str) -> Result<(), PushError> {
+        self.attempts.lock().unwrap().push(text.into());
         if self.gone.iter().any(|g| g == connection_id) {
             return Err(PushError::Gone(connection_id.into()));
+        }
+        if self.failing.iter().any(|g| g == connection_id) {
+            return Err(PushError::Failed(format!("{connection_id}: 500")));
         }
         self.pushed
             .lock()
@@ -285,6 +291,69 @@ async fn the_notifier_pushes_to_subscribers_and_forgets_gone_connections() {
         .unwrap();
     assert!(r.batch_item_failures.is_empty());
     assert_eq!(pusher.pushed.lock().unwrap().len(), 2);
+}
+
+/// The status queue groups each run's events (FIFO, group id = run id); once an event of a
+/// group fails, the group's later events in the batch are handed back undelivered — so SQS
+/// redelivers them after it, in order — while other runs' events still go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_event_holds_back_the_later_events_of_its_run_only() {
+    let env = AwsEnv::start_with(campaign_tests::aws_env::Options {
+        fifo_status: true,
+        ..Default::default()
+    })
+    .await;
+    let (a, b) = (submitted(&env).await, submitted(&env).await);
+    let sent = env.drain_grouped(&env.status_queue_url).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    for (group, body) in &sent {
+        let e: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(
+            group.as_deref(),
+            e["runId"].as_str(),
+            "group id is the run id"
+        );
+    }
+    let body_of = |run: RunId| {
+        sent.iter()
+            .find(|(g, _)| g.as_deref() == Some(run.to_string().as_str()))
+            .unwrap()
+            .1
+            .clone()
+    };
+    let connections = Connections::new(env.dynamodb.clone(), TABLE);
+    let now = time::OffsetDateTime::now_utc();
+    connections.subscribe("flaky", a, now).await.unwrap();
+    connections.subscribe("steady", b, now).await.unwrap();
+    let template: Value = fixture("sqs-status-event.json", "");
+    let record = |id: &str, run: RunId| {
+        let mut r = template["Records"][0].clone();
+        r["messageId"] = json!(id);
+        r["body"] = json!(body_of(run));
+        r["attributes"]["MessageGroupId"] = json!(run.to_string());
+        r
+    };
+    let batch = json!({"Records": [record("a1", a), record("a2", a), record("b1", b)]});
+    let payload: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(batch).unwrap();
+    let pusher = RecordingPusher {
+        failing: vec!["flaky".into()],
+        ..Default::default()
+    };
+    let r = campaign_notifier::handler(event(payload), &connections, &pusher)
+        .await
+        .unwrap();
+    let failed: Vec<&str> = r
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec!["a1", "a2"]);
+    // a2 was never tried (held behind a1); b1 went out.
+    assert_eq!(pusher.attempts.lock().unwrap().len(), 2);
+    assert_eq!(
+        pusher.pushed.lock().unwrap().clone(),
+        vec![("steady".to_string(), body_of(b))]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -531,6 +600,48 @@ async fn the_api_function_refuses_sse_with_a_documented_406() {
         "/campaigns/{runId}/events",
         406,
         &ct,
+        &body,
+    );
+}
+
+/// The store unreachable: the api function answers 503 problem+json with Retry-After, as the
+/// OpenAPI document describes it (a real SDK call failing, not a stand-in).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_function_answers_a_documented_503_when_the_table_is_unreachable() {
+    use campaign_shared::adapters::aws::dynamodb::DynamoStore;
+    let env = AwsEnv::start().await;
+    let (_, created) = call_api(&env, "http-api-v2-post-campaigns.json", "").await;
+    let id = created["runId"].as_str().unwrap();
+    // A port nothing listens on: every DynamoDB call fails to connect.
+    let gone = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .endpoint_url("http://127.0.0.1:9")
+            .build(),
+    );
+    let store = DynamoStore::new(gone.clone(), TABLE);
+    let deps = campaign_shared::ports::Deps {
+        store: std::sync::Arc::new(store.clone()),
+        brands: std::sync::Arc::new(store),
+        ..env.deps.clone()
+    };
+    let req = fixture("http-api-v2-get-campaign.json", id).to_string();
+    let req = lambda_http::request::from_str(&req).unwrap();
+    let resp = campaign_api::app(deps, &Default::default(), gone)
+        .unwrap()
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    campaign_tests::openapi::Spec::default().check_with_headers(
+        "GET",
+        "/campaigns/{runId}",
+        503,
+        &headers,
         &body,
     );
 }

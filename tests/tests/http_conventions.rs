@@ -353,8 +353,17 @@ async fn a_client_over_its_rate_gets_429_and_other_clients_do_not() {
         .parse()
         .unwrap();
     assert!((1..=2).contains(&wait), "{wait}");
+    let headers = third.headers().clone();
     let p: Value = third.json().await.unwrap();
     assert!(p["detail"].as_str().unwrap().contains("per second"), "{p}");
+    // As the OpenAPI document describes it: problem+json, Retry-After an integer.
+    campaign_tests::openapi::Spec::default().check_with_headers(
+        "POST",
+        "/campaigns",
+        429,
+        &headers,
+        &p,
+    );
     assert_eq!(
         post("bob").await.unwrap().status(),
         202,

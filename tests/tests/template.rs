@@ -361,6 +361,36 @@ fn logs_queues_and_stages_deploy_on_a_fresh_account() {
             .unwrap()
             .starts_with("/aws/vendedlogs/states/")
     );
+    // Every queue an EventBridge rule sends its failed deliveries to has a policy (without
+    // one EventBridge cannot write to it, and the check below would pass on nothing).
+    let mut guarded = std::collections::BTreeSet::new();
+    for (_, r) in res.as_mapping().unwrap() {
+        if r["Type"] == "AWS::SQS::QueuePolicy" {
+            for q in r["Properties"]["Queues"].as_sequence().unwrap() {
+                guarded.insert(tag(q, "!Ref").unwrap().as_str().unwrap().to_string());
+            }
+        }
+    }
+    let mut dead_letter_queues = 0;
+    for (name, r) in res.as_mapping().unwrap() {
+        let Some(events) = r["Properties"]["Events"].as_mapping() else {
+            continue;
+        };
+        for (_, e) in events {
+            let arn = &e["Properties"]["DeadLetterConfig"]["Arn"];
+            if arn.is_null() {
+                continue;
+            }
+            let queue = tag(arn, "!GetAtt").unwrap().as_str().unwrap().to_string();
+            let queue = queue.trim_end_matches(".Arn").to_string();
+            assert!(
+                guarded.contains(&queue),
+                "{name:?}: the dead-letter queue {queue} has no queue policy"
+            );
+            dead_letter_queues += 1;
+        }
+    }
+    assert!(dead_letter_queues > 0, "no rule has a dead-letter queue");
     // Queue policies admit their sender only from the expected source.
     for (name, r) in res.as_mapping().unwrap() {
         if r["Type"] != "AWS::SQS::QueuePolicy" {
@@ -523,6 +553,30 @@ fn browsers_of_the_configured_origins_may_call_the_http_api() {
     ] {
         assert!(allowed.contains(&h), "{h} not allowed");
     }
+    // Every method a route answers may be called from the dashboard's origin.
+    let methods: Vec<&str> = cors[1]["AllowMethods"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    let mut routes = 0;
+    for (name, r) in t["Resources"].as_mapping().unwrap() {
+        if r["Type"] != "AWS::ApiGatewayV2::Route"
+            || r["Properties"]["ApiId"]
+                != t["Resources"]["HttpApiIntegration"]["Properties"]["ApiId"]
+        {
+            continue;
+        }
+        let key = r["Properties"]["RouteKey"].as_str().unwrap();
+        let method = key.split_whitespace().next().unwrap();
+        assert!(
+            methods.contains(&method),
+            "{name:?} ({key}): {method} is not in the CORS AllowMethods {methods:?}"
+        );
+        routes += 1;
+    }
+    assert!(routes >= 14, "{routes} HTTP routes");
     assert_eq!(t["Parameters"]["CorsAllowedOrigins"]["Default"], "");
 }
 

@@ -1128,3 +1128,25 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .map_err(sdk_unavailable)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// New runs spread over every listing shard, so no one `gsi1` partition takes every
+    /// creation (a single `RUNS` key would fail this).
+    #[test]
+    fn new_runs_spread_over_every_listing_shard() {
+        let mut per_shard = std::collections::BTreeMap::<String, usize>::new();
+        for _ in 0..800 {
+            *per_shard.entry(runs_shard(RunId::new())).or_default() += 1;
+        }
+        assert_eq!(per_shard.len() as u128, RUN_SHARDS, "{per_shard:?}");
+        // 100 expected per shard; a shard under 40 would mean the spread is not uniform.
+        assert!(per_shard.values().all(|&n| n >= 40), "{per_shard:?}");
+        for shard in per_shard.keys() {
+            let n: u128 = shard.strip_prefix("RUNS#").unwrap().parse().unwrap();
+            assert!(n < RUN_SHARDS);
+        }
+    }
+}
