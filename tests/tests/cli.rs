@@ -105,6 +105,81 @@ fn output_that_is_not_a_terminal_has_no_colors() {
     }
 }
 
+/// `campaign run` on a real pseudo-terminal (util-linux `script`), 120×60, with a failing
+/// agent that logs a warning while the spinners turn: the raw bytes and the screen a
+/// terminal would show (rendered by `vt100`).
+fn on_a_terminal(env: &[(&str, &str)]) -> (String, vt100::Parser) {
+    let dir = tempfile::tempdir().unwrap();
+    let brief = dir.path().join("brief.json");
+    std::fs::write(&brief, BRIEF).unwrap();
+    let inner = format!(
+        "stty cols 120 rows 60; exec '{}' run '{}' --fault social=error --fault copy=slow:600ms --fault visual=slow:600ms",
+        binary("campaign").display(),
+        brief.display()
+    );
+    let mut cmd = Command::new("script");
+    cmd.args(["-qec", &inner, "/dev/null"])
+        .env("CAMPAIGN_DB", dir.path().join("c.db"))
+        .env("CAMPAIGN_LOG", "warn")
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .expect("util-linux `script` runs a command on a pseudo-terminal");
+    assert_eq!(out.status.code(), Some(3), "partial run: {out:?}");
+    // Taller than the terminal, so nothing the run printed scrolls off the rendering.
+    let mut screen = vt100::Parser::new(1000, 120, 0);
+    screen.process(&out.stdout);
+    (String::from_utf8_lossy(&out.stdout).to_string(), screen)
+}
+
+#[test]
+fn on_a_terminal_logs_never_tear_the_spinners_and_no_color_turns_colors_off() {
+    let sgr = regex::Regex::new("\u{1b}\\[[0-9;]*m").unwrap();
+    let (raw, screen) = on_a_terminal(&[]);
+    // The spinners were drawn (a terminal), and the warning is colored.
+    assert!(raw.contains("generating"), "{raw:?}");
+    assert!(sgr.is_match(&raw), "no colors on a terminal: {raw:?}");
+    // The warning has a row of its own on the screen: no spinner drawn into it or over it.
+    let rows: Vec<String> = screen.screen().rows(0, 120).collect();
+    let logged: Vec<&String> = rows
+        .iter()
+        .filter(|r| r.contains("WARN") && r.contains("agent failed run_id="))
+        .collect();
+    assert_eq!(logged.len(), 1, "{rows:#?}");
+    for spinner_text in [
+        "queued",
+        "generating",
+        "generated",
+        "completed",
+        "   copy ",
+        " social ",
+        " visual ",
+    ] {
+        assert!(
+            !logged[0].contains(spinner_text),
+            "a spinner tore the log line: {:?}\n{rows:#?}",
+            logged[0]
+        );
+    }
+    // Every agent's spinner ended on its own row.
+    for agent in ["copy", "social", "visual"] {
+        assert!(
+            rows.iter()
+                .any(|r| r.contains(agent) && !r.contains("agent failed")),
+            "{agent}: {rows:#?}"
+        );
+    }
+    // NO_COLOR: the same run on a terminal without a single color code.
+    let (raw, _) = on_a_terminal(&[("NO_COLOR", "1")]);
+    assert!(raw.contains("agent failed"), "{raw:?}");
+    assert!(!sgr.is_match(&raw), "colors despite NO_COLOR: {raw:?}");
+}
+
 #[test]
 fn an_over_long_field_is_refused_or_truncated_with_a_warning() {
     let mut brief: Value = serde_json::from_str(BRIEF).unwrap();

@@ -509,6 +509,23 @@ fn the_dashboard_and_metric_alarms_are_built_on_the_metrics_the_code_emits() {
     for m in observe::METRICS {
         assert!(named.contains(m), "the dashboard does not show {m}");
     }
+    // The seed's rates are shown as rates: failures per agent and cancellations, each an
+    // expression over the metrics' ids.
+    let expressions: Vec<String> = doc["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["properties"]["metrics"].as_array().unwrap().clone())
+        .filter_map(|m| m[0]["expression"].as_str().map(str::to_string))
+        .collect();
+    for rate in ["fc", "fs", "fv", "rc"] {
+        assert!(
+            expressions
+                .iter()
+                .any(|e| e.contains(&format!("FILL({rate}, 0) /"))),
+            "no rate over {rate}: {expressions:?}"
+        );
+    }
     for (name, r) in t["Resources"].as_mapping().unwrap() {
         if r["Type"] == "AWS::CloudWatch::Alarm"
             && r["Properties"]["Namespace"] == observe::NAMESPACE
