@@ -363,7 +363,11 @@ pub enum ExecutionEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ExecutionState {
     Running,
-    Ended(ExecutionEnd),
+    /// Ended as `end`, at `at` (`None`: the service did not say when).
+    Ended {
+        end: ExecutionEnd,
+        at: Option<time::OffsetDateTime>,
+    },
     /// No execution was ever started for the run (or it is no longer known).
     Missing,
 }

@@ -1030,8 +1030,9 @@ pub struct SweepReport {
 }
 
 /// Reconciles runs left unfinished after their execution ended — a status-change event
-/// that never arrived or whose handler failed for good. Runs younger than `min_age` are
-/// left alone (their execution may be starting), as are `audit_pending` runs (the
+/// that never arrived or whose handler failed for good. Left alone: runs younger than
+/// `min_age` (their execution may be starting), runs whose execution ended less than
+/// `min_age` ago (its status change may still be on its way), `audit_pending` runs (the
 /// deferred-audit queue owns them) and runs whose execution is still running.
 #[tracing::instrument(skip_all)]
 pub async fn sweep(deps: &Deps, min_age: Duration) -> Result<SweepReport, FlowError> {
@@ -1053,7 +1054,13 @@ pub async fn sweep(deps: &Deps, min_age: Duration) -> Result<SweepReport, FlowEr
         }
         let found = match deps.workflow.describe(run_id).await? {
             ExecutionState::Running => continue,
-            ExecutionState::Ended(ExecutionEnd::Succeeded) => {
+            // Ended a moment ago: its status change may still be on its way to
+            // `execution-events`, which closes the run with the same result.
+            ExecutionState::Ended { at: Some(at), .. } if now - at < min_age => continue,
+            ExecutionState::Ended {
+                end: ExecutionEnd::Succeeded,
+                ..
+            } => {
                 close_failed(
                     deps,
                     run_id,
@@ -1063,7 +1070,7 @@ pub async fn sweep(deps: &Deps, min_age: Duration) -> Result<SweepReport, FlowEr
                 .await?;
                 "succeeded without closing the run".to_string()
             }
-            ExecutionState::Ended(end) => {
+            ExecutionState::Ended { end, .. } => {
                 let what = format!("{end:?}");
                 execution_ended(deps, run_id, end).await?;
                 what

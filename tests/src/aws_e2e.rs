@@ -51,6 +51,7 @@ pub const BINARIES: &[(&str, Option<&str>)] = &[
     ("execution-events", None),
     ("trigger", None),
     ("deferred-audit", None),
+    ("sweeper", None),
 ];
 
 pub const STAGE: &str = "prod";

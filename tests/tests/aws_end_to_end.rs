@@ -357,10 +357,28 @@ async fn the_sweeper_closes_runs_whose_execution_ended_without_closing_them() {
         .await
         .unwrap();
 
-    let event = lambda_runtime::LambdaEvent::new(json!({}), lambda_runtime::Context::default());
-    let report = campaign_sweeper::sweep(event, &deps, Duration::ZERO)
-        .await
-        .unwrap();
+    // The sweeper binary, invoked as the schedule does but asking for runs of any age. With
+    // the default age (five minutes, from the run's creation and from its execution's
+    // end) it leaves both alone.
+    let sweep = |min_age: Option<u64>| {
+        let event = match min_age {
+            Some(s) => json!({ "minAgeSeconds": s }),
+            None => {
+                json!({"source": "aws.scheduler", "detail-type": "Scheduled Event", "detail": {}})
+            }
+        };
+        let d = &d;
+        async move {
+            match d.invoke("sweeper", event).await {
+                Outcome::Response(v) => v,
+                other => panic!("the sweeper failed: {other:?}"),
+            }
+        }
+    };
+    let untouched = sweep(None).await;
+    assert_eq!(untouched["reconciled"], json!([]), "{untouched}");
+    assert_eq!(run(&d, &stopped).await["status"], "generating");
+    let report = sweep(Some(0)).await;
     let reconciled: Vec<&str> = report["reconciled"]
         .as_array()
         .unwrap()
@@ -378,11 +396,13 @@ async fn the_sweeper_closes_runs_whose_execution_ended_without_closing_them() {
     assert_eq!(o["status"], "failed", "{o:#}");
     assert_eq!(o["envelope"]["reasons"][0]["code"], "WorkflowUnavailable");
     // Nothing is left for the next sweep.
-    let event = lambda_runtime::LambdaEvent::new(json!({}), lambda_runtime::Context::default());
-    let again = campaign_sweeper::sweep(event, &deps, Duration::ZERO)
-        .await
-        .unwrap();
+    let again = sweep(Some(0)).await;
     assert_eq!(again["reconciled"], json!([]), "{again}");
+    // A malformed request is refused by name.
+    match d.invoke("sweeper", json!({"minAgeSeconds": "soon"})).await {
+        Outcome::Error { error_type, .. } => assert_eq!(error_type, "InvalidInput"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -645,3 +645,74 @@ async fn the_api_function_answers_a_documented_503_when_the_table_is_unreachable
         &body,
     );
 }
+
+/// A workflow whose executions all ended (aborted) at a moment the test sets.
+struct EndedAt(Mutex<time::OffsetDateTime>);
+
+#[async_trait]
+impl campaign_shared::ports::Workflow for EndedAt {
+    async fn start(&self, _: RunId, _: Value) -> Result<(), campaign_shared::ports::WorkflowError> {
+        Ok(())
+    }
+    async fn stop(&self, _: RunId, _: &str) -> Result<(), campaign_shared::ports::WorkflowError> {
+        Ok(())
+    }
+    async fn describe(
+        &self,
+        _: RunId,
+    ) -> Result<campaign_shared::ports::ExecutionState, campaign_shared::ports::WorkflowError> {
+        Ok(campaign_shared::ports::ExecutionState::Ended {
+            end: campaign_shared::ports::ExecutionEnd::Aborted,
+            at: Some(*self.0.lock().unwrap()),
+        })
+    }
+}
+
+/// The sweeper waits as long after an execution's end as after a run's creation: a run
+/// created an hour ago whose execution was stopped seconds ago is left to
+/// `execution-events` (its status change may be on its way); once the end is old, the
+/// sweeper closes the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_leaves_a_run_whose_execution_ended_a_moment_ago() {
+    use campaign_shared::ports::NewRun;
+    let env = AwsEnv::start().await;
+    let now = time::OffsetDateTime::now_utc();
+    let hour_ago = now - time::Duration::hours(1);
+    let old_ms = (hour_ago.unix_timestamp_nanos() / 1_000_000) as u64;
+    let run_id = RunId::from_ulid(ulid::Ulid::from_parts(old_ms, 42));
+    env.store
+        .create_run(NewRun {
+            run_id,
+            parent_run_id: None,
+            iteration: 1,
+            brief: campaign_shared::domain::Brief::from_value(&campaign_tests::example_brief())
+                .unwrap(),
+            execution_mode: campaign_shared::domain::ExecutionMode::Parallel,
+            mode_decision: None,
+            reuse: Vec::new(),
+            created_at: hour_ago,
+        })
+        .await
+        .unwrap();
+    let workflow = std::sync::Arc::new(EndedAt(Mutex::new(now - time::Duration::seconds(10))));
+    let deps = campaign_shared::ports::Deps {
+        workflow: workflow.clone(),
+        ..env.deps.clone()
+    };
+    let min_age = std::time::Duration::from_secs(300);
+    let report = usecases::sweep(&deps, min_age).await.unwrap();
+    assert_eq!(report.checked, 1);
+    assert!(report.reconciled.is_empty(), "{report:?}");
+    assert_eq!(
+        env.store.get_run(run_id).await.unwrap().status,
+        Status::Queued
+    );
+    // Ten minutes after the end, the run is closed as the stop would have closed it.
+    *workflow.0.lock().unwrap() = now - time::Duration::minutes(10);
+    let report = usecases::sweep(&deps, min_age).await.unwrap();
+    assert_eq!(report.reconciled.len(), 1, "{report:?}");
+    assert_eq!(
+        env.store.get_run(run_id).await.unwrap().status,
+        Status::Cancelled
+    );
+}

@@ -322,6 +322,8 @@ fn eventbridge_invoked_functions_keep_failed_events_and_a_sweeper_reconciles_run
     }
     let sweeper = &t["Resources"]["SweeperFunction"]["Properties"];
     assert_eq!(sweeper["Events"]["Sweep"]["Type"], "ScheduleV2");
+    // The schedule asks for a default sweep (the function reads its payload).
+    assert_eq!(sweeper["Events"]["Sweep"]["Properties"]["Input"], "{}");
 }
 
 #[test]

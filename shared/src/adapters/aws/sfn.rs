@@ -103,12 +103,16 @@ impl Workflow for SfnWorkflow {
             }
             Err(e) => return Err(unavailable(&e)),
         };
+        let at = out
+            .stop_date
+            .and_then(|d| time::OffsetDateTime::from_unix_timestamp_nanos(d.as_nanos()).ok());
+        let ended = |end| ExecutionState::Ended { end, at };
         Ok(match out.status {
             ExecutionStatus::Running | ExecutionStatus::PendingRedrive => ExecutionState::Running,
-            ExecutionStatus::Succeeded => ExecutionState::Ended(ExecutionEnd::Succeeded),
-            ExecutionStatus::Aborted => ExecutionState::Ended(ExecutionEnd::Aborted),
-            ExecutionStatus::TimedOut => ExecutionState::Ended(ExecutionEnd::TimedOut),
-            ExecutionStatus::Failed => ExecutionState::Ended(ExecutionEnd::Failed {
+            ExecutionStatus::Succeeded => ended(ExecutionEnd::Succeeded),
+            ExecutionStatus::Aborted => ended(ExecutionEnd::Aborted),
+            ExecutionStatus::TimedOut => ended(ExecutionEnd::TimedOut),
+            ExecutionStatus::Failed => ended(ExecutionEnd::Failed {
                 error: out.error.unwrap_or_else(|| "States.Runtime".into()),
                 cause: out.cause.unwrap_or_else(|| "the execution failed".into()),
             }),

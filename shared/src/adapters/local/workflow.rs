@@ -75,7 +75,7 @@ pub struct LocalWorkflow {
     deps: OnceLock<Deps>,
     running: Arc<Mutex<HashMap<RunId, CancellationToken>>>,
     /// How finished executions of this process ended (for `describe`).
-    ended: Arc<Mutex<HashMap<RunId, ExecutionEnd>>>,
+    ended: Arc<Mutex<HashMap<RunId, (ExecutionEnd, time::OffsetDateTime)>>>,
     tasks: tokio_util::task::TaskTracker,
     shutdown: CancellationToken,
 }
@@ -169,7 +169,8 @@ impl Workflow for LocalWorkflow {
                 if ended.len() >= ENDED_REMEMBERED {
                     ended.clear();
                 }
-                ended.insert(run_id, if stopped { ExecutionEnd::Aborted } else { end });
+                let end = if stopped { ExecutionEnd::Aborted } else { end };
+                ended.insert(run_id, (end, time::OffsetDateTime::now_utc()));
             }
             if let Ok(mut running) = running.lock() {
                 running.remove(&run_id);
@@ -195,7 +196,10 @@ impl Workflow for LocalWorkflow {
             return Ok(ExecutionState::Running);
         }
         Ok(match self.ended.lock().map_err(poisoned)?.get(&run_id) {
-            Some(end) => ExecutionState::Ended(end.clone()),
+            Some((end, at)) => ExecutionState::Ended {
+                end: end.clone(),
+                at: Some(*at),
+            },
             None => ExecutionState::Missing,
         })
     }
