@@ -50,6 +50,15 @@ fn lambda_binaries_carry_no_embedded_store_and_no_legacy_http_stack() {
     }
 }
 
+/// One crypto library in the whole workspace, with every feature on (the `campaign`
+/// command's OpenAI-compatible and Bedrock generators included): aws-lc-rs, never ring.
+#[test]
+fn nothing_compiles_a_second_crypto_library() {
+    let deps = tree(&["--workspace", "--all-features"]);
+    assert!(!deps.lines().any(|l| l.starts_with("ring v")), "ring is in the tree");
+    assert!(deps.lines().any(|l| l.starts_with("aws-lc-rs v")));
+}
+
 #[test]
 fn one_version_of_the_http_and_websocket_stacks() {
     let dups = tree(&["--workspace", "--duplicates"]);
