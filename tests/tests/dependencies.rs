@@ -55,7 +55,10 @@ fn lambda_binaries_carry_no_embedded_store_and_no_legacy_http_stack() {
 #[test]
 fn nothing_compiles_a_second_crypto_library() {
     let deps = tree(&["--workspace", "--all-features"]);
-    assert!(!deps.lines().any(|l| l.starts_with("ring v")), "ring is in the tree");
+    assert!(
+        !deps.lines().any(|l| l.starts_with("ring v")),
+        "ring is in the tree"
+    );
     assert!(deps.lines().any(|l| l.starts_with("aws-lc-rs v")));
 }
 

@@ -63,21 +63,27 @@ fn function_binaries() -> BTreeSet<String> {
 /// Just enough of Cargo.toml: the `name` of each `[[bin]]`.
 mod toml_like {
     pub struct Manifest {
+        pub package: String,
         pub bins: Vec<String>,
     }
     pub fn read(path: &std::path::Path) -> Manifest {
         let text = std::fs::read_to_string(path).unwrap();
-        let mut bins = Vec::new();
-        let mut in_bin = false;
+        let (mut package, mut bins) = (String::new(), Vec::new());
+        let mut section = String::new();
         for line in text.lines() {
             let l = line.trim();
             if l.starts_with('[') {
-                in_bin = l == "[[bin]]";
-            } else if in_bin && let Some(v) = l.strip_prefix("name = ") {
-                bins.push(v.trim_matches('"').to_string());
+                section = l.to_string();
+            } else if let Some(v) = l.strip_prefix("name = ") {
+                let v = v.trim_matches('"').to_string();
+                match section.as_str() {
+                    "[[bin]]" => bins.push(v),
+                    "[package]" => package = v,
+                    _ => {}
+                }
             }
         }
-        Manifest { bins }
+        Manifest { package, bins }
     }
 }
 
@@ -96,17 +102,57 @@ fn every_function_binary_has_a_resource_and_every_resource_a_binary() {
     let t = template();
     let in_template: BTreeSet<String> = functions(&t)
         .values()
-        .map(|r| {
-            r["Metadata"]["BuildProperties"]["Binary"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+        .map(|r| r["Metadata"]["Binary"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(in_template, function_binaries());
+}
+
+/// `sam build` runs `make build-<resource>`: each recipe builds the function's binary from
+/// its own package, so no other member's features (the CLI's embedded store) reach it, and
+/// copies it where SAM packages it from.
+#[test]
+fn every_function_is_built_from_its_own_package() {
+    let t = template();
     for (name, r) in functions(&t) {
-        assert_eq!(r["Metadata"]["BuildMethod"], "rust-cargolambda", "{name}");
+        assert_eq!(r["Metadata"]["BuildMethod"], "makefile", "{name}");
+        assert_eq!(
+            r["Properties"]["CodeUri"], "../",
+            "{name}: the Makefile is at the root"
+        );
+        let binary = r["Metadata"]["Binary"].as_str().unwrap();
+        let package = package_of(binary);
+        let out = std::process::Command::new("make")
+            .args(["-n", &format!("build-{name}"), "ARTIFACTS_DIR=/artifacts"])
+            .current_dir(root())
+            .output()
+            .expect("make runs");
+        assert!(out.status.success(), "{name}: {out:?}");
+        let recipe = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            recipe.contains("cargo lambda build --release --arm64")
+                && recipe.contains(&format!("--package {package} --bin {binary}\n")),
+            "{name}: {recipe}"
+        );
+        assert!(
+            recipe.contains(&format!(
+                "cp target/lambda/{binary}/bootstrap /artifacts/bootstrap"
+            )),
+            "{name}: {recipe}"
+        );
     }
+}
+
+/// The package (`name` in its Cargo.toml) whose crate defines `binary`.
+fn package_of(binary: &str) -> String {
+    for entry in std::fs::read_dir(root().join("functions")).unwrap() {
+        let dir = entry.unwrap().path();
+        let manifest = toml_like::read(&dir.join("Cargo.toml"));
+        let in_bin_dir = dir.join("src/bin").join(format!("{binary}.rs")).exists();
+        if manifest.bins.iter().any(|b| b == binary) || in_bin_dir {
+            return manifest.package;
+        }
+    }
+    panic!("no package defines {binary}")
 }
 
 #[test]
@@ -142,7 +188,7 @@ fn every_variable_a_function_reads_is_set_on_it_and_nothing_unknown_is() {
     let t = template();
     let known: BTreeSet<&str> = VARIABLES.iter().map(|(n, _)| *n).collect();
     for (name, r) in functions(&t) {
-        let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
+        let binary = r["Metadata"]["Binary"].as_str().unwrap();
         let set: BTreeSet<String> = r["Properties"]["Environment"]["Variables"]
             .as_mapping()
             .map(|m| m.keys().map(|k| k.as_str().unwrap().to_string()).collect())
