@@ -399,10 +399,25 @@ impl Deployment {
             "body": body.map(|b| b.to_string()),
             "isBase64Encoded": false
         });
-        match self.invoke("api", event).await {
+        let r = match self.invoke("api", event).await {
             Outcome::Response(r) => r,
             other => panic!("api failed: {other:?}"),
+        };
+        // Every answer of the api function is one the OpenAPI document describes.
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in r["headers"].as_object().into_iter().flatten() {
+            if let (Ok(k), Some(Ok(v))) = (
+                reqwest::header::HeaderName::from_bytes(k.as_bytes()),
+                v.as_str().map(reqwest::header::HeaderValue::from_str),
+            ) {
+                headers.insert(k, v);
+            }
         }
+        let status = r["statusCode"].as_u64().unwrap_or_default() as u16;
+        let body =
+            serde_json::from_str(r["body"].as_str().unwrap_or_default()).unwrap_or(Value::Null);
+        crate::openapi::Spec::shared().check_answer(method, path, status, &headers, &body);
+        r
     }
 
     /// DescribeExecution of the run's execution.

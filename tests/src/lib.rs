@@ -110,7 +110,8 @@ impl TestServer {
         format!("{}{path}", self.base)
     }
 
-    /// POSTs a brief; returns (status, body).
+    /// POSTs a brief; returns (status, body). Every answer is checked against the OpenAPI
+    /// document (see [`openapi::Spec::check_answer`]).
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .http
@@ -119,14 +120,22 @@ impl TestServer {
             .send()
             .await
             .expect("request");
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        Self::documented("POST", path, r).await
     }
 
+    /// GETs `path`; returns (status, body), checked against the OpenAPI document.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self.http.get(self.url(path)).send().await.expect("request");
+        Self::documented("GET", path, r).await
+    }
+
+    /// The status and JSON body of an answer, once checked against the OpenAPI document.
+    async fn documented(method: &str, path: &str, r: reqwest::Response) -> (u16, Value) {
         let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
+        let headers = r.headers().clone();
+        let body = r.json().await.unwrap_or(Value::Null);
+        openapi::Spec::shared().check_answer(method, path, status, &headers, &body);
+        (status, body)
     }
 
     /// Submits a brief and returns the new run id.

@@ -18,19 +18,83 @@ impl Default for Spec {
     }
 }
 
+/// Compiled validators by schema (the document is compiled once per schema, not per check).
+type Validators =
+    std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<jsonschema::Validator>>>;
+
+fn validators() -> &'static Validators {
+    static CACHE: std::sync::OnceLock<Validators> = std::sync::OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
 impl Spec {
+    /// The shared document (parsed once per process).
+    pub fn shared() -> &'static Spec {
+        static SPEC: std::sync::OnceLock<Spec> = std::sync::OnceLock::new();
+        SPEC.get_or_init(Spec::default)
+    }
+
     /// Errors of `value` against `schema`, resolved inside the document.
     fn errors(&self, schema: &Value, value: &Value) -> Vec<String> {
-        // The whole document as the root, so `#/components/…` references resolve.
-        let mut root = self.doc.clone();
-        root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
-        root["allOf"] = json!([schema]);
-        let validator = jsonschema::validator_for(&root)
-            .unwrap_or_else(|e| panic!("the document's schema does not compile: {e}"));
+        let key = schema.to_string();
+        let cached = validators().lock().unwrap().get(&key).cloned();
+        let validator = match cached {
+            Some(v) => v,
+            None => {
+                // The whole document as the root, so `#/components/…` references resolve.
+                let mut root = self.doc.clone();
+                root["$schema"] = json!("https://json-schema.org/draft/2020-12/schema");
+                root["allOf"] = json!([schema]);
+                let v = std::sync::Arc::new(
+                    jsonschema::validator_for(&root)
+                        .unwrap_or_else(|e| panic!("the document's schema does not compile: {e}")),
+                );
+                validators().lock().unwrap().insert(key, v.clone());
+                v
+            }
+        };
         validator
             .iter_errors(value)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect()
+    }
+
+    /// The documented route (`/campaigns/{runId}`) a request path (`/campaigns/01J…?x=1`)
+    /// falls under, if any.
+    pub fn route_of(&self, path: &str) -> Option<String> {
+        let path = path.split('?').next().unwrap_or_default();
+        let parts: Vec<&str> = path.split('/').collect();
+        self.doc["paths"].as_object()?.keys().find_map(|route| {
+            let pattern: Vec<&str> = route.split('/').collect();
+            let fits = pattern.len() == parts.len()
+                && pattern
+                    .iter()
+                    .zip(&parts)
+                    .all(|(p, a)| p == a || (p.starts_with('{') && !a.is_empty()));
+            fits.then(|| route.clone())
+        })
+    }
+
+    /// Checks an answer of the running server if its route is documented and it is JSON
+    /// (or a 304): status, media type, body and documented headers.
+    pub fn check_answer(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        headers: &reqwest::header::HeaderMap,
+        body: &Value,
+    ) {
+        let Some(route) = self.route_of(path) else {
+            return;
+        };
+        let json = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| c.contains("json"));
+        if json || status == 304 {
+            self.check_with_headers(method, &route, status, headers, body);
+        }
     }
 
     /// Panics unless `value` is a valid `#/components/schemas/{name}`.

@@ -434,3 +434,20 @@ async fn the_brand_library_and_an_auto_run_are_described_by_the_openapi_document
         404
     );
 }
+
+/// The check every test helper runs on the server's answers does fail on an answer the
+/// document does not describe (here a 202 without its run id), so the helpers' silence
+/// means something.
+#[test]
+#[should_panic(expected = "POST /campaigns 202")]
+fn the_answer_check_refuses_an_undocumented_answer() {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("content-type", "application/json".parse().unwrap());
+    Spec::shared().check_answer(
+        "POST",
+        "/campaigns?oversize=reject",
+        202,
+        &headers,
+        &serde_json::json!({"status": "queued"}),
+    );
+}
