@@ -128,6 +128,9 @@ pub struct BenchReport {
     pub floor_sequential_overhead_ms: Stats,
     pub floor_throughput_runs_per_s: f64,
     pub commit_floor_per_s: f64,
+    /// One store request answered, alone (`get_state` of a run, one after another): what
+    /// each of a run's ~40 store requests costs at least.
+    pub store_round_trip_ms: Stats,
     pub spawn_floor_ms: Stats,
     pub event_delivery_ms: Stats,
     pub in_flight_runs: usize,
@@ -583,6 +586,38 @@ fn function_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// `n` store requests one after another (a run's `get_state`), each timed: the store's
+/// own latency, without the engine around it.
+async fn store_round_trip(n: usize) -> Result<Stats, Error> {
+    use campaign_shared::ports::{NewRun, RunStore};
+    let db = temp_db("round-trip");
+    remove_db(&db);
+    let store = campaign_shared::adapters::local::sqlite::SqliteStore::open(&db)?;
+    let run_id = RunId::new();
+    store
+        .create_run(NewRun {
+            run_id,
+            parent_run_id: None,
+            iteration: 1,
+            brief: brief(ExecutionMode::Parallel),
+            execution_mode: ExecutionMode::Parallel,
+            mode_decision: None,
+            reuse: Vec::new(),
+            created_at: time::OffsetDateTime::now_utc(),
+        })
+        .await?;
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n + n / 10 {
+        let started = Instant::now();
+        store.get_state(run_id).await?;
+        samples.push(ms(started.elapsed()));
+    }
+    drop(store);
+    remove_db(&db);
+    // The first tenth warms caches up.
+    Ok(stats(samples.split_off(n / 10)))
+}
+
 /// The spawn floor: exec of `/bin/true` to its exit, `n` times.
 fn spawn_floor(n: usize) -> Result<Stats, Error> {
     let mut samples = Vec::with_capacity(n);
@@ -685,6 +720,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         opts.throughput_runs.max(1000),
     )?;
     remove_db(&commit_db);
+    let store_round_trip = store_round_trip(2_000).await?;
     let spawn_floor = spawn_floor(opts.spawns)?;
     eprintln!(
         "bench: event delivery over WebSocket, {} runs…",
@@ -726,6 +762,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         floor_sequential_overhead_ms: floor_sequential.overhead_ms,
         floor_throughput_runs_per_s: floor_tput,
         commit_floor_per_s: commit_floor,
+        store_round_trip_ms: store_round_trip,
         spawn_floor_ms: spawn_floor,
         event_delivery_ms: events,
         in_flight_runs: opts.in_flight,
@@ -803,6 +840,10 @@ pub fn table(r: &BenchReport) -> String {
         verdict(r.throughput_runs_per_s * 2.0 >= r.floor_throughput_runs_per_s),
         r.commit_floor_per_s,
         r.commit_floor_per_s / r.throughput_runs_per_s,
+    ));
+    o.push_str(&format!(
+        "| store round trip: one request answered, alone (`get_state`, n={}) | {:.3} ms | {:.3} ms | (context) | |\n",
+        r.store_round_trip_ms.n, r.store_round_trip_ms.p50, r.store_round_trip_ms.p99
     ));
     o.push_str(&format!(
         "| floor: spawn of an empty process (`/bin/true`, exec → exit; n={}) | {:.2} ms | {:.2} ms | | |\n",

@@ -92,6 +92,10 @@ enum Command {
         /// Directory of the release function binaries.
         #[arg(long, default_value = "target/release")]
         bin_dir: PathBuf,
+        /// Simulated latencies of the latency figures, ms: copy,social,visual,audit (all
+        /// zero: every millisecond of a run is overhead).
+        #[arg(long, default_value = "50,80,120,30", value_parser = parse_latencies)]
+        latencies: [u64; 4],
     },
     /// Serve the HTTP API, WebSocket /ws and SSE.
     #[command(after_help = ENVIRONMENT)]
@@ -344,6 +348,7 @@ async fn main() -> ExitCode {
             spawns,
             model_runs,
             bin_dir,
+            latencies,
         } => {
             init_tracing("error", false);
             let opts = campaign_cli::bench::BenchOptions {
@@ -354,7 +359,7 @@ async fn main() -> ExitCode {
                 spawns,
                 bin_dir,
                 model_runs,
-                ..Default::default()
+                latencies,
             };
             match campaign_cli::bench::run(&opts).await {
                 Ok(report) => {
@@ -431,4 +436,20 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `--latencies`: four whole milliseconds, comma-separated.
+#[cfg(feature = "bench")]
+fn parse_latencies(s: &str) -> Result<[u64; 4], String> {
+    let ms: Vec<u64> = s
+        .split(',')
+        .map(|p| p.trim().parse::<u64>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("`{s}`: {e}; expected four whole milliseconds like 50,80,120,30"))?;
+    ms.try_into().map_err(|v: Vec<u64>| {
+        format!(
+            "`{s}`: {} values; expected four (copy,social,visual,audit)",
+            v.len()
+        )
+    })
 }

@@ -9,9 +9,49 @@ pub mod sqs;
 pub mod websocket;
 
 /// Loads the SDK configuration once per cold start. `AWS_ENDPOINT_URL` (read by the SDK
-/// itself) points every client at an emulator in tests.
+/// itself) points every client at an emulator in tests. Every client made from it shares
+/// one HTTPS client ([`LazyHttps`]).
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_smithy_runtime_api::client::http::SharedHttpClient::new(
+            LazyHttps::default(),
+        ))
+        .load()
+        .await
+}
+
+/// The SDK's own HTTPS client (hyper, rustls on aws-lc-rs, the platform's root
+/// certificates), made on the first request and shared by every SDK client of the process.
+///
+/// The SDK's default client sets up TLS — reading every root certificate of the system and
+/// parsing them into a trust store — each time an SDK client is constructed, to fail early;
+/// a function constructs three or four clients at cold start, and that set-up was most of
+/// its start-up time (measured: `strace`, exec → first Runtime API `next`). Here it happens
+/// once, when the first AWS request needs it, and a function never pays for a client it
+/// does not use in an invocation.
+#[derive(Debug, Default)]
+pub struct LazyHttps {
+    inner: std::sync::OnceLock<aws_smithy_runtime_api::client::http::SharedHttpClient>,
+}
+
+impl aws_smithy_runtime_api::client::http::HttpClient for LazyHttps {
+    fn http_connector(
+        &self,
+        settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
+        components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+    ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
+        use aws_smithy_http_client::tls;
+        self.inner
+            .get_or_init(|| {
+                aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .build_https()
+            })
+            // Caches one connector per settings (timeouts), as the default client does.
+            .http_connector(settings, components)
+    }
 }
 
 /// An SDK failure as a store error whose message carries the whole chain (the service's

@@ -118,16 +118,29 @@ type Job = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), String>) + S
 
 /// SQLite-backed [`RunStore`] and [`DeferredAudits`]. Cheap to clone.
 ///
-/// One thread owns the connection and commits in groups: it takes every request waiting
-/// (up to [`GROUP_MAX`]), runs each inside a savepoint of one transaction, commits once,
-/// and only then answers the callers — so a caller never sees (or publishes) a write that
-/// is not committed, a failing request rolls back alone, and under load one WAL commit
-/// carries many transitions. Measured: commits (the WAL frame writes) dominated.
+/// Requests commit in groups, led by their callers: a request joins the queue, and the
+/// caller that finds the connection free becomes the leader — it takes every request
+/// waiting (up to [`GROUP_MAX`]), runs each inside a savepoint of one transaction, commits
+/// once, answers their callers, and goes on while requests wait. So a caller never sees
+/// (or publishes) a write that is not committed, a failing request rolls back alone, under
+/// load one WAL commit carries many transitions (commits dominated, measured), and a
+/// request made while the store is idle runs at once on its caller's thread — no hand-over
+/// to another thread and back, which was most of a request's latency.
 #[derive(Clone)]
 pub struct SqliteStore {
-    jobs: std::sync::mpsc::Sender<Job>,
+    shared: Arc<Shared>,
     alive: Arc<()>,
 }
+
+/// The connection and the requests waiting for it.
+struct Shared {
+    conn: std::sync::Mutex<Connection>,
+    queue: std::sync::Mutex<Vec<Job>>,
+}
+
+/// Groups a leader commits before it hands the rest to a blocking thread (so one caller
+/// is not kept leading for long under a steady load).
+const LEAD_GROUPS: usize = 8;
 
 /// Most requests committed together.
 const GROUP_MAX: usize = 256;
@@ -167,30 +180,70 @@ fn in_savepoint<T>(
     r
 }
 
-/// The store's thread: takes what is waiting, runs it in one transaction, commits, answers.
-fn group_commit(conn: Connection, queue: std::sync::mpsc::Receiver<Job>) {
-    while let Ok(first) = queue.recv() {
-        let mut group = vec![first];
-        while group.len() < GROUP_MAX {
-            match queue.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+impl Shared {
+    /// Runs the waiting requests unless another caller is doing so already (that leader
+    /// looks at the queue again after it lets go of the connection, so nothing waits
+    /// unserved).
+    fn lead(self: &Arc<Self>) {
+        let mut groups = 0;
+        loop {
+            let conn = match self.conn.try_lock() {
+                Ok(c) => c,
+                // A leader that panicked left the connection; roll back what it left open.
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return,
+            };
+            loop {
+                let group: Vec<Job> = {
+                    let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                    let n = q.len().min(GROUP_MAX);
+                    q.drain(..n).collect()
+                };
+                if group.is_empty() {
+                    break;
+                }
+                commit_group(&conn, group);
+                groups += 1;
+                if groups == LEAD_GROUPS {
+                    // Still busy: a blocking thread leads from here.
+                    drop(conn);
+                    let shared = self.clone();
+                    tokio::task::spawn_blocking(move || shared.lead());
+                    return;
+                }
+            }
+            drop(conn);
+            if self
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_empty()
+            {
+                return;
             }
         }
-        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
-        if let Err(e) = run("BEGIN IMMEDIATE") {
-            // Nothing of the group runs; dropping it answers every caller `Unavailable`.
-            tracing::error!(error = %e, requests = group.len(), "cannot begin a transaction");
-            continue;
-        }
-        let finishers: Vec<_> = group.into_iter().map(|job| job(&conn)).collect();
-        let commit = run("COMMIT").map(|_| ()).map_err(|e| e.to_string());
-        if commit.is_err() {
-            let _ = run("ROLLBACK");
-        }
-        for finish in finishers {
-            finish(commit.clone());
-        }
+    }
+}
+
+/// Runs `group` in one transaction, commits, answers.
+fn commit_group(conn: &Connection, group: Vec<Job>) {
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    if !conn.is_autocommit() {
+        // Left open by a request that panicked: nothing of it was answered.
+        let _ = run("ROLLBACK");
+    }
+    if let Err(e) = run("BEGIN IMMEDIATE") {
+        // Nothing of the group runs; dropping it answers every caller `Unavailable`.
+        tracing::error!(error = %e, requests = group.len(), "cannot begin a transaction");
+        return;
+    }
+    let finishers: Vec<_> = group.into_iter().map(|job| job(conn)).collect();
+    let commit = run("COMMIT").map(|_| ()).map_err(|e| e.to_string());
+    if commit.is_err() {
+        let _ = run("ROLLBACK");
+    }
+    for finish in finishers {
+        finish(commit.clone());
     }
 }
 
@@ -305,19 +358,17 @@ impl SqliteStore {
         // instructions of a run (callgrind, `campaign bench`).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrations().to_latest(&mut conn).map_err(unavailable)?;
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("sqlite-store".into())
-            .spawn(move || group_commit(conn, queue))
-            .map_err(unavailable)?;
         Ok(SqliteStore {
-            jobs,
+            shared: Arc::new(Shared {
+                conn: std::sync::Mutex::new(conn),
+                queue: std::sync::Mutex::new(Vec::new()),
+            }),
             alive: Arc::new(()),
         })
     }
 
-    /// Runs `f` on the store's thread inside the current group's transaction (in a
-    /// savepoint of its own) and answers once the group is committed.
+    /// Runs `f` inside a group's transaction (in a savepoint of its own) and answers once
+    /// the group is committed — on this caller's thread when the store is idle.
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -335,12 +386,15 @@ impl SqliteStore {
                 });
             })
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| StoreError::Unavailable("the store's thread has stopped".into()))?;
-        result
-            .await
-            .map_err(|_| StoreError::Unavailable("the store's thread has stopped".into()))?
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(job);
+        self.shared.lead();
+        result.await.map_err(|_| {
+            StoreError::Unavailable("the store request was dropped: its transaction failed".into())
+        })?
     }
 
     /// Runs due for a deferred audit at `now`, oldest first.
