@@ -112,20 +112,23 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
     ])
 }
 
-/// What runs on the store's thread: a step inside the open transaction, returning what to
-/// do once the transaction's commit has succeeded or failed.
-type Job = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> + Send>;
+/// A request, run inside the open transaction — in a savepoint of its own when it shares
+/// the transaction with others (`true`) — returning whether it succeeded and what to do
+/// once the transaction's commit has succeeded or failed.
+type Job = Box<dyn FnOnce(&Connection, bool) -> (bool, Finish) + Send>;
+
+/// Answers a request's caller once its transaction is committed (or not).
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// SQLite-backed [`RunStore`] and [`DeferredAudits`]. Cheap to clone.
 ///
-/// Requests commit in groups, led by their callers: a request joins the queue, and the
-/// caller that finds the connection free becomes the leader — it takes every request
-/// waiting (up to [`GROUP_MAX`]), runs each inside a savepoint of one transaction, commits
-/// once, answers their callers, and goes on while requests wait. So a caller never sees
-/// (or publishes) a write that is not committed, a failing request rolls back alone, under
-/// load one WAL commit carries many transitions (commits dominated, measured), and a
-/// request made while the store is idle runs at once on its caller's thread — no hand-over
-/// to another thread and back, which was most of a request's latency.
+/// Requests commit in groups. A request made while the connection is free runs at once on
+/// its caller's thread, with whatever else waits (no hand-over to another thread and back,
+/// which was most of a lone request's latency); requests that find it busy queue, and the
+/// store thread commits them together once it is free — under load one WAL commit carries
+/// many transitions (commits dominated, measured). Each request of a shared transaction
+/// runs in a savepoint, so a failing one rolls back alone, and every caller is answered
+/// only after the commit: nobody sees (or publishes) a write that is not committed.
 #[derive(Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
@@ -136,11 +139,9 @@ pub struct SqliteStore {
 struct Shared {
     conn: std::sync::Mutex<Connection>,
     queue: std::sync::Mutex<Vec<Job>>,
+    /// Wakes the store thread.
+    wake: std::sync::mpsc::Sender<()>,
 }
-
-/// Groups a leader commits before it hands the rest to a blocking thread (so one caller
-/// is not kept leading for long under a steady load).
-const LEAD_GROUPS: usize = 8;
 
 /// Most requests committed together.
 const GROUP_MAX: usize = 256;
@@ -181,46 +182,69 @@ fn in_savepoint<T>(
 }
 
 impl Shared {
-    /// Runs the waiting requests unless another caller is doing so already (that leader
-    /// looks at the queue again after it lets go of the connection, so nothing waits
-    /// unserved).
-    fn lead(self: &Arc<Self>) {
-        let mut groups = 0;
+    /// The queue, even if a request panicked while holding it.
+    fn queue(&self) -> std::sync::MutexGuard<'_, Vec<Job>> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Up to [`GROUP_MAX`] waiting requests.
+    fn take_group(&self) -> Vec<Job> {
+        let mut q = self.queue();
+        let n = q.len().min(GROUP_MAX);
+        q.drain(..n).collect()
+    }
+
+    /// A caller's turn: if the connection is free, run what is waiting now (usually just
+    /// this caller's request) and answer it. Whatever queued meanwhile is the store
+    /// thread's, so a caller never leads for long and groups grow under load.
+    fn lead(&self) {
+        let conn = match self.conn.try_lock() {
+            Ok(c) => c,
+            // A request that panicked left the connection; commit_group rolls back what
+            // it left open.
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            // Busy: the holder looks at the queue after it lets go.
+            Err(std::sync::TryLockError::WouldBlock) => return,
+        };
+        let group = self.take_group();
+        if !group.is_empty() {
+            commit_group(&conn, group);
+        }
+        drop(conn);
+        if !self.queue().is_empty() {
+            let _ = self.wake.send(());
+        }
+    }
+
+    /// The store thread's turn: run groups until nothing waits (looking again after
+    /// letting go of the connection, so a request queued meanwhile is not left behind).
+    fn drain(&self) {
         loop {
-            let conn = match self.conn.try_lock() {
-                Ok(c) => c,
-                // A leader that panicked left the connection; roll back what it left open.
-                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => return,
-            };
-            loop {
-                let group: Vec<Job> = {
-                    let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-                    let n = q.len().min(GROUP_MAX);
-                    q.drain(..n).collect()
-                };
-                if group.is_empty() {
-                    break;
-                }
-                commit_group(&conn, group);
-                groups += 1;
-                if groups == LEAD_GROUPS {
-                    // Still busy: a blocking thread leads from here.
-                    drop(conn);
-                    let shared = self.clone();
-                    tokio::task::spawn_blocking(move || shared.lead());
-                    return;
+            {
+                let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    let group = self.take_group();
+                    if group.is_empty() {
+                        break;
+                    }
+                    commit_group(&conn, group);
                 }
             }
-            drop(conn);
-            if self
-                .queue
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .is_empty()
-            {
+            if self.queue().is_empty() {
                 return;
             }
+        }
+    }
+}
+
+/// The store thread: woken when requests wait behind a busy connection, it commits them
+/// in groups; ends when the store is dropped.
+fn store_thread(shared: std::sync::Weak<Shared>, wake: std::sync::mpsc::Receiver<()>) {
+    while wake.recv().is_ok() {
+        while wake.try_recv().is_ok() {}
+        match shared.upgrade() {
+            Some(s) => s.drain(),
+            None => return,
         }
     }
 }
@@ -237,11 +261,29 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
         tracing::error!(error = %e, requests = group.len(), "cannot begin a transaction");
         return;
     }
-    let finishers: Vec<_> = group.into_iter().map(|job| job(conn)).collect();
-    let commit = run("COMMIT").map(|_| ()).map_err(|e| e.to_string());
-    if commit.is_err() {
-        let _ = run("ROLLBACK");
-    }
+    // A request alone in its transaction needs no savepoint (whose journal copies every
+    // page it touches: ~5% of a run's instructions): if it fails, the whole transaction
+    // is rolled back, which undoes exactly its writes.
+    let shared = group.len() > 1;
+    let mut failed_alone = false;
+    let finishers: Vec<Finish> = group
+        .into_iter()
+        .map(|job| {
+            let (ok, finish) = job(conn, shared);
+            failed_alone |= !shared && !ok;
+            finish
+        })
+        .collect();
+    let commit = if failed_alone {
+        // Its own error is its answer; nothing of it is kept.
+        run("ROLLBACK").map(|_| ()).map_err(|e| e.to_string())
+    } else {
+        let commit = run("COMMIT").map(|_| ()).map_err(|e| e.to_string());
+        if commit.is_err() {
+            let _ = run("ROLLBACK");
+        }
+        commit
+    };
     for finish in finishers {
         finish(commit.clone());
     }
@@ -358,11 +400,19 @@ impl SqliteStore {
         // instructions of a run (callgrind, `campaign bench`).
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrations().to_latest(&mut conn).map_err(unavailable)?;
+        let (wake, woken) = std::sync::mpsc::channel();
+        let shared = Arc::new(Shared {
+            conn: std::sync::Mutex::new(conn),
+            queue: std::sync::Mutex::new(Vec::new()),
+            wake,
+        });
+        let weak = Arc::downgrade(&shared);
+        std::thread::Builder::new()
+            .name("sqlite-store".into())
+            .spawn(move || store_thread(weak, woken))
+            .map_err(unavailable)?;
         Ok(SqliteStore {
-            shared: Arc::new(Shared {
-                conn: std::sync::Mutex::new(conn),
-                queue: std::sync::Mutex::new(Vec::new()),
-            }),
+            shared,
             alive: Arc::new(()),
         })
     }
@@ -375,22 +425,20 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |c: &Connection| {
-            let outcome = in_savepoint(c, f);
-            Box::new(move |commit: Result<(), String>| {
+        let job: Job = Box::new(move |c: &Connection, shared: bool| {
+            let outcome = if shared { in_savepoint(c, f) } else { f(c) };
+            let ok = outcome.is_ok();
+            let finish: Finish = Box::new(move |commit: Result<(), String>| {
                 let _ = answer.send(match commit {
                     Ok(()) => outcome,
                     Err(e) => Err(StoreError::Unavailable(
                         format!("commit failed: {e}").into(),
                     )),
                 });
-            })
+            });
+            (ok, finish)
         });
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(job);
+        self.shared.queue().push(job);
         self.shared.lead();
         result.await.map_err(|_| {
             StoreError::Unavailable("the store request was dropped: its transaction failed".into())
