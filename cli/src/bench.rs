@@ -561,6 +561,7 @@ const BINARIES: &[&str] = &[
     "execution-events",
     "trigger",
     "deferred-audit",
+    "sweeper",
 ];
 
 fn function_env() -> Vec<(String, String)> {
@@ -637,7 +638,7 @@ async fn cold_starts(dir: &std::path::Path, spawns: usize) -> Result<Vec<ColdSta
     for name in BINARIES {
         let path = dir.join(name);
         if !path.exists() {
-            return Err(format!("{} is missing: build with `cargo build --release --bins -p campaign-api -p campaign-tasks -p campaign-notifier -p campaign-ws -p campaign-execution-events -p campaign-trigger -p campaign-deferred-audit`", path.display()).into());
+            return Err(format!("{} is missing: build the functions as deployed with `cargo build --release -p campaign-api -p campaign-tasks -p campaign-notifier -p campaign-ws -p campaign-execution-events -p campaign-trigger -p campaign-deferred-audit -p campaign-sweeper`", path.display()).into());
         }
         let mut samples = Vec::new();
         for _ in 0..spawns {
