@@ -3,8 +3,9 @@
 //! it), and forwards everything else. moto never reports a `TransactionConflict`; with this,
 //! the store's handling of one is tested through the real SDK against the real emulator.
 //!
-//! The script code `LostAnswer` forwards the transaction (moto commits it) and then answers
-//! 500, as when a reply is lost on the way back; like DynamoDB, the proxy answers a
+//! The script code `LostAnswer` forwards the transaction (moto commits it) and then holds
+//! the answer for 2 s before a 500 — a reply lost on the way back, which a client with a
+//! shorter attempt timeout sees as no answer at all; like DynamoDB, the proxy answers a
 //! `TransactWriteItems` whose `ClientRequestToken` it already forwarded with success without
 //! applying it again (moto ignores the token). Every DynamoDB request is recorded (operation
 //! and body), so tests can check how the store reads.
@@ -125,6 +126,7 @@ async fn handle(
                 s.applied_tokens.lock().unwrap().insert(t.to_string());
             }
             if lose_answer {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 return json_answer(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     json!({

@@ -108,15 +108,29 @@ async fn a_cancellation_the_store_cannot_resolve_is_reported_with_its_reason() {
     assert_eq!(store.get_run(run_id).await.unwrap().status, Status::Queued);
 }
 
-/// A transaction whose answer is lost is sent again with the same `ClientRequestToken`,
-/// which DynamoDB (here the proxy, as moto ignores tokens) answers without applying it
-/// twice. With a new token per attempt the second send would run into the version the
-/// first one moved, and the change would be refused as no longer valid.
+/// A transaction whose answer is lost is sent again by the store with the same
+/// `ClientRequestToken`, which DynamoDB (here the proxy, as moto ignores tokens) answers
+/// without applying it twice. With a new token per attempt the second send would run into
+/// the version the first one moved, and the change would be refused as no longer valid.
+/// The SDK's own retries are off and an attempt times out after 1 s, so what re-sends is
+/// the store's loop (`transact`), not the SDK.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_whose_answer_was_lost_is_sent_again_with_its_token_and_applied_once() {
     let env = AwsEnv::start().await;
     let run_id = usecases::submit(&env.deps, brief(), None).await.unwrap();
-    let (proxy, store, _) = proxied(&env, &["LostAnswer"]).await;
+    let proxy = FaultProxy::start(&env.moto.endpoint, &["LostAnswer"]).await;
+    let client = aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&env.sdk)
+            .endpoint_url(&proxy.endpoint)
+            .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(std::time::Duration::from_secs(1))
+                    .build(),
+            )
+            .build(),
+    );
+    let store = DynamoStore::new(client, TABLE);
     store
         .apply(
             run_id,

@@ -40,17 +40,40 @@ impl aws_smithy_runtime_api::client::http::HttpClient for LazyHttps {
         settings: &aws_smithy_runtime_api::client::http::HttpConnectorSettings,
         components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
     ) -> aws_smithy_runtime_api::client::http::SharedHttpConnector {
-        use aws_smithy_http_client::tls;
+        use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig, tls};
         self.inner
             .get_or_init(|| {
-                aws_smithy_http_client::Builder::new()
-                    .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
-                    ))
-                    .build_https()
+                // What the SDK's default client builds: rustls on aws-lc, the connector
+                // settings (timeouts) and sleep of the calling client, proxies from
+                // HTTP_PROXY / HTTPS_PROXY / NO_PROXY.
+                aws_smithy_http_client::Builder::new().build_with_connector_fn(
+                    |settings, components| {
+                        let mut c = ConnectorBuilder::default().tls_provider(
+                            tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc),
+                        );
+                        c.set_connector_settings(settings.cloned());
+                        if let Some(components) = components {
+                            c.set_sleep_impl(components.sleep_impl());
+                        }
+                        c.set_proxy_config(Some(ProxyConfig::from_env()));
+                        c.build()
+                    },
+                )
             })
             // Caches one connector per settings (timeouts), as the default client does.
             .http_connector(settings, components)
+    }
+
+    fn connector_metadata(
+        &self,
+    ) -> Option<aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata> {
+        // As the default client reports itself (the user agent names it).
+        Some(
+            aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata::new(
+                "hyper",
+                Some(std::borrow::Cow::Borrowed("1.x")),
+            ),
+        )
     }
 }
 

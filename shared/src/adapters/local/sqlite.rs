@@ -266,17 +266,34 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
     // is rolled back, which undoes exactly its writes.
     let shared = group.len() > 1;
     let mut failed_alone = false;
-    let finishers: Vec<Finish> = group
-        .into_iter()
-        .map(|job| {
-            let (ok, finish) = job(conn, shared);
-            failed_alone |= !shared && !ok;
-            finish
-        })
-        .collect();
-    let commit = if failed_alone {
-        // Its own error is its answer; nothing of it is kept.
-        run("ROLLBACK").map(|_| ()).map_err(|e| e.to_string())
+    let mut panicked = false;
+    let mut finishers: Vec<Finish> = Vec::new();
+    for job in group {
+        // A request that panics must not take its leader (another caller, or the store
+        // thread) down with it, nor leave the others waiting: its caller is answered
+        // `Unavailable` (its answer is dropped) and the whole transaction is rolled back,
+        // since its half-done writes cannot be told apart from the others'.
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn, shared))) {
+            Ok((ok, finish)) => {
+                failed_alone |= !shared && !ok;
+                finishers.push(finish);
+            }
+            Err(_) => {
+                tracing::error!("a store request panicked; its transaction is rolled back");
+                panicked = true;
+            }
+        }
+    }
+    let commit = if panicked {
+        let _ = run("ROLLBACK");
+        Err("a request of the same transaction panicked".to_string())
+    } else if failed_alone {
+        // Its own error is its answer; nothing of it is kept (SQLite may have rolled the
+        // transaction back itself already, on an I/O or full-disk error).
+        if !conn.is_autocommit() {
+            let _ = run("ROLLBACK");
+        }
+        Ok(())
     } else {
         let commit = run("COMMIT").map(|_| ()).map_err(|e| e.to_string());
         if commit.is_err() {
