@@ -6,12 +6,14 @@
 pub mod audit;
 pub mod detect;
 mod generate;
+mod inputs;
 pub mod model;
 pub mod text;
 mod visual;
 
 pub use audit::audit;
-pub use generate::{GenerateError, generate, visual_from_text};
+pub use generate::{generate, visual_from_text};
+pub use inputs::GenerateError;
 
 use crate::domain::tags::normalize_tags;
 use crate::domain::{Agent, Brief};

@@ -4,7 +4,7 @@
 //! neutrals the audit exempts.
 
 use super::audit::NEUTRALS;
-use super::generate::{GenerateError, Inputs, finish};
+use super::inputs::{GenerateError, Inputs, finish};
 use super::text::{capitalize, char_len, pick};
 use crate::domain::artifact::{PaletteEntry, VisualContent};
 use crate::domain::{Agent, Brief, palette};
