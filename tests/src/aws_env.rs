@@ -131,31 +131,11 @@ impl AwsEnv {
 
     /// Bodies of the messages waiting on `queue_url` (received and deleted).
     pub async fn drain(&self, queue_url: &str) -> Vec<String> {
-        let mut out = Vec::new();
-        loop {
-            let r = self
-                .sqs
-                .receive_message()
-                .queue_url(queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            let msgs = r.messages.unwrap_or_default();
-            if msgs.is_empty() {
-                return out;
-            }
-            for m in msgs {
-                out.push(m.body.clone().unwrap_or_default());
-                self.sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(m.receipt_handle.unwrap_or_default())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        }
+        self.drain_grouped(queue_url)
+            .await
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect()
     }
 
     /// Like [`AwsEnv::drain`], with each message's FIFO group id (`None` on a standard
