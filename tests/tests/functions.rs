@@ -21,19 +21,32 @@ fn event<T>(payload: T) -> LambdaEvent<T> {
 }
 
 async fn call_api(env: &AwsEnv, fixture_name: &str, run_id: &str) -> (u16, Value) {
-    let text = fixture(fixture_name, run_id).to_string();
-    let req = lambda_http::request::from_str(&text).unwrap();
-    let resp = campaign_api::app(env.deps.clone(), &Default::default(), env.dynamodb.clone())
+    let request = fixture(fixture_name, run_id);
+    let (status, _, body) = answer(env.deps.clone(), env.dynamodb.clone(), &request).await;
+    (status, body)
+}
+
+/// The api function's router answering one API Gateway (payload v2) request: status,
+/// headers and the body as JSON (`Null` when it is not).
+async fn answer(
+    deps: campaign_shared::ports::Deps,
+    dynamodb: aws_sdk_dynamodb::Client,
+    request: &Value,
+) -> (u16, axum::http::HeaderMap, Value) {
+    let req = lambda_http::request::from_str(&request.to_string()).unwrap();
+    let resp = campaign_api::app(deps, &Default::default(), dynamodb)
         .unwrap()
         .oneshot(req)
         .await
         .unwrap();
     let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
     let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
         .await
         .unwrap();
     (
         status,
+        headers,
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
 }
@@ -583,23 +596,13 @@ async fn the_api_function_refuses_sse_with_a_documented_406() {
     req["rawPath"] = json!(format!("/campaigns/{id}/events"));
     req["requestContext"]["http"]["path"] = req["rawPath"].clone();
     req["headers"]["accept"] = json!("text/event-stream");
-    let req = lambda_http::request::from_str(&req.to_string()).unwrap();
-    let resp = campaign_api::app(env.deps.clone(), &Default::default(), env.dynamodb.clone())
-        .unwrap()
-        .oneshot(req)
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 406);
-    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    campaign_tests::openapi::Spec::default().check(
+    let (status, headers, body) = answer(env.deps.clone(), env.dynamodb.clone(), &req).await;
+    assert_eq!(status, 406);
+    campaign_tests::openapi::Spec::shared().check_with_headers(
         "GET",
         "/campaigns/{runId}/events",
         406,
-        &ct,
+        &headers,
         &body,
     );
 }
@@ -624,20 +627,10 @@ async fn the_api_function_answers_a_documented_503_when_the_table_is_unreachable
         brands: std::sync::Arc::new(store),
         ..env.deps.clone()
     };
-    let req = fixture("http-api-v2-get-campaign.json", id).to_string();
-    let req = lambda_http::request::from_str(&req).unwrap();
-    let resp = campaign_api::app(deps, &Default::default(), gone)
-        .unwrap()
-        .oneshot(req)
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 503);
-    let headers = resp.headers().clone();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    campaign_tests::openapi::Spec::default().check_with_headers(
+    let req = fixture("http-api-v2-get-campaign.json", id);
+    let (status, headers, body) = answer(deps, gone, &req).await;
+    assert_eq!(status, 503);
+    campaign_tests::openapi::Spec::shared().check_with_headers(
         "GET",
         "/campaigns/{runId}",
         503,
