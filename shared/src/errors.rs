@@ -1,7 +1,55 @@
 //! The one place where failures get their stable names — the Lambda `errorType` that the
-//! ASL's Retry/Catch match, and that the local engine matches the same way.
+//! ASL's Retry/Catch match, and that the local engine matches the same way — and how a
+//! failure is shown whole: with what was being done ([`context`]) and every cause
+//! ([`Chain`]).
 
-use crate::ports::{AuditUnavailable, GeneratorError, StoreError, WorkflowError};
+use std::fmt;
+
+use crate::ports::{AuditUnavailable, Cause, GeneratorError, StoreError, WorkflowError};
+
+/// A failure with what was being done when it happened; the failure stays its source.
+#[derive(Debug, thiserror::Error)]
+#[error("{context}: {source}")]
+pub struct Failure {
+    context: String,
+    #[source]
+    source: Cause,
+}
+
+/// `e` as the cause of a failure while doing `context`.
+pub fn context(context: impl Into<String>, e: impl Into<Cause>) -> Cause {
+    Box::new(Failure {
+        context: context.into(),
+        source: e.into(),
+    })
+}
+
+/// An error with its whole source chain, `outer: inner: root` — what a log line or an
+/// error message shows. A cause whose text an outer error already shows is not repeated
+/// (the project's errors show their immediate cause; the SDK's and HTTP clients' do not).
+#[derive(Debug)]
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.to_string();
+        let mut next = self.0.source();
+        while let Some(cause) = next {
+            let text = cause.to_string();
+            if !shown.contains(&text) {
+                shown.push_str(": ");
+                shown.push_str(&text);
+            }
+            next = cause.source();
+        }
+        f.write_str(&shown)
+    }
+}
+
+/// `e` with its whole chain, as text.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    Chain(e).to_string()
+}
 
 /// Error names, as written in `statemachine.asl.json`.
 pub mod names {
@@ -58,8 +106,8 @@ impl From<StoreError> for FlowError {
             // sees it and the step becomes a no-op.
             StoreError::Conflict { .. }
             | StoreError::Unavailable(_)
-            | StoreError::AlreadyExists(_) => FlowError::Transient(e.to_string()),
-            StoreError::Corrupt(_) => FlowError::AgentFailed(e.to_string()),
+            | StoreError::AlreadyExists(_) => FlowError::Transient(chain(&e)),
+            StoreError::Corrupt { .. } => FlowError::AgentFailed(chain(&e)),
         }
     }
 }
@@ -67,22 +115,22 @@ impl From<StoreError> for FlowError {
 impl From<GeneratorError> for FlowError {
     fn from(e: GeneratorError) -> Self {
         match e {
-            GeneratorError::Transient(m) => FlowError::Transient(m),
-            GeneratorError::Failed(m) => FlowError::AgentFailed(m),
+            GeneratorError::Transient(m) => FlowError::Transient(chain(&*m)),
+            GeneratorError::Failed(m) => FlowError::AgentFailed(chain(&*m)),
         }
     }
 }
 
 impl From<AuditUnavailable> for FlowError {
     fn from(e: AuditUnavailable) -> Self {
-        FlowError::AuditUnavailable(e.0)
+        FlowError::AuditUnavailable(chain(&e))
     }
 }
 
 impl From<WorkflowError> for FlowError {
     fn from(e: WorkflowError) -> Self {
         match e {
-            WorkflowError::Unavailable(_) => FlowError::Transient(e.to_string()),
+            WorkflowError::Unavailable(_) => FlowError::Transient(chain(&e)),
             WorkflowError::AlreadyStarted(_) | WorkflowError::NotFound(_) => {
                 FlowError::InvalidInput(e.to_string())
             }

@@ -21,6 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::domain::brief::{Oversize, Truncation};
 use crate::domain::{Agent, Brief, BriefError, Event, RunId, Status};
+use crate::errors::chain;
 use crate::ports::{Deps, StoreError};
 use crate::usecases::{self, AppError};
 
@@ -214,9 +215,11 @@ impl From<AppError> for Problem {
             AppError::Missing(m) => problem(StatusCode::NOT_FOUND, "Not Found", m),
             AppError::Conflict(m) => problem(StatusCode::CONFLICT, "Conflict", m),
             AppError::Invalid(m) => problem(StatusCode::BAD_REQUEST, "Bad Request", m),
-            AppError::Unavailable(m) => {
-                problem(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable", m)
-            }
+            AppError::Unavailable(cause) => problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                chain(&*cause),
+            ),
         }
     }
 }

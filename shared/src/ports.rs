@@ -182,6 +182,11 @@ pub struct RunPage {
     pub next_cursor: Option<String>,
 }
 
+/// The failure an error keeps as its source: the SDK's, SQLite's or the network's own
+/// error (walk `source()` for the chain), or a plain message where there is no error
+/// value (`"…".into()`).
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("run {0} not found")]
@@ -202,10 +207,24 @@ pub enum StoreError {
     BadCursor(String),
     /// The backend failed; retrying may help.
     #[error("store unavailable: {0}")]
-    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// Stored data could not be read back.
-    #[error("stored data is corrupt: {0}")]
-    Corrupt(String),
+    Unavailable(#[source] Cause),
+    /// Stored data could not be read back: `what` names it, `source` says why.
+    #[error("stored data is corrupt: {what}: {source}")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Cause,
+    },
+}
+
+impl StoreError {
+    /// Stored (or to-be-stored) `what` that does not read or write as it should.
+    pub fn corrupt(what: &str, e: impl Into<Cause>) -> StoreError {
+        StoreError::Corrupt {
+            what: what.to_string(),
+            source: e.into(),
+        }
+    }
 }
 
 /// Durable state of runs, agents, artifacts and the event log.
@@ -347,7 +366,7 @@ pub enum WorkflowError {
     #[error("no execution for run {0}")]
     NotFound(RunId),
     #[error("workflow service unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Cause),
 }
 
 /// How an execution ended, as Step Functions (or the local engine) reports it.
@@ -415,10 +434,10 @@ pub trait DeferredAudits: Send + Sync {
 pub enum GeneratorError {
     /// Worth retrying (throttling, a dropped connection).
     #[error("transient: {0}")]
-    Transient(String),
+    Transient(#[source] Cause),
     /// Retrying the same input will not help.
     #[error("{0}")]
-    Failed(String),
+    Failed(#[source] Cause),
 }
 
 /// What a generator produced: the content, and the model's use when a model wrote it.
@@ -450,7 +469,7 @@ pub trait Generator: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 #[error("audit unavailable: {0}")]
-pub struct AuditUnavailable(pub String);
+pub struct AuditUnavailable(#[source] pub Cause);
 
 /// The compliance audit of one artifact.
 #[async_trait]

@@ -15,7 +15,7 @@ use crate::domain::{
     Agent, AgentError, AgentSample, Artifact, ArtifactId, BrandInput, BrandKit, Brief, Event,
     ExecutionMode, ModeDecision, Run, RunId, Scope, Status,
 };
-use crate::errors::FlowError;
+use crate::errors::{FlowError, chain};
 use crate::observe;
 pub use crate::ports::ExecutionEnd;
 use crate::ports::{BrandError, Change, Deps, ExecutionState, NewRun, StoreError, WorkflowError};
@@ -37,7 +37,7 @@ pub enum AppError {
     #[error("{0}")]
     Invalid(String),
     #[error("temporarily unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] crate::ports::Cause),
 }
 
 impl From<StoreError> for AppError {
@@ -48,8 +48,8 @@ impl From<StoreError> for AppError {
             StoreError::Conflict { .. } | StoreError::AlreadyExists(_) => {
                 AppError::Conflict(e.to_string())
             }
-            StoreError::Unavailable(_) | StoreError::Corrupt(_) => {
-                AppError::Unavailable(e.to_string())
+            StoreError::Unavailable(_) | StoreError::Corrupt { .. } => {
+                AppError::Unavailable(Box::new(e))
             }
         }
     }
@@ -87,7 +87,7 @@ async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<E
         ) {
             (Ok(run), Ok(log)) => observe::run_closed(&run, &log),
             (Err(e), _) | (_, Err(e)) => {
-                warn!(run_id = %run_id, error = %e, "metrics of the closed run not recorded")
+                warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "metrics of the closed run not recorded")
             }
         }
     }
@@ -137,9 +137,10 @@ async fn start_flow(deps: &Deps, run_id: RunId, input: Value) -> Result<RunId, A
     match deps.workflow.start(run_id, input).await {
         Ok(()) | Err(WorkflowError::AlreadyStarted(_)) => Ok(run_id),
         Err(other) => {
-            warn!(run_id = %run_id, error = %other, "could not start the flow");
-            close_failed(deps, run_id, "WorkflowUnavailable", &other.to_string()).await?;
-            Err(AppError::Unavailable(other.to_string()))
+            let why = chain(&other);
+            warn!(run_id = %run_id, error = %why, "could not start the flow");
+            close_failed(deps, run_id, "WorkflowUnavailable", &why).await?;
+            Err(AppError::Unavailable(Box::new(other)))
         }
     }
 }
@@ -241,7 +242,7 @@ async fn decide_mode(deps: &Deps) -> ModeDecision {
                 samples.insert(agent, s);
             }
             Err(e) => {
-                warn!(agent = %agent, error = %e, "agent samples unreadable; auto mode decides without them");
+                warn!(agent = %agent, error = %crate::errors::Chain(&e), "agent samples unreadable; auto mode decides without them");
             }
         }
     }
@@ -258,7 +259,7 @@ async fn record_sample(deps: &Deps, agent: Agent, started: std::time::Instant, t
         throttled,
     };
     if let Err(e) = deps.store.record_sample(sample).await {
-        warn!(agent = %agent, error = %e, "agent sample not recorded");
+        warn!(agent = %agent, error = %crate::errors::Chain(&e), "agent sample not recorded");
     }
 }
 
@@ -352,7 +353,7 @@ pub async fn cancel(deps: &Deps, run_id: RunId) -> Result<Run, AppError> {
         )));
     }
     if let Err(e) = deps.workflow.stop(run_id, "cancelled by request").await {
-        warn!(run_id = %run_id, error = %e, "stopping the execution failed; closing the run anyway");
+        warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "stopping the execution failed; closing the run anyway");
     }
     if !close_cancelled(deps, run_id, "cancelled by request").await? {
         // It reached its own end while we were stopping it.
@@ -1006,7 +1007,7 @@ pub async fn recover(deps: &Deps) -> Result<Vec<RunId>, StoreError> {
         }
         info!(run_id = %run_id, status = %run.status, "resuming unfinished run");
         if let Err(e) = deps.workflow.start(run_id, execution_input(&run)).await {
-            warn!(run_id = %run_id, error = %e, "could not resume; closing the run");
+            warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "could not resume; closing the run");
             close_failed(
                 deps,
                 run_id,

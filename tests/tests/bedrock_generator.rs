@@ -148,7 +148,9 @@ async fn a_prohibited_term_is_repaired_once_then_a_second_miss_fails_the_agent()
     ])
     .await;
     match g.generate(Agent::Copy, &brief(), RunId::new()).await {
-        Err(GeneratorError::Failed(m)) => assert!(m.contains("after one repair"), "{m}"),
+        Err(GeneratorError::Failed(m)) => {
+            assert!(m.to_string().contains("after one repair"), "{m}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -170,7 +172,7 @@ async fn throttling_unavailability_stream_errors_cuts_and_timeouts_are_transient
         config.timeout = Duration::from_millis(800);
         let (_, g) = fake_with(vec![reply.clone()], config).await;
         match g.generate(Agent::Copy, &brief(), RunId::new()).await {
-            Err(GeneratorError::Transient(m)) => assert!(m.contains(MODEL), "{m}"),
+            Err(GeneratorError::Transient(m)) => assert!(m.to_string().contains(MODEL), "{m}"),
             other => panic!("{reply:?}: {other:?}"),
         }
     }
@@ -196,7 +198,9 @@ async fn refusals_and_rejected_requests_fail_the_agent_with_the_reason() {
     ] {
         let (_, g) = fake(vec![reply.clone()]).await;
         match g.generate(Agent::Copy, &brief(), RunId::new()).await {
-            Err(GeneratorError::Failed(m)) => assert!(m.contains(says), "{reply:?}: {m}"),
+            Err(GeneratorError::Failed(m)) => {
+                assert!(m.to_string().contains(says), "{reply:?}: {m}")
+            }
             other => panic!("{reply:?}: {other:?}"),
         }
     }

@@ -259,7 +259,7 @@ impl Pusher for RecordingPusher {
             return Err(PushError::Gone(connection_id.into()));
         }
         if self.failing.iter().any(|g| g == connection_id) {
-            return Err(PushError::Failed(format!("{connection_id}: 500")));
+            return Err(PushError::Failed(format!("{connection_id}: 500").into()));
         }
         self.pushed
             .lock()
@@ -636,6 +636,12 @@ async fn the_api_function_answers_a_documented_503_when_the_table_is_unreachable
         503,
         &headers,
         &body,
+    );
+    // The detail names the root cause (the connection's own failure), not "service error".
+    let detail = body["detail"].to_string();
+    assert!(
+        detail.to_lowercase().contains("connection refused"),
+        "{detail}"
     );
 }
 

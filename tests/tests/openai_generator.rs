@@ -201,7 +201,10 @@ async fn an_answer_still_wrong_after_its_repair_fails_the_agent_with_the_reasons
     .await;
     match g.generate(Agent::Copy, &brief(), RunId::new()).await {
         Err(GeneratorError::Failed(m)) => {
-            assert!(m.contains("after one repair") && m.contains("shape"), "{m}")
+            assert!(
+                m.to_string().contains("after one repair") && m.to_string().contains("shape"),
+                "{m}"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -363,8 +366,49 @@ async fn a_slow_first_token_is_measured_and_one_past_the_timeout_is_transient() 
     let g = paced(Duration::from_secs(5), Duration::from_millis(500)).await;
     match g.generate(Agent::Copy, &brief(), RunId::new()).await {
         Err(GeneratorError::Transient(m)) => {
-            assert!(m.contains("no whole answer within 500ms"), "{m}")
+            assert!(
+                m.to_string().contains("no whole answer within 500ms"),
+                "{m}"
+            )
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_transient_and_its_message_names_the_root_cause() {
+    // A port nothing listens on: bound, then released.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let g = OpenAiModel::generator(OpenAiConfig {
+        base_url: format!("http://{addr}/v1"),
+        model: "nowhere".into(),
+        api_key: None,
+        timeout: Duration::from_secs(5),
+    })
+    .unwrap();
+    let e = g
+        .generate(Agent::Copy, &brief(), RunId::new())
+        .await
+        .unwrap_err();
+    let GeneratorError::Transient(cause) = &e else {
+        panic!("{e:?}")
+    };
+    // The HTTP client's own error is kept as the source, not flattened to text…
+    let mut reqwest_error = None;
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**cause);
+    while let Some(c) = next {
+        reqwest_error = reqwest_error.or(c.downcast_ref::<reqwest::Error>());
+        next = c.source();
+    }
+    assert!(reqwest_error.is_some_and(|r| r.is_connect()), "{e:?}");
+    // …and what the step reports (the Lambda's errorMessage, the log line) shows the
+    // connection's own failure, which the HTTP client's message alone does not.
+    let shown = campaign_shared::errors::FlowError::from(e).to_string();
+    assert!(
+        shown.contains(&addr.to_string()) && shown.to_lowercase().contains("connection refused"),
+        "{shown}"
+    );
 }

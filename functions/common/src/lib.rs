@@ -106,25 +106,22 @@ impl From<FunctionError> for Diagnostic {
 #[derive(Debug, Clone, Copy)]
 pub struct NotConfigured(pub &'static str);
 
+impl NotConfigured {
+    fn missing(&self) -> WorkflowError {
+        WorkflowError::Unavailable(format!("this function has no {}", self.0).into())
+    }
+}
+
 #[async_trait]
 impl Workflow for NotConfigured {
     async fn start(&self, _: RunId, _: Value) -> Result<(), WorkflowError> {
-        Err(WorkflowError::Unavailable(format!(
-            "this function has no {}",
-            self.0
-        )))
+        Err(self.missing())
     }
     async fn stop(&self, _: RunId, _: &str) -> Result<(), WorkflowError> {
-        Err(WorkflowError::Unavailable(format!(
-            "this function has no {}",
-            self.0
-        )))
+        Err(self.missing())
     }
     async fn describe(&self, _: RunId) -> Result<ExecutionState, WorkflowError> {
-        Err(WorkflowError::Unavailable(format!(
-            "this function has no {}",
-            self.0
-        )))
+        Err(self.missing())
     }
 }
 
@@ -288,7 +285,7 @@ pub fn config_or_exit(needs: &[&'static str]) -> Config {
     match Config::from_env(needs) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "configuration");
+            tracing::error!(error = %campaign_shared::errors::Chain(&e), "configuration");
             eprintln!("configuration error: {e}");
             std::process::exit(1);
         }

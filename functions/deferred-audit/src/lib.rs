@@ -36,7 +36,7 @@ pub async fn handler(
         match result {
             Ok(_) | Err(FlowError::Cancelled(_)) => {}
             Err(e) => {
-                warn!(message_id = %id, error = %e, name = e.name(), "deferred audit not done; will be retried");
+                warn!(message_id = %id, error = %campaign_shared::errors::Chain(&e), name = e.name(), "deferred audit not done; will be retried");
                 let mut failure = BatchItemFailure::default();
                 failure.item_identifier = id;
                 response.batch_item_failures.push(failure);

@@ -9,6 +9,7 @@ use campaign_lambda::FunctionError;
 use campaign_shared::adapters::aws::config::{TABLE_NAME, WEBSOCKET_ENDPOINT};
 use campaign_shared::adapters::aws::websocket::{Connections, PushError, Pusher};
 use campaign_shared::domain::Event;
+use campaign_shared::errors::chain;
 use lambda_runtime::LambdaEvent;
 use time::OffsetDateTime;
 use tracing::{Instrument, info_span, warn};
@@ -21,7 +22,7 @@ async fn deliver(body: &str, connections: &Connections, pusher: &dyn Pusher) -> 
     let subscribers = connections
         .subscribers(event.run_id, OffsetDateTime::now_utc())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| chain(&e))?;
     let mut failed = None;
     for conn in subscribers {
         match pusher.push(&conn, body).await {
@@ -30,7 +31,7 @@ async fn deliver(body: &str, connections: &Connections, pusher: &dyn Pusher) -> 
                 let _ = connections.unsubscribe(&conn, event.run_id).await;
                 let _ = connections.disconnect(&conn).await;
             }
-            Err(e) => failed = Some(e.to_string()),
+            Err(e) => failed = Some(chain(&e)),
         }
     }
     failed.map_or(Ok(()), Err)

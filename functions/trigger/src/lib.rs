@@ -8,7 +8,7 @@ use campaign_shared::adapters::aws::config::{
     MODE_POLICY, STATE_MACHINE_ARN, STATUS_QUEUE_URL, TABLE_NAME,
 };
 use campaign_shared::domain::{Brief, RunId};
-use campaign_shared::errors::FlowError;
+use campaign_shared::errors::{FlowError, chain};
 use campaign_shared::ports::Deps;
 use campaign_shared::usecases::{self, AppError};
 use lambda_runtime::LambdaEvent;
@@ -52,8 +52,8 @@ pub async fn handler(
         .run_id;
     let run_id = usecases::submit_as(deps, run_id, brief, None)
         .await
-        .map_err(|e| match e {
-            AppError::Unavailable(m) => FlowError::Transient(m),
+        .map_err(|e| match &e {
+            AppError::Unavailable(_) => FlowError::Transient(chain(&e)),
             other => FlowError::InvalidInput(other.to_string()),
         })?;
     Ok(json!({ "runId": run_id, "eventId": key }))

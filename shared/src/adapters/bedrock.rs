@@ -23,8 +23,10 @@ use aws_sdk_bedrockruntime::types::{
     InferenceConfiguration, Message as BedrockMessage, StopReason, SystemContentBlock, TokenUsage,
 };
 
+use crate::adapters::aws::sdk_failure;
 use crate::adapters::chat::{Answer, ChatModel, ModelGenerator};
 use crate::agents::model::{Message, Role};
+use crate::errors::context;
 use crate::ports::GeneratorError;
 
 /// Which model, and how to call it.
@@ -120,10 +122,13 @@ impl BedrockModel {
             }
         }
         let Some(stop) = stop else {
-            return Err(GeneratorError::Transient(format!(
-                "Bedrock {}: the stream ended before messageStop",
-                self.config.model_id
-            )));
+            return Err(GeneratorError::Transient(
+                format!(
+                    "Bedrock {}: the stream ended before messageStop",
+                    self.config.model_id
+                )
+                .into(),
+            ));
         };
         refused(&self.config.model_id, &stop)?;
         Ok(answer)
@@ -180,10 +185,9 @@ fn record_usage(answer: &mut Answer, usage: Option<&TokenUsage>) {
 fn refused(model: &str, stop: &StopReason) -> Result<(), GeneratorError> {
     match stop {
         StopReason::ContentFiltered | StopReason::GuardrailIntervened => {
-            Err(GeneratorError::Failed(format!(
-                "Bedrock {model} refused to answer ({})",
-                stop.as_str()
-            )))
+            Err(GeneratorError::Failed(
+                format!("Bedrock {model} refused to answer ({})", stop.as_str()).into(),
+            ))
         }
         _ => Ok(()),
     }
@@ -232,14 +236,16 @@ where
     E: Retryable + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let msg = format!(
-        "Bedrock {model}: {}",
-        aws_sdk_bedrockruntime::error::DisplayErrorContext(&e)
-    );
-    match &e {
-        SdkError::ServiceError(s) if s.err().transient() => GeneratorError::Transient(msg),
-        SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => GeneratorError::Failed(msg),
-        _ => GeneratorError::Transient(msg),
+    let transient = match &e {
+        SdkError::ServiceError(s) => s.err().transient(),
+        SdkError::ConstructionFailure(_) => false,
+        _ => true,
+    };
+    let cause = context(format!("Bedrock {model}"), sdk_failure(e));
+    if transient {
+        GeneratorError::Transient(cause)
+    } else {
+        GeneratorError::Failed(cause)
     }
 }
 
@@ -248,7 +254,7 @@ fn text_message(role: ConversationRole, text: &str) -> Result<BedrockMessage, Ge
         .role(role)
         .content(ContentBlock::Text(text.to_owned()))
         .build()
-        .map_err(|e| GeneratorError::Failed(format!("Bedrock message: {e}")))
+        .map_err(|e| GeneratorError::Failed(context("Bedrock message", e)))
 }
 
 #[async_trait]
@@ -279,10 +285,13 @@ impl ChatModel for BedrockModel {
         tokio::time::timeout(self.config.timeout, call)
             .await
             .map_err(|_| {
-                GeneratorError::Transient(format!(
-                    "Bedrock {}: no whole answer within {:?}",
-                    self.config.model_id, self.config.timeout
-                ))
+                GeneratorError::Transient(
+                    format!(
+                        "Bedrock {}: no whole answer within {:?}",
+                        self.config.model_id, self.config.timeout
+                    )
+                    .into(),
+                )
             })?
     }
 }

@@ -21,7 +21,7 @@ impl Generator for BuiltinGenerator {
     ) -> Result<Generated, GeneratorError> {
         agents::generate(agent, brief, run_id)
             .map(Generated::from)
-            .map_err(|e| GeneratorError::Failed(e.to_string()))
+            .map_err(|e| GeneratorError::Failed(Box::new(e)))
     }
 }
 

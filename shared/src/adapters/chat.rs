@@ -115,10 +115,13 @@ impl<M: ChatModel> Generator for ModelGenerator<M> {
                     model::repair(&mut messages, &answer.text, &violations);
                 }
                 Err(violations) => {
-                    return Err(GeneratorError::Failed(format!(
-                        "the model's answer still breaks the rules after one repair: {}",
-                        violations.join("; ")
-                    )));
+                    return Err(GeneratorError::Failed(
+                        format!(
+                            "the model's answer still breaks the rules after one repair: {}",
+                            violations.join("; ")
+                        )
+                        .into(),
+                    ));
                 }
             }
         }

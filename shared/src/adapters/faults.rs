@@ -162,19 +162,22 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
         match self.faults.get(&agent) {
             None => {}
             Some(AgentFault::Error) => {
-                return Err(GeneratorError::Failed(format!(
-                    "injected fault: the {agent} agent failed"
-                )));
+                return Err(GeneratorError::Failed(
+                    format!("injected fault: the {agent} agent failed").into(),
+                ));
             }
             Some(AgentFault::ErrorTimes(n)) if self.count_failure(agent, *n) => {
-                return Err(GeneratorError::Failed(format!(
-                    "injected fault: the {agent} agent failed (error:{n})"
-                )));
+                return Err(GeneratorError::Failed(
+                    format!("injected fault: the {agent} agent failed (error:{n})").into(),
+                ));
             }
             Some(AgentFault::Throttle(n)) if self.count_failure(agent, *n) => {
-                return Err(GeneratorError::Transient(format!(
-                    "injected fault: the {agent} agent's model refused the call as throttled (throttle:{n})"
-                )));
+                return Err(GeneratorError::Transient(
+                    format!(
+                        "injected fault: the {agent} agent's model refused the call as throttled (throttle:{n})"
+                    )
+                    .into(),
+                ));
             }
             // Failed or throttled as many times as asked: works from now on.
             Some(AgentFault::ErrorTimes(_) | AgentFault::Throttle(_)) => {}

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 
 use crate::adapters::chat::{Answer, ChatModel, ModelGenerator};
 use crate::agents::model::Message;
-use crate::ports::GeneratorError;
+use crate::errors::context;
+use crate::ports::{Cause, GeneratorError};
 
 /// Where and how to reach the model.
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ impl OpenAiModel {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
-            .map_err(|e| GeneratorError::Failed(format!("HTTP client: {e}")))?;
+            .map_err(|e| GeneratorError::Failed(context("HTTP client", e)))?;
         Ok(OpenAiModel { http, config })
     }
 
@@ -84,16 +85,16 @@ impl ChatModel for OpenAiModel {
         let started = Instant::now();
         let resp = req.send().await.map_err(|e| {
             GeneratorError::Transient(if e.is_timeout() {
-                format!("{url}: no answer within {:?}", self.config.timeout)
+                format!("{url}: no answer within {:?}", self.config.timeout).into()
             } else {
-                format!("{url}: {e}")
+                context(url.clone(), e)
             })
         })?;
         let status = resp.status();
         if !status.is_success() {
             let detail = resp.text().await.unwrap_or_default();
             let detail: String = detail.chars().take(300).collect();
-            let msg = format!("the model server answered {status}: {detail}");
+            let msg: Cause = format!("the model server answered {status}: {detail}").into();
             return Err(if status.as_u16() == 429 || status.is_server_error() {
                 GeneratorError::Transient(msg)
             } else {
@@ -106,19 +107,22 @@ impl ChatModel for OpenAiModel {
         while let Some(event) = events.next().await {
             let event = event.map_err(|e| match e {
                 eventsource_stream::EventStreamError::Transport(t) if t.is_timeout() => {
-                    GeneratorError::Transient(format!(
-                        "{}: no whole answer within {:?}",
-                        self.config.model, self.config.timeout
-                    ))
+                    GeneratorError::Transient(
+                        format!(
+                            "{}: no whole answer within {:?}",
+                            self.config.model, self.config.timeout
+                        )
+                        .into(),
+                    )
                 }
-                e => GeneratorError::Transient(format!("the model's stream broke: {e}")),
+                e => GeneratorError::Transient(context("the model's stream broke", e)),
             })?;
             if event.data.trim() == "[DONE]" {
                 done = true;
                 break;
             }
             let chunk: Value = serde_json::from_str(&event.data).map_err(|e| {
-                GeneratorError::Transient(format!("the model's stream sent a malformed chunk: {e}"))
+                GeneratorError::Transient(context("the model's stream sent a malformed chunk", e))
             })?;
             if let Some(usage) = chunk.get("usage").filter(|u| u.is_object()) {
                 answer.prompt_tokens = usage["prompt_tokens"].as_u64();

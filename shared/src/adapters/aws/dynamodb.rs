@@ -97,8 +97,8 @@ fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError
     StoreError::Unavailable(Box::new(e))
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
+fn corrupt(what: &str, e: impl Into<crate::ports::Cause>) -> StoreError {
+    StoreError::corrupt(what, e)
 }
 
 /// The run item.
@@ -485,7 +485,7 @@ impl DynamoStore {
             match commit {
                 Commit::Unanswered(e) if resent < 3 => {
                     resent += 1;
-                    tracing::warn!(error = %e, resent, "transaction unanswered; sending it again");
+                    tracing::warn!(error = %crate::errors::Chain(&e), resent, "transaction unanswered; sending it again");
                     tokio::time::sleep(backoff(resent)).await;
                 }
                 Commit::Unanswered(e) => return Err(e),

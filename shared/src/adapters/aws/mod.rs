@@ -77,8 +77,22 @@ impl aws_smithy_runtime_api::client::http::HttpClient for LazyHttps {
     }
 }
 
-/// An SDK failure as a store error whose message carries the whole chain (the service's
-/// code and message, or the transport's cause), not just "service error".
+/// An SDK failure as a cause whose message carries the whole chain (the service's code
+/// and message, or the transport's cause), not just "service error"; the SDK error stays
+/// its source. (Every SDK crate's `SdkError` is the one smithy type.)
+pub(crate) fn sdk_failure<E, R>(e: aws_sdk_dynamodb::error::SdkError<E, R>) -> crate::ports::Cause
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    let context = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
+    Box::new(SdkFailure {
+        context,
+        source: Box::new(e),
+    })
+}
+
+/// An SDK failure as a store error (see [`sdk_failure`]).
 pub(crate) fn sdk_unavailable<E, R>(
     e: aws_sdk_dynamodb::error::SdkError<E, R>,
 ) -> crate::ports::StoreError
@@ -86,11 +100,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let context = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
-    crate::ports::StoreError::Unavailable(Box::new(SdkFailure {
-        context,
-        source: Box::new(e),
-    }))
+    crate::ports::StoreError::Unavailable(sdk_failure(e))
 }
 
 /// Keeps the SDK error as the source and shows its full context.

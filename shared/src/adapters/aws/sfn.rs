@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_sfn::Client;
-use aws_sdk_sfn::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sfn::error::SdkError;
 use aws_sdk_sfn::types::ExecutionStatus;
 use serde_json::Value;
 
@@ -12,10 +12,12 @@ use crate::ports::{ExecutionEnd, ExecutionState, Workflow, WorkflowError};
 
 /// The SDK error with its whole chain (the service's code and message, or the transport's
 /// cause), not just "service error".
-fn unavailable<E: std::error::Error + 'static, R: std::fmt::Debug>(
-    e: &SdkError<E, R>,
-) -> WorkflowError {
-    WorkflowError::Unavailable(DisplayErrorContext(e).to_string())
+fn unavailable<E, R>(e: SdkError<E, R>) -> WorkflowError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    WorkflowError::Unavailable(super::sdk_failure(e))
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +63,7 @@ impl Workflow for SfnWorkflow {
             {
                 Err(WorkflowError::AlreadyStarted(run_id))
             }
-            Err(e) => Err(unavailable(&e)),
+            Err(e) => Err(unavailable(e)),
         }
     }
 
@@ -82,7 +84,7 @@ impl Workflow for SfnWorkflow {
             {
                 Err(WorkflowError::NotFound(run_id))
             }
-            Err(e) => Err(unavailable(&e)),
+            Err(e) => Err(unavailable(e)),
         }
     }
 
@@ -101,7 +103,7 @@ impl Workflow for SfnWorkflow {
             {
                 return Ok(ExecutionState::Missing);
             }
-            Err(e) => return Err(unavailable(&e)),
+            Err(e) => return Err(unavailable(e)),
         };
         let at = out
             .stop_date

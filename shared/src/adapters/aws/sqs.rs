@@ -54,7 +54,9 @@ impl EventPublisher for SqsPublisher {
                 }
                 match entry.build() {
                     Ok(entry) => entries.push(entry),
-                    Err(err) => warn!(error = %err, "cannot build status message"),
+                    Err(err) => {
+                        warn!(error = %crate::errors::Chain(&err), "cannot build status message")
+                    }
                 }
             }
             let result = self
@@ -107,7 +109,7 @@ impl SqsDeferredAudits {
 impl DeferredAudits for SqsDeferredAudits {
     async fn enqueue(&self, run_id: RunId, delay: Duration) -> Result<(), StoreError> {
         let body = serde_json::to_string(&DeferredAuditMessage { run_id })
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            .map_err(|e| StoreError::corrupt("deferred audit message", e))?;
         self.client
             .send_message()
             .queue_url(&self.queue_url)

@@ -150,7 +150,7 @@ pub enum PushError {
     #[error("connection {0} is gone")]
     Gone(String),
     #[error("push failed: {0}")]
-    Failed(String),
+    Failed(#[source] crate::ports::Cause),
 }
 
 /// Sends one message to one connection.
@@ -186,9 +186,7 @@ impl Pusher for ApiGatewayPusher {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_gone_exception()) => {
                 Err(PushError::Gone(connection_id.to_string()))
             }
-            Err(e) => Err(PushError::Failed(
-                aws_sdk_apigatewaymanagement::error::DisplayErrorContext(&e).to_string(),
-            )),
+            Err(e) => Err(PushError::Failed(super::sdk_failure(e))),
         }
     }
 }

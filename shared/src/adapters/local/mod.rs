@@ -198,7 +198,7 @@ async fn deferred_worker(deps: Deps, store: SqliteStore, stop: CancellationToken
         let due = match store.due_deferred(time::OffsetDateTime::now_utc()).await {
             Ok(d) => d,
             Err(e) => {
-                warn!(error = %e, "deferred-audit queue unreadable");
+                warn!(error = %crate::errors::Chain(&e), "deferred-audit queue unreadable");
                 continue;
             }
         };
@@ -212,7 +212,7 @@ async fn deferred_worker(deps: Deps, store: SqliteStore, stop: CancellationToken
                         .saturating_mul(1 << attempts.min(5))
                         .min(Duration::from_secs(600))
                         .mul_f64(scale);
-                    warn!(run_id = %run_id, error = %e, retry_in_ms = backoff.as_millis() as u64, "deferred audit failed; will retry");
+                    warn!(run_id = %run_id, error = %crate::errors::Chain(&e), retry_in_ms = backoff.as_millis() as u64, "deferred audit failed; will retry");
                     let _ = store
                         .reschedule_deferred(run_id, time::OffsetDateTime::now_utc() + backoff)
                         .await;

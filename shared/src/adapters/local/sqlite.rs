@@ -156,8 +156,8 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
     StoreError::Unavailable(Box::new(e))
 }
 
-fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {e}"))
+fn corrupt(what: &str, e: impl Into<crate::ports::Cause>) -> StoreError {
+    StoreError::corrupt(what, e)
 }
 
 /// Runs `f` in a savepoint: its writes are kept if it succeeds, undone if it fails.
@@ -258,7 +258,7 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
     }
     if let Err(e) = run("BEGIN IMMEDIATE") {
         // Nothing of the group runs; dropping it answers every caller `Unavailable`.
-        tracing::error!(error = %e, requests = group.len(), "cannot begin a transaction");
+        tracing::error!(error = %crate::errors::Chain(&e), requests = group.len(), "cannot begin a transaction");
         return;
     }
     // A request alone in its transaction needs no savepoint (whose journal copies every
@@ -362,7 +362,7 @@ impl SqliteStore {
                     if let Err(e) =
                         checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                     {
-                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                        tracing::warn!(error = %crate::errors::Chain(&e), "WAL checkpoint failed");
                     }
                 }
             })

@@ -161,7 +161,7 @@ impl Workflow for LocalWorkflow {
             };
             if !shutdown.is_cancelled() {
                 if let Err(e) = usecases::execution_ended(&this_deps, run_id, end.clone()).await {
-                    error!(run_id = %run_id, error = %e, "could not record how the execution ended");
+                    error!(run_id = %run_id, error = %crate::errors::Chain(&e), "could not record how the execution ended");
                 }
             }
             if let Ok(mut ended) = ended.lock() {
