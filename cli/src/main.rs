@@ -14,6 +14,7 @@ use campaign_shared::adapters::local::LocalConfig;
 use campaign_shared::adapters::local::admission::Limits;
 use campaign_shared::domain::brief::Oversize;
 use campaign_shared::domain::{Brief, BriefError, ExecutionMode};
+use campaign_shared::errors::Chain;
 use std::num::NonZeroU32;
 
 /// Environment variables, listed under every `--help`.
@@ -333,7 +334,7 @@ async fn main() -> ExitCode {
             {
                 Ok(code) => ExitCode::from(code),
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", Chain(&*e));
                     ExitCode::from(exit::ERROR)
                 }
             }
@@ -374,7 +375,7 @@ async fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("error: bench: {e}");
+                    eprintln!("error: bench: {}", Chain(&*e));
                     ExitCode::from(exit::ERROR)
                 }
             }
@@ -399,7 +400,7 @@ async fn main() -> ExitCode {
             let served = match campaign_cli::serve(addr, config).await {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    eprintln!("error: {}", Chain(&e));
                     return ExitCode::from(exit::ERROR);
                 }
             };

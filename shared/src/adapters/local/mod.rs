@@ -21,7 +21,7 @@ use super::generators::{self, GeneratorPlan};
 use crate::adapters::builtin::RuleAuditor;
 use crate::domain::RunId;
 use crate::errors::FlowError;
-use crate::ports::{DeferredAudits, Deps, StoreError, SystemClock};
+use crate::ports::{DeferredAudits, Deps, GeneratorError, StoreError, SystemClock};
 use crate::usecases::{self, TaskFunction};
 use bus::Bus;
 use sqlite::SqliteStore;
@@ -65,9 +65,9 @@ pub enum StartError {
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     #[error("statemachine.asl.json: {0}")]
-    Definition(String),
+    Definition(#[source] crate::ports::Cause),
     #[error("generator: {0}")]
-    Generator(String),
+    Generator(#[from] GeneratorError),
 }
 
 /// Scales the delays of the deferred-audit queue along with the flow's other waits.
@@ -108,13 +108,13 @@ impl LocalApp {
             None => SqliteStore::in_memory()?,
         };
         let machine = asl::StateMachine::load(STATE_MACHINE)
-            .map_err(|e| StartError::Definition(e.to_string()))?
+            .map_err(|e| StartError::Definition(Box::new(e)))?
             .with_time_scale(cfg.time_scale);
         for r in machine.task_resources() {
             if TaskFunction::from_resource(&r).is_none() {
-                return Err(StartError::Definition(format!(
-                    "no local function for Task resource `{r}`"
-                )));
+                return Err(StartError::Definition(
+                    format!("no local function for Task resource `{r}`").into(),
+                ));
             }
         }
         let bus = Bus::default();
@@ -134,9 +134,7 @@ impl LocalApp {
                 store: store.clone(),
                 scale: cfg.time_scale,
             }),
-            generator: generators::build(&cfg.generators, &cfg.faults.agents)
-                .await
-                .map_err(|e| StartError::Generator(e.to_string()))?,
+            generator: generators::build(&cfg.generators, &cfg.faults.agents).await?,
             auditor: auditor.clone(),
             clock: Arc::new(SystemClock),
         };
