@@ -427,7 +427,7 @@ async fn idempotent(
     let now = s.deps.clock.now();
     let claim = s
         .deps
-        .store
+        .keys
         .claim_key(
             &format!("http:{scope}:{key}"),
             &fingerprint,

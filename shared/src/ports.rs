@@ -283,20 +283,6 @@ pub trait RunStore: Send + Sync {
     /// Reads one artifact (for reuse by a retry). `Ok(None)` if unknown.
     async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError>;
 
-    /// Claims a request key (an `Idempotency-Key`, an EventBridge event id) for `run_id`
-    /// and the request's `fingerprint`, until `expires_at`. MUST claim it (`fresh: true`)
-    /// when the key is unknown or its claim expired at `now`, and otherwise return the
-    /// standing claim unchanged (`fresh: false`) — atomically, so two concurrent claims of
-    /// one key get one winner.
-    async fn claim_key(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        run_id: RunId,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<KeyClaim, StoreError>;
-
     /// Records one generator call of an agent (for `executionMode: "auto"`). Best effort
     /// for callers; the store keeps at least the most recent 1,000 per agent (the
     /// largest window a mode policy may ask for).
@@ -343,7 +329,73 @@ pub trait BrandLibrary: Send + Sync {
     async fn delete_brand(&self, brand_id: &str) -> Result<(), BrandError>;
 }
 
-/// What a request key stands for (see [`RunStore::claim_key`]).
+/// Request keys (an `Idempotency-Key` header, an EventBridge event id), each standing for
+/// the run its first request created, so a repeated request finds that run.
+#[async_trait]
+pub trait RequestKeys: Send + Sync {
+    /// Claims `key` for `run_id` and the request's `fingerprint`, until `expires_at`. MUST
+    /// claim it (`fresh: true`) when the key is unknown or its claim expired at `now`, and
+    /// otherwise return the standing claim unchanged (`fresh: false`) — atomically, so two
+    /// concurrent claims of one key get one winner.
+    async fn claim_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        run_id: RunId,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<KeyClaim, StoreError>;
+}
+
+/// How long a WebSocket connection's records live: API Gateway closes a connection after
+/// two hours.
+pub const CONNECTION_TTL: time::Duration = time::Duration::hours(2);
+
+/// WebSocket connections (AWS) and the runs each is subscribed to; the notifier pushes a
+/// run's events to its subscribers.
+#[async_trait]
+pub trait Subscriptions: Send + Sync {
+    /// Records a connection, for [`CONNECTION_TTL`] from `now`.
+    async fn connect(&self, connection_id: &str, now: OffsetDateTime) -> Result<(), StoreError>;
+    /// Forgets a connection. Its subscriptions MAY stay until they expire or a push finds
+    /// the connection gone.
+    async fn disconnect(&self, connection_id: &str) -> Result<(), StoreError>;
+    /// Subscribes a connection to a run, for [`CONNECTION_TTL`] from `now`; subscribing
+    /// again renews it (one subscription, not two).
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        run_id: RunId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Ends a subscription; ending one that does not exist is not an error.
+    async fn unsubscribe(&self, connection_id: &str, run_id: RunId) -> Result<(), StoreError>;
+    /// The connections subscribed to `run_id` whose subscription has not expired at
+    /// `now`. MUST include a subscription made just before (read after write), or its
+    /// events are pushed to nobody until the client replays.
+    async fn subscribers(
+        &self,
+        run_id: RunId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    /// The client went away (410): forget the connection, do not retry.
+    #[error("connection {0} is gone")]
+    Gone(String),
+    #[error("push failed: {0}")]
+    Failed(#[source] Cause),
+}
+
+/// Sends one message to one WebSocket connection.
+#[async_trait]
+pub trait Pusher: Send + Sync {
+    async fn push(&self, connection_id: &str, text: &str) -> Result<(), PushError>;
+}
+
+/// What a request key stands for (see [`RequestKeys::claim_key`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyClaim {
     pub run_id: RunId,
@@ -498,6 +550,7 @@ impl Clock for SystemClock {
 #[derive(Clone)]
 pub struct Deps {
     pub store: Arc<dyn RunStore>,
+    pub keys: Arc<dyn RequestKeys>,
     pub brands: Arc<dyn BrandLibrary>,
     /// How `executionMode: "auto"` decides, and the mode of briefs that do not say.
     pub mode_policy: ModePolicy,

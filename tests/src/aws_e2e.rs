@@ -308,7 +308,9 @@ impl Deployment {
             crate::aws_env::TABLE,
         );
         campaign_shared::ports::Deps {
-            store: Arc::new(store),
+            store: Arc::new(store.clone()),
+            keys: Arc::new(store.clone()),
+            brands: Arc::new(store),
             ..self.env.deps.clone()
         }
     }

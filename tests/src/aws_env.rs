@@ -105,6 +105,7 @@ impl AwsEnv {
         let store = DynamoStore::new(dynamodb.clone(), TABLE);
         let deps = Deps {
             store: Arc::new(store.clone()),
+            keys: Arc::new(store.clone()),
             brands: Arc::new(store.clone()),
             mode_policy: Default::default(),
             publisher: Arc::new(SqsPublisher::new(sqs.clone(), &status_queue_url)),

@@ -1,5 +1,6 @@
-//! The RunStore port contract, as one suite every store must pass (SQLite now; the
-//! DynamoDB store runs the same functions against moto). Each function is one rule.
+//! The store ports' contract (runs, request keys, WebSocket subscriptions, brand kits), as
+//! one suite every store must pass: the SQLite store on a file, the DynamoDB store against
+//! moto. Each function is one rule.
 
 use std::sync::Arc;
 
@@ -9,13 +10,17 @@ use campaign_shared::domain::{
     Scope, Status,
 };
 use campaign_shared::domain::{AgentSample, BrandInput, BrandKit, ModeDecision, ModePolicy};
-use campaign_shared::ports::{BrandError, BrandLibrary, Change, NewRun, RunStore, StoreError};
+use campaign_shared::ports::{
+    BrandError, BrandLibrary, CONNECTION_TTL, Change, NewRun, RequestKeys, RunStore, StoreError,
+    Subscriptions,
+};
 use serde_json::json;
 use time::OffsetDateTime;
 
-/// A store as the deployments use it: runs and the brand library.
-pub trait FullStore: RunStore + BrandLibrary {}
-impl<T: RunStore + BrandLibrary> FullStore for T {}
+/// A store as the deployments use it: runs, request keys, WebSocket subscriptions and the
+/// brand library.
+pub trait FullStore: RunStore + RequestKeys + Subscriptions + BrandLibrary {}
+impl<T: RunStore + RequestKeys + Subscriptions + BrandLibrary> FullStore for T {}
 
 pub type Store = Arc<dyn FullStore>;
 /// Whatever must live as long as a test's store (a temp dir, the emulator's lock).
@@ -465,6 +470,40 @@ pub async fn a_request_key_is_claimed_once_until_it_expires(s: Store) {
     assert!(results.iter().all(|r| r.run_id == winner));
 }
 
+pub async fn a_runs_subscribers_are_its_live_subscriptions(s: Store) {
+    let now = OffsetDateTime::now_utc();
+    let (run, other) = (RunId::new(), RunId::new());
+    assert!(s.subscribers(run, now).await.unwrap().is_empty());
+    s.connect("c-1", now).await.unwrap();
+    s.connect("c-2", now).await.unwrap();
+    // Read after write: a subscription made a moment ago is listed.
+    s.subscribe("c-1", run, now).await.unwrap();
+    assert_eq!(s.subscribers(run, now).await.unwrap(), ["c-1"]);
+    s.subscribe("c-2", run, now).await.unwrap();
+    s.subscribe("c-2", other, now).await.unwrap();
+    // Subscribing again renews the one subscription.
+    s.subscribe("c-1", run, now).await.unwrap();
+    let mut both = s.subscribers(run, now).await.unwrap();
+    both.sort();
+    assert_eq!(both, ["c-1", "c-2"]);
+    assert_eq!(s.subscribers(other, now).await.unwrap(), ["c-2"]);
+    // Unsubscribing ends that subscription alone; ending one that is not there is fine.
+    s.unsubscribe("c-2", run).await.unwrap();
+    s.unsubscribe("c-2", run).await.unwrap();
+    assert_eq!(s.subscribers(run, now).await.unwrap(), ["c-1"]);
+    assert_eq!(s.subscribers(other, now).await.unwrap(), ["c-2"]);
+    // Forgetting a connection does not fail (its subscriptions may stay until they expire).
+    s.disconnect("c-2").await.unwrap();
+    s.disconnect("c-unknown").await.unwrap();
+    // A subscription lives CONNECTION_TTL from when it was made (or renewed).
+    let just_before = now + CONNECTION_TTL - time::Duration::seconds(1);
+    assert_eq!(s.subscribers(run, just_before).await.unwrap(), ["c-1"]);
+    let after = now + CONNECTION_TTL + time::Duration::seconds(1);
+    assert!(s.subscribers(run, after).await.unwrap().is_empty());
+    s.subscribe("c-1", run, after).await.unwrap();
+    assert_eq!(s.subscribers(run, after).await.unwrap(), ["c-1"]);
+}
+
 pub async fn concurrent_writers_never_break_seq(s: Store) {
     let n = new_run();
     let id = n.run_id;
@@ -692,6 +731,7 @@ macro_rules! store_contract_tests {
             runs_are_filtered_by_status_across_pages,
             concurrent_writers_never_break_seq,
             a_request_key_is_claimed_once_until_it_expires,
+            a_runs_subscribers_are_its_live_subscriptions,
             an_auto_runs_decision_is_kept_with_the_run,
             agent_samples_come_back_newest_first_per_agent,
             brand_kits_are_created_once_replaced_by_version_and_deleted

@@ -25,6 +25,8 @@ async fn proxied(env: &AwsEnv, script: &[&'static str]) -> (FaultProxy, DynamoSt
     let store = DynamoStore::new(proxy.dynamodb(&env.sdk), TABLE);
     let deps = Deps {
         store: Arc::new(store.clone()),
+        keys: Arc::new(store.clone()),
+        brands: Arc::new(store.clone()),
         ..env.deps.clone()
     };
     (proxy, store, deps)
@@ -156,11 +158,11 @@ async fn a_transaction_whose_answer_was_lost_is_sent_again_with_its_token_and_ap
 /// moment ago gets the next event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscribers_are_read_consistently() {
-    use campaign_shared::adapters::aws::websocket::Connections;
+    use campaign_shared::ports::Subscriptions;
     let env = AwsEnv::start().await;
     let run_id = usecases::submit(&env.deps, brief(), None).await.unwrap();
     let (proxy, _, _) = proxied(&env, &[]).await;
-    let connections = Connections::new(proxy.dynamodb(&env.sdk), TABLE);
+    let connections = DynamoStore::new(proxy.dynamodb(&env.sdk), TABLE);
     let now = time::OffsetDateTime::now_utc();
     connections.subscribe("c1", run_id, now).await.unwrap();
     proxy.clear_requests();

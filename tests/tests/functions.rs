@@ -7,9 +7,10 @@
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use campaign_shared::adapters::aws::websocket::{Connections, PushError, Pusher};
+use campaign_shared::adapters::aws::dynamodb::DynamoStore;
 use campaign_shared::domain::{Agent, RunId, Status};
 use campaign_shared::ports::{Change, RunStore};
+use campaign_shared::ports::{PushError, Pusher, Subscriptions};
 use campaign_shared::usecases;
 use campaign_tests::aws_env::{AwsEnv, TABLE, fixture};
 use lambda_http::tower::ServiceExt;
@@ -273,7 +274,7 @@ impl Pusher for RecordingPusher {
 async fn the_notifier_pushes_to_subscribers_and_forgets_gone_connections() {
     let env = AwsEnv::start().await;
     let run_id = submitted(&env).await;
-    let connections = Connections::new(env.dynamodb.clone(), TABLE);
+    let connections = DynamoStore::new(env.dynamodb.clone(), TABLE);
     let now = time::OffsetDateTime::now_utc();
     connections.subscribe("live", run_id, now).await.unwrap();
     connections.subscribe("gone", run_id, now).await.unwrap();
@@ -334,7 +335,7 @@ async fn a_failed_event_holds_back_the_later_events_of_its_run_only() {
             .1
             .clone()
     };
-    let connections = Connections::new(env.dynamodb.clone(), TABLE);
+    let connections = DynamoStore::new(env.dynamodb.clone(), TABLE);
     let now = time::OffsetDateTime::now_utc();
     connections.subscribe("flaky", a, now).await.unwrap();
     connections.subscribe("steady", b, now).await.unwrap();
@@ -372,7 +373,7 @@ async fn a_failed_event_holds_back_the_later_events_of_its_run_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_status_message_fails_alone_in_the_batch() {
     let env = AwsEnv::start().await;
-    let connections = Connections::new(env.dynamodb.clone(), TABLE);
+    let connections = DynamoStore::new(env.dynamodb.clone(), TABLE);
     let mut sqs: Value = fixture("sqs-status-event.json", "");
     let good = sqs["Records"][0].clone();
     sqs["Records"][0]["body"] = json!("not json");
@@ -403,7 +404,7 @@ async fn a_malformed_status_message_fails_alone_in_the_batch() {
 async fn websocket_routes_connect_subscribe_with_replay_and_disconnect() {
     let env = AwsEnv::start().await;
     let run_id = submitted(&env).await;
-    let connections = Connections::new(env.dynamodb.clone(), TABLE);
+    let connections = DynamoStore::new(env.dynamodb.clone(), TABLE);
     let pusher = RecordingPusher::default();
     for name in ["websocket-connect.json", "websocket-subscribe.json"] {
         let payload: aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest =
@@ -611,7 +612,6 @@ async fn the_api_function_refuses_sse_with_a_documented_406() {
 /// OpenAPI document describes it (a real SDK call failing, not a stand-in).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_function_answers_a_documented_503_when_the_table_is_unreachable() {
-    use campaign_shared::adapters::aws::dynamodb::DynamoStore;
     let env = AwsEnv::start().await;
     let (_, created) = call_api(&env, "http-api-v2-post-campaigns.json", "").await;
     let id = created["runId"].as_str().unwrap();
@@ -624,6 +624,7 @@ async fn the_api_function_answers_a_documented_503_when_the_table_is_unreachable
     let store = DynamoStore::new(gone.clone(), TABLE);
     let deps = campaign_shared::ports::Deps {
         store: std::sync::Arc::new(store.clone()),
+        keys: std::sync::Arc::new(store.clone()),
         brands: std::sync::Arc::new(store),
         ..env.deps.clone()
     };

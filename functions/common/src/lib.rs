@@ -17,7 +17,7 @@ use campaign_shared::adapters::aws::config::{
 use campaign_shared::adapters::aws::dynamodb::DynamoStore;
 use campaign_shared::adapters::aws::sfn::SfnWorkflow;
 use campaign_shared::adapters::aws::sqs::{SqsDeferredAudits, SqsPublisher};
-use campaign_shared::adapters::aws::websocket::{ApiGatewayPusher, Connections};
+use campaign_shared::adapters::aws::websocket::ApiGatewayPusher;
 use campaign_shared::adapters::bedrock::BedrockConfig;
 use campaign_shared::adapters::builtin::RuleAuditor;
 use campaign_shared::adapters::faults::{Faults, FaultyAuditor};
@@ -221,6 +221,7 @@ pub async fn deps(config: &Config, clients: &Clients) -> Result<Deps, ConfigErro
     };
     Ok(Deps {
         store: Arc::new(store.clone()),
+        keys: Arc::new(store.clone()),
         brands: Arc::new(store),
         mode_policy: mode_policy(config)?,
         publisher,
@@ -261,11 +262,11 @@ pub fn faults(spec: Option<&str>) -> Result<Faults, ConfigError> {
     Ok(faults)
 }
 
-/// Connection records and the pusher, for the WebSocket functions.
+/// The store of connection records and the pusher, for the WebSocket functions.
 pub fn websocket(
     config: &Config,
     clients: &Clients,
-) -> Result<(Connections, ApiGatewayPusher), ConfigError> {
+) -> Result<(DynamoStore, ApiGatewayPusher), ConfigError> {
     let table = config.get(TABLE_NAME).ok_or(ConfigError::Missing(
         TABLE_NAME,
         "declared by every function",
@@ -275,7 +276,7 @@ pub fn websocket(
         "declared by the WebSocket functions",
     ))?;
     Ok((
-        Connections::new(clients.dynamodb.clone(), table),
+        DynamoStore::new(clients.dynamodb.clone(), table),
         ApiGatewayPusher::new(clients.websocket(endpoint)),
     ))
 }

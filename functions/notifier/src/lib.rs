@@ -7,9 +7,9 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use campaign_lambda::FunctionError;
 use campaign_shared::adapters::aws::config::{TABLE_NAME, WEBSOCKET_ENDPOINT};
-use campaign_shared::adapters::aws::websocket::{Connections, PushError, Pusher};
 use campaign_shared::domain::Event;
 use campaign_shared::errors::chain;
+use campaign_shared::ports::{PushError, Pusher, Subscriptions};
 use lambda_runtime::LambdaEvent;
 use time::OffsetDateTime;
 use tracing::{Instrument, info_span, warn};
@@ -17,7 +17,11 @@ use tracing::{Instrument, info_span, warn};
 pub const ENV: &[&str] = &[TABLE_NAME, WEBSOCKET_ENDPOINT];
 
 /// Pushes one event to its subscribers.
-async fn deliver(body: &str, connections: &Connections, pusher: &dyn Pusher) -> Result<(), String> {
+async fn deliver(
+    body: &str,
+    connections: &dyn Subscriptions,
+    pusher: &dyn Pusher,
+) -> Result<(), String> {
     let event: Event = serde_json::from_str(body).map_err(|e| format!("not an event: {e}"))?;
     let subscribers = connections
         .subscribers(event.run_id, OffsetDateTime::now_utc())
@@ -39,7 +43,7 @@ async fn deliver(body: &str, connections: &Connections, pusher: &dyn Pusher) -> 
 
 pub async fn handler(
     event: LambdaEvent<SqsEvent>,
-    connections: &Connections,
+    connections: &dyn Subscriptions,
     pusher: &dyn Pusher,
 ) -> Result<SqsBatchResponse, FunctionError> {
     let mut response = SqsBatchResponse::default();

@@ -1,6 +1,6 @@
 //! The `notifier` Lambda: init logs and metrics, build config and clients once, run.
 
-use campaign_shared::adapters::aws::websocket::Pusher;
+use campaign_shared::ports::{Pusher, Subscriptions};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = campaign_lambda::config_or_exit(campaign_notifier::ENV);
     let clients = campaign_lambda::Clients::load().await;
     let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
-    let (connections, pusher) = (&connections, &pusher as &dyn Pusher);
+    let (connections, pusher) = (&connections as &dyn Subscriptions, &pusher as &dyn Pusher);
     campaign_lambda::run(
         metrics,
         lambda_runtime::service_fn(move |event| {

@@ -40,7 +40,7 @@ pub async fn handler(
         Brief::from_value(&ev.detail).map_err(|e| FlowError::InvalidInput(e.to_string()))?;
     let now = deps.clock.now();
     let run_id = deps
-        .store
+        .keys
         .claim_key(
             &format!("event:{key}"),
             "",

@@ -6,10 +6,9 @@
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use campaign_lambda::FunctionError;
 use campaign_shared::adapters::aws::config::{TABLE_NAME, WEBSOCKET_ENDPOINT};
-use campaign_shared::adapters::aws::websocket::{Connections, PushError, Pusher};
 use campaign_shared::domain::RunId;
-use campaign_shared::errors::FlowError;
-use campaign_shared::ports::RunStore;
+use campaign_shared::errors::{FlowError, chain};
+use campaign_shared::ports::{PushError, Pusher, RunStore, Subscriptions};
 use lambda_runtime::LambdaEvent;
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -36,7 +35,7 @@ fn reply(status: i64, body: &str) -> ApiGatewayProxyResponse {
 
 pub async fn handler(
     event: LambdaEvent<ApiGatewayWebsocketProxyRequest>,
-    connections: &Connections,
+    connections: &dyn Subscriptions,
     pusher: &dyn Pusher,
     store: &dyn RunStore,
 ) -> Result<ApiGatewayProxyResponse, FunctionError> {
@@ -91,7 +90,7 @@ pub async fn handler(
                         let _ = connections.disconnect(&conn).await;
                         return Ok(reply(410, "gone"));
                     }
-                    Err(e) => return Err(FlowError::Transient(e.to_string()).into()),
+                    Err(e) => return Err(FlowError::Transient(chain(&e)).into()),
                 }
             }
             Ok(reply(200, "subscribed"))

@@ -1,7 +1,6 @@
 //! The `ws` Lambda: init logs and metrics, build config and clients once, run.
 
-use campaign_shared::adapters::aws::websocket::Pusher;
-use campaign_shared::ports::RunStore;
+use campaign_shared::ports::{Pusher, RunStore, Subscriptions};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -11,7 +10,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
     let deps = campaign_lambda::deps(&config, &clients).await?;
     let (connections, pusher, store) = (
-        &connections,
+        &connections as &dyn Subscriptions,
         &pusher as &dyn Pusher,
         deps.store.as_ref() as &dyn RunStore,
     );

@@ -47,8 +47,8 @@ use crate::domain::{
 };
 use crate::domain::{Outcome, RunSummary};
 use crate::ports::{
-    BrandError, BrandLibrary, Change, KeyClaim, NewRun, RunPage, RunStore, Snapshot, StoreError,
-    check_changes,
+    BrandError, BrandLibrary, Change, KeyClaim, NewRun, RequestKeys, RunPage, RunStore, Snapshot,
+    StoreError, check_changes,
 };
 
 /// How long an agent sample is kept (it only steers `auto` runs).
@@ -196,11 +196,11 @@ struct ArtifactItem {
     artifact: Artifact,
 }
 
-/// DynamoDB-backed [`RunStore`].
+/// DynamoDB-backed [`RunStore`] (and, in `websocket.rs`, the WebSocket subscriptions).
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
-    client: Client,
-    table: String,
+    pub(super) client: Client,
+    pub(super) table: String,
     /// Writers of one run inside this process queue up instead of racing: fewer
     /// transaction retries (across processes the version condition still decides).
     stripes: std::sync::Arc<[tokio::sync::Mutex<()>; 64]>,
@@ -784,73 +784,6 @@ impl RunStore for DynamoStore {
 
     /// `REQ#<key>/REQ` with the run id, the fingerprint and `ttl` (which also lets DynamoDB
     /// delete it eventually); a conditional put claims it, an expired claim may be taken.
-    async fn claim_key(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        run_id: RunId,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<KeyClaim, StoreError> {
-        let pk = format!("REQ#{key}");
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(&pk))
-            .item("sk", s("REQ"))
-            .item("runId", s(run_id.to_string()))
-            .item("fingerprint", s(fingerprint))
-            .item(
-                "ttl",
-                AttributeValue::N(expires_at.unix_timestamp().to_string()),
-            )
-            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(
-                ":now",
-                AttributeValue::N(now.unix_timestamp().to_string()),
-            )
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(KeyClaim {
-                run_id,
-                fingerprint: fingerprint.to_string(),
-                fresh: true,
-            }),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                let item = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", s(&pk))
-                    .key("sk", s("REQ"))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .map_err(sdk_unavailable)?
-                    .item
-                    .ok_or_else(|| corrupt("request key", "claimed, then gone"))?;
-                let text = |name: &str| {
-                    item.get(name)
-                        .and_then(|v| v.as_s().ok())
-                        .cloned()
-                        .ok_or_else(|| corrupt("request key", format!("no {name}")))
-                };
-                Ok(KeyClaim {
-                    run_id: RunId::parse(&text("runId")?).map_err(|e| corrupt("request key", e))?,
-                    fingerprint: text("fingerprint")?,
-                    fresh: false,
-                })
-            }
-            Err(e) => Err(sdk_unavailable(e)),
-        }
-    }
-
     async fn record_sample(&self, sample: AgentSample) -> Result<(), StoreError> {
         let nanos = sample.at.unix_timestamp_nanos().max(0);
         self.client
@@ -1127,6 +1060,76 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
         .await
         .map_err(sdk_unavailable)?;
     Ok(())
+}
+
+#[async_trait]
+impl RequestKeys for DynamoStore {
+    async fn claim_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        run_id: RunId,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<KeyClaim, StoreError> {
+        let pk = format!("REQ#{key}");
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&pk))
+            .item("sk", s("REQ"))
+            .item("runId", s(run_id.to_string()))
+            .item("fingerprint", s(fingerprint))
+            .item(
+                "ttl",
+                AttributeValue::N(expires_at.unix_timestamp().to_string()),
+            )
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(
+                ":now",
+                AttributeValue::N(now.unix_timestamp().to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(KeyClaim {
+                run_id,
+                fingerprint: fingerprint.to_string(),
+                fresh: true,
+            }),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                let item = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(&pk))
+                    .key("sk", s("REQ"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .map_err(sdk_unavailable)?
+                    .item
+                    .ok_or_else(|| corrupt("request key", "claimed, then gone"))?;
+                let text = |name: &str| {
+                    item.get(name)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .ok_or_else(|| corrupt("request key", format!("no {name}")))
+                };
+                Ok(KeyClaim {
+                    run_id: RunId::parse(&text("runId")?).map_err(|e| corrupt("request key", e))?,
+                    fingerprint: text("fingerprint")?,
+                    fresh: false,
+                })
+            }
+            Err(e) => Err(sdk_unavailable(e)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,56 +11,38 @@ use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use time::OffsetDateTime;
 
+use super::dynamodb::DynamoStore;
 use crate::domain::RunId;
-use crate::ports::StoreError;
-
-/// API Gateway closes a WebSocket connection after two hours; records live that long.
-pub const CONNECTION_TTL_SECS: i64 = 2 * 60 * 60;
+use crate::ports::{CONNECTION_TTL, PushError, Pusher, StoreError, Subscriptions};
 
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-/// Connection and subscription records.
-#[derive(Debug, Clone)]
-pub struct Connections {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+fn ttl(now: OffsetDateTime) -> AttributeValue {
+    AttributeValue::N((now + CONNECTION_TTL).unix_timestamp().to_string())
 }
 
-impl Connections {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Connections {
-            client,
-            table: table.into(),
-        }
-    }
-
-    fn ttl(now: OffsetDateTime) -> AttributeValue {
-        AttributeValue::N((now.unix_timestamp() + CONNECTION_TTL_SECS).to_string())
-    }
-
-    pub async fn connect(
-        &self,
-        connection_id: &str,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+/// [`Subscriptions`] as items of the store's table.
+#[async_trait]
+impl Subscriptions for DynamoStore {
+    async fn connect(&self, connection_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(format!("CONN#{connection_id}")))
             .item("sk", s("CONN"))
             .item("connectionId", s(connection_id))
-            .item("ttl", Self::ttl(now))
+            .item("ttl", ttl(now))
             .send()
             .await
             .map_err(super::sdk_unavailable)?;
         Ok(())
     }
 
-    /// Forgets the connection; its subscriptions are dropped lazily (on the first push
-    /// that finds it gone) or by TTL.
-    pub async fn disconnect(&self, connection_id: &str) -> Result<(), StoreError> {
+    /// Its subscriptions are dropped lazily (on the first push that finds the connection
+    /// gone) or by TTL.
+    async fn disconnect(&self, connection_id: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -72,7 +54,7 @@ impl Connections {
         Ok(())
     }
 
-    pub async fn subscribe(
+    async fn subscribe(
         &self,
         connection_id: &str,
         run_id: RunId,
@@ -84,14 +66,14 @@ impl Connections {
             .item("pk", s(format!("SUB#{run_id}")))
             .item("sk", s(format!("CONN#{connection_id}")))
             .item("connectionId", s(connection_id))
-            .item("ttl", Self::ttl(now))
+            .item("ttl", ttl(now))
             .send()
             .await
             .map_err(super::sdk_unavailable)?;
         Ok(())
     }
 
-    pub async fn unsubscribe(&self, connection_id: &str, run_id: RunId) -> Result<(), StoreError> {
+    async fn unsubscribe(&self, connection_id: &str, run_id: RunId) -> Result<(), StoreError> {
         self.client
             .delete_item()
             .table_name(&self.table)
@@ -103,9 +85,8 @@ impl Connections {
         Ok(())
     }
 
-    /// Connection ids subscribed to `run_id` whose records have not expired at `now`
-    /// (DynamoDB deletes expired items only eventually, so expiry is checked here too).
-    pub async fn subscribers(
+    /// DynamoDB deletes expired items only eventually, so expiry is checked here too.
+    async fn subscribers(
         &self,
         run_id: RunId,
         now: OffsetDateTime,
@@ -142,21 +123,6 @@ impl Connections {
             }
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum PushError {
-    /// 410: the client went away; forget the connection, do not retry.
-    #[error("connection {0} is gone")]
-    Gone(String),
-    #[error("push failed: {0}")]
-    Failed(#[source] crate::ports::Cause),
-}
-
-/// Sends one message to one connection.
-#[async_trait]
-pub trait Pusher: Send + Sync {
-    async fn push(&self, connection_id: &str, text: &str) -> Result<(), PushError>;
 }
 
 /// [`Pusher`] over the API Gateway Management API (`post_to_connection`).

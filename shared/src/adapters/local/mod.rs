@@ -126,6 +126,7 @@ impl LocalApp {
         });
         let deps = Deps {
             store: Arc::new(store.clone()),
+            keys: Arc::new(store.clone()),
             brands: Arc::new(store.clone()),
             mode_policy: cfg.mode_policy,
             publisher: Arc::new(bus.clone()),

@@ -17,8 +17,8 @@ use crate::domain::{
     Event, ExecutionMode, Run, RunId, Status,
 };
 use crate::ports::{
-    BrandError, BrandLibrary, Change, DeferredAudits, KeyClaim, NewRun, RunPage, RunStore,
-    Snapshot, StoreError, check_changes,
+    BrandError, BrandLibrary, CONNECTION_TTL, Change, DeferredAudits, KeyClaim, NewRun,
+    RequestKeys, RunPage, RunStore, Snapshot, StoreError, Subscriptions, check_changes,
 };
 
 const SCHEMA: &str = r#"
@@ -65,7 +65,7 @@ CREATE TABLE IF NOT EXISTS deferred_audits (
 );
 "#;
 
-/// Idempotency keys and event ids ([`RunStore::claim_key`]).
+/// Idempotency keys and event ids ([`RequestKeys::claim_key`]).
 const SCHEMA_V2_REQUEST_KEYS: &str = r#"
 CREATE TABLE request_keys (
     key         TEXT PRIMARY KEY,
@@ -94,6 +94,21 @@ CREATE TABLE brands (
 ) WITHOUT ROWID;
 "#;
 
+/// WebSocket connections and their subscriptions ([`Subscriptions`]); times are unix
+/// seconds, as the DynamoDB store's TTL attribute.
+const SCHEMA_V4_SUBSCRIPTIONS: &str = r#"
+CREATE TABLE connections (
+    connection_id TEXT PRIMARY KEY,
+    expires_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (
+    run_id        TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    PRIMARY KEY (run_id, connection_id)
+) WITHOUT ROWID;
+"#;
+
 /// Prepared statements kept per connection (more than the store has).
 const STATEMENT_CACHE: usize = 64;
 
@@ -109,6 +124,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(SCHEMA),
         rusqlite_migration::M::up(SCHEMA_V2_REQUEST_KEYS),
         rusqlite_migration::M::up(SCHEMA_V3_AUTO_MODE_AND_BRANDS),
+        rusqlite_migration::M::up(SCHEMA_V4_SUBSCRIPTIONS),
     ])
 }
 
@@ -994,47 +1010,6 @@ impl RunStore for SqliteStore {
         self.with(move |c| read_artifact(c, &id.to_string())).await
     }
 
-    async fn claim_key(
-        &self,
-        key: &str,
-        fingerprint: &str,
-        run_id: RunId,
-        now: OffsetDateTime,
-        expires_at: OffsetDateTime,
-    ) -> Result<KeyClaim, StoreError> {
-        let (key, fingerprint) = (key.to_string(), fingerprint.to_string());
-        self.with(move |c| {
-            // One statement: insert, or take over a claim that has expired.
-            c.prepare_cached(
-                "INSERT INTO request_keys (key, fingerprint, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
-                     run_id = excluded.run_id, expires_at = excluded.expires_at
-                 WHERE request_keys.expires_at <= ?5",
-            )
-            .map_err(unavailable)?
-            .execute(params![
-                key,
-                fingerprint,
-                run_id.to_string(),
-                expires_at.unix_timestamp(),
-                now.unix_timestamp()
-            ])
-            .map_err(unavailable)?;
-            let (held_by, held_fp): (String, String) = c
-                .prepare_cached("SELECT run_id, fingerprint FROM request_keys WHERE key = ?1")
-                .map_err(unavailable)?
-                .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(unavailable)?;
-            let held_by = RunId::parse(&held_by).map_err(|e| corrupt("request key", e))?;
-            Ok(KeyClaim {
-                run_id: held_by,
-                fresh: held_by == run_id,
-                fingerprint: held_fp,
-            })
-        })
-        .await
-    }
-
     async fn record_sample(&self, s: AgentSample) -> Result<(), StoreError> {
         self.with(move |c| {
             let agent = s.agent.as_str();
@@ -1211,6 +1186,140 @@ impl DeferredAudits for SqliteStore {
     }
 }
 
+#[async_trait]
+impl Subscriptions for SqliteStore {
+    async fn connect(&self, connection_id: &str, now: OffsetDateTime) -> Result<(), StoreError> {
+        let (id, expires) = (
+            connection_id.to_string(),
+            (now + CONNECTION_TTL).unix_timestamp(),
+        );
+        self.with(move |c| {
+            c.prepare_cached(
+                "INSERT INTO connections (connection_id, expires_at) VALUES (?1, ?2)
+                 ON CONFLICT (connection_id) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .map_err(unavailable)?
+            .execute(params![id, expires])
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn disconnect(&self, connection_id: &str) -> Result<(), StoreError> {
+        let id = connection_id.to_string();
+        self.with(move |c| {
+            c.prepare_cached("DELETE FROM connections WHERE connection_id = ?1")
+                .map_err(unavailable)?
+                .execute(params![id])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subscribe(
+        &self,
+        connection_id: &str,
+        run_id: RunId,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (id, expires) = (
+            connection_id.to_string(),
+            (now + CONNECTION_TTL).unix_timestamp(),
+        );
+        self.with(move |c| {
+            c.prepare_cached(
+                "INSERT INTO subscriptions (run_id, connection_id, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (run_id, connection_id) DO UPDATE SET expires_at = excluded.expires_at",
+            )
+            .map_err(unavailable)?
+            .execute(params![run_id.to_string(), id, expires])
+            .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unsubscribe(&self, connection_id: &str, run_id: RunId) -> Result<(), StoreError> {
+        let id = connection_id.to_string();
+        self.with(move |c| {
+            c.prepare_cached("DELETE FROM subscriptions WHERE run_id = ?1 AND connection_id = ?2")
+                .map_err(unavailable)?
+                .execute(params![run_id.to_string(), id])
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn subscribers(
+        &self,
+        run_id: RunId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>, StoreError> {
+        self.with(move |c| {
+            let mut st = c
+                .prepare_cached(
+                    "SELECT connection_id FROM subscriptions
+                     WHERE run_id = ?1 AND expires_at > ?2 ORDER BY connection_id",
+                )
+                .map_err(unavailable)?;
+            let rows = st
+                .query_map(params![run_id.to_string(), now.unix_timestamp()], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(unavailable)?;
+            rows.collect::<Result<_, _>>().map_err(unavailable)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RequestKeys for SqliteStore {
+    async fn claim_key(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        run_id: RunId,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+    ) -> Result<KeyClaim, StoreError> {
+        let (key, fingerprint) = (key.to_string(), fingerprint.to_string());
+        self.with(move |c| {
+            // One statement: insert, or take over a claim that has expired.
+            c.prepare_cached(
+                "INSERT INTO request_keys (key, fingerprint, run_id, expires_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
+                     run_id = excluded.run_id, expires_at = excluded.expires_at
+                 WHERE request_keys.expires_at <= ?5",
+            )
+            .map_err(unavailable)?
+            .execute(params![
+                key,
+                fingerprint,
+                run_id.to_string(),
+                expires_at.unix_timestamp(),
+                now.unix_timestamp()
+            ])
+            .map_err(unavailable)?;
+            let (held_by, held_fp): (String, String) = c
+                .prepare_cached("SELECT run_id, fingerprint FROM request_keys WHERE key = ?1")
+                .map_err(unavailable)?
+                .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(unavailable)?;
+            let held_by = RunId::parse(&held_by).map_err(|e| corrupt("request key", e))?;
+            Ok(KeyClaim {
+                run_id: held_by,
+                fresh: held_by == run_id,
+                fingerprint: held_fp,
+            })
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod migration_tests {
     use super::*;
@@ -1225,7 +1334,7 @@ mod migration_tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
     }
 
     #[test]
@@ -1248,12 +1357,18 @@ mod migration_tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         let runs: i64 = c
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(runs, 1, "data kept");
-        for table in ["request_keys", "agent_samples", "brands"] {
+        for table in [
+            "request_keys",
+            "agent_samples",
+            "brands",
+            "connections",
+            "subscriptions",
+        ] {
             c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
                 r.get::<_, i64>(0)
             })
