@@ -8,132 +8,11 @@ use async_trait::async_trait;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::domain::transition::Refused;
 use crate::domain::{
-    Agent, AgentError, AgentSample, Artifact, ArtifactId, AuditReport, BrandKit, Brief, Content,
-    Envelope, Event, EventType, ExecutionMode, ModePolicy, ModelUse, Run, RunId, RunSummary, Scope,
-    Status,
+    Agent, AgentSample, Artifact, ArtifactId, AuditReport, BrandKit, Brief, Change, Content, Event,
+    EventType, ExecutionMode, ModePolicy, ModelUse, Run, RunId, RunSummary, Scope, Status,
 };
-
-/// One requested status change within an atomic batch (see [`RunStore::apply`]).
-#[derive(Debug, Clone)]
-pub struct Change {
-    pub scope: Scope,
-    /// The status the subject MUST have when the change is applied.
-    pub from: Status,
-    pub to: Status,
-    /// Agent changes: the artifact stored with this change (written in the same transaction).
-    pub artifact: Option<Artifact>,
-    /// Agent changes: the audit report of the agent's current artifact.
-    pub audit: Option<AuditReport>,
-    /// Agent changes: why it failed.
-    pub error: Option<AgentError>,
-    /// Run changes: the result envelope (set with the terminal transition).
-    pub envelope: Option<Envelope>,
-    /// Free-form detail carried by the event.
-    pub detail: Option<Value>,
-}
-
-impl Event {
-    /// The event a change yields, numbered `seq`.
-    pub fn of_change(run_id: RunId, seq: u64, ch: &Change, at: OffsetDateTime) -> Event {
-        Event {
-            run_id,
-            seq,
-            kind: EventType::for_scope(ch.scope),
-            scope: ch.scope,
-            status: ch.to,
-            at,
-            detail: ch.detail.clone(),
-        }
-    }
-}
-
-impl Change {
-    pub fn new(scope: impl Into<Scope>, from: Status, to: Status) -> Self {
-        Change {
-            scope: scope.into(),
-            from,
-            to,
-            artifact: None,
-            audit: None,
-            error: None,
-            envelope: None,
-            detail: None,
-        }
-    }
-    pub fn run(from: Status, to: Status) -> Self {
-        Change::new(Scope::Run, from, to)
-    }
-    pub fn with_artifact(mut self, a: Artifact) -> Self {
-        self.artifact = Some(a);
-        self
-    }
-    pub fn with_audit(mut self, r: AuditReport) -> Self {
-        self.audit = Some(r);
-        self
-    }
-    pub fn with_error(mut self, e: AgentError) -> Self {
-        self.error = Some(e);
-        self
-    }
-    pub fn with_envelope(mut self, e: Envelope) -> Self {
-        self.envelope = Some(e);
-        self
-    }
-    pub fn with_detail(mut self, d: Value) -> Self {
-        self.detail = Some(d);
-        self
-    }
-}
-
-/// The statuses a batch of changes is checked against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    pub run: Status,
-    pub agents: std::collections::BTreeMap<Agent, Status>,
-}
-
-/// The one check every store applies to a batch (see [`RunStore::apply`]): each change
-/// must find its subject in `from`, be in the lifecycle table, and an agent change must come
-/// before the run is terminal. Returns the statuses after the batch.
-pub fn check_changes(
-    run_id: RunId,
-    mut snap: Snapshot,
-    changes: &[Change],
-) -> Result<Snapshot, StoreError> {
-    use crate::domain::lifecycle::{Subject, allowed};
-    for ch in changes {
-        let conflict = |actual: Status, run_terminal: bool| StoreError::Conflict {
-            run_id,
-            scope: ch.scope,
-            expected: ch.from,
-            actual,
-            run_terminal,
-        };
-        match ch.scope.agent() {
-            None => {
-                if snap.run != ch.from || !allowed(Subject::Run, ch.from, ch.to) {
-                    return Err(conflict(snap.run, snap.run.is_terminal()));
-                }
-                snap.run = ch.to;
-            }
-            Some(agent) => {
-                let current = *snap
-                    .agents
-                    .get(&agent)
-                    .ok_or(StoreError::NotFound(run_id))?;
-                if snap.run.is_terminal() {
-                    return Err(conflict(current, true));
-                }
-                if current != ch.from || !allowed(Subject::Agent, ch.from, ch.to) {
-                    return Err(conflict(current, false));
-                }
-                snap.agents.insert(agent, ch.to);
-            }
-        }
-    }
-    Ok(snap)
-}
 
 /// What a new run starts with. Agents listed in `reuse` start `completed` with the given
 /// artifact (kept by reference, with its original ID); the others start `queued`.
@@ -218,6 +97,25 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A batch of `run_id` that [`crate::domain::transition::check`] refused.
+    pub fn refused(run_id: RunId, r: Refused) -> StoreError {
+        match r {
+            Refused::Conflict {
+                scope,
+                expected,
+                actual,
+                run_terminal,
+            } => StoreError::Conflict {
+                run_id,
+                scope,
+                expected,
+                actual,
+                run_terminal,
+            },
+            Refused::NoAgent(_) => StoreError::NotFound(run_id),
+        }
+    }
+
     /// Stored (or to-be-stored) `what` that does not read or write as it should.
     pub fn corrupt(what: &str, e: impl Into<Cause>) -> StoreError {
         StoreError::Corrupt {

@@ -12,13 +12,13 @@ use tracing::{info, warn};
 use crate::agents;
 use crate::domain::envelope::{self, Outcome};
 use crate::domain::{
-    Agent, AgentError, AgentSample, Artifact, ArtifactId, BrandInput, BrandKit, Brief, Event,
-    ExecutionMode, ModeDecision, Run, RunId, Scope, Status,
+    Agent, AgentError, AgentSample, Artifact, ArtifactId, BrandInput, BrandKit, Brief, Change,
+    Event, ExecutionMode, ModeDecision, Run, RunId, Scope, Status,
 };
 use crate::errors::{FlowError, chain};
 use crate::observe;
 pub use crate::ports::ExecutionEnd;
-use crate::ports::{BrandError, Change, Deps, ExecutionState, NewRun, StoreError, WorkflowError};
+use crate::ports::{BrandError, Deps, ExecutionState, NewRun, StoreError, WorkflowError};
 
 /// Delay before a deferred audit is tried (again).
 pub const DEFERRED_AUDIT_DELAY: Duration = Duration::from_secs(30);

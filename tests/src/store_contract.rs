@@ -9,9 +9,11 @@ use campaign_shared::domain::{
     Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, ExecutionMode, RunId,
     Scope, Status,
 };
-use campaign_shared::domain::{AgentSample, BrandInput, BrandKit, ModeDecision, ModePolicy};
+use campaign_shared::domain::{
+    AgentSample, BrandInput, BrandKit, Change, ModeDecision, ModePolicy,
+};
 use campaign_shared::ports::{
-    BrandError, BrandLibrary, CONNECTION_TTL, Change, NewRun, RequestKeys, RunStore, StoreError,
+    BrandError, BrandLibrary, CONNECTION_TTL, NewRun, RequestKeys, RunStore, StoreError,
     Subscriptions,
 };
 use serde_json::json;

@@ -8,8 +8,9 @@
 use std::sync::Arc;
 
 use campaign_shared::adapters::aws::dynamodb::DynamoStore;
+use campaign_shared::domain::Change;
 use campaign_shared::domain::{Agent, Brief, Status};
-use campaign_shared::ports::{Change, Deps, RunStore, StoreError};
+use campaign_shared::ports::{Deps, RunStore, StoreError};
 use campaign_shared::usecases::{self, TaskFunction};
 use campaign_tests::aws_env::{AwsEnv, TABLE};
 use campaign_tests::example_brief;

@@ -8,8 +8,9 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 use campaign_shared::adapters::aws::dynamodb::DynamoStore;
+use campaign_shared::domain::Change;
 use campaign_shared::domain::{Agent, RunId, Status};
-use campaign_shared::ports::{Change, RunStore};
+use campaign_shared::ports::RunStore;
 use campaign_shared::ports::{PushError, Pusher, Subscriptions};
 use campaign_shared::usecases;
 use campaign_tests::aws_env::{AwsEnv, TABLE, fixture};

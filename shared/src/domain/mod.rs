@@ -12,6 +12,7 @@ pub mod mode;
 pub mod palette;
 pub mod run;
 pub mod tags;
+pub mod transition;
 
 pub use agent::Agent;
 pub use artifact::{Artifact, AuditReport, Content, Finding, ModelUse, Severity, Span, Verdict};
@@ -23,3 +24,4 @@ pub use ids::{ArtifactId, IdError, RunId};
 pub use lifecycle::{Status, Subject};
 pub use mode::{AgentSample, ModeDecision, ModePolicy};
 pub use run::{AgentError, AgentState, Run, RunSummary, Timings};
+pub use transition::{Change, Snapshot};

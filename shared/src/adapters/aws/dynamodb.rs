@@ -41,14 +41,14 @@ use time::OffsetDateTime;
 
 use super::sdk_unavailable;
 use crate::domain::run::timings_from_events;
+use crate::domain::transition::{self, Change, Snapshot};
 use crate::domain::{
     Agent, AgentSample, AgentState, Artifact, ArtifactId, AuditReport, BrandKit, Brief, Envelope,
     Event, ExecutionMode, ModeDecision, Run, RunId, Status,
 };
 use crate::domain::{Outcome, RunSummary};
 use crate::ports::{
-    BrandError, BrandLibrary, Change, KeyClaim, NewRun, RequestKeys, RunPage, RunStore, Snapshot,
-    StoreError, check_changes,
+    BrandError, BrandLibrary, KeyClaim, NewRun, RequestKeys, RunPage, RunStore, StoreError,
 };
 
 /// How long an agent sample is kept (it only steers `auto` runs).
@@ -636,7 +636,7 @@ impl RunStore for DynamoStore {
                 run: item.status,
                 agents: item.agents.iter().map(|(a, s)| (*a, s.status)).collect(),
             };
-            check_changes(run_id, snap, &changes)?;
+            transition::check(snap, &changes).map_err(|r| StoreError::refused(run_id, r))?;
             let read_version = item.version;
             // A transaction may touch an item only once: an artifact created and audited in
             // the same batch is put once, with its report; other reports become updates.

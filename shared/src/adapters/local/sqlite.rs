@@ -12,13 +12,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
 use crate::domain::run::timings_from_events;
+use crate::domain::transition::{self, Change, Snapshot};
 use crate::domain::{
     Agent, AgentError, AgentSample, AgentState, Artifact, ArtifactId, BrandKit, Brief, Envelope,
     Event, ExecutionMode, Run, RunId, Status,
 };
 use crate::ports::{
-    BrandError, BrandLibrary, CONNECTION_TTL, Change, DeferredAudits, KeyClaim, NewRun,
-    RequestKeys, RunPage, RunStore, Snapshot, StoreError, Subscriptions, check_changes,
+    BrandError, BrandLibrary, CONNECTION_TTL, DeferredAudits, KeyClaim, NewRun, RequestKeys,
+    RunPage, RunStore, StoreError, Subscriptions,
 };
 
 const SCHEMA: &str = r#"
@@ -606,7 +607,7 @@ fn apply_tx(
     at: OffsetDateTime,
 ) -> Result<Vec<Event>, StoreError> {
     let (snap, mut seq) = snapshot(tx, run_id)?;
-    check_changes(run_id, snap, changes)?;
+    transition::check(snap, changes).map_err(|r| StoreError::refused(run_id, r))?;
     let mut events = Vec::with_capacity(changes.len());
     for ch in changes {
         match ch.scope.agent() {
