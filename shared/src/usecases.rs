@@ -366,40 +366,97 @@ pub async fn cancel(deps: &Deps, run_id: RunId) -> Result<Run, AppError> {
     Ok(deps.store.get_run(run_id).await?)
 }
 
-/// Closes a run as cancelled (API cancel, or an execution aborted from the console).
-/// Idempotent: a run already terminal is left alone. Returns whether this call closed it.
-pub async fn close_cancelled(deps: &Deps, run_id: RunId, why: &str) -> Result<bool, StoreError> {
+/// What a closing step makes of a run as it finds it.
+enum Closing<T> {
+    /// Nothing to write (the run is already closed, say): answer `T`.
+    Done(T),
+    /// Apply these changes in one batch, then answer `T`.
+    Apply(Vec<Change>, T),
+}
+
+/// The one loop behind every close: reads the run, applies what `plan` makes of it, and
+/// reads and plans again when another step moved the run first (a conflict while the run
+/// is still open). A run closed meanwhile comes back as the store's terminal conflict.
+async fn settle<T, E: From<StoreError>>(
+    deps: &Deps,
+    run_id: RunId,
+    mut plan: impl FnMut(Run) -> Result<Closing<T>, E>,
+) -> Result<T, E> {
     for _ in 0..8 {
         let run = deps.store.get_state(run_id).await?;
-        if run.status.is_terminal() {
-            return Ok(false);
+        let (changes, answer) = match plan(run)? {
+            Closing::Done(answer) => return Ok(answer),
+            Closing::Apply(changes, answer) => (changes, answer),
+        };
+        match apply(deps, run_id, changes).await {
+            Ok(_) => return Ok(answer),
+            Err(StoreError::Conflict {
+                run_terminal: false,
+                ..
+            }) => continue,
+            Err(e) => return Err(e.into()),
         }
-        let mut changes = Vec::new();
-        let mut after = run.clone();
-        for (agent, st) in &run.agents {
-            if !st.status.is_terminal() {
-                changes.push(Change::new(*agent, st.status, Status::Cancelled));
-                if let Some(a) = after.agents.get_mut(agent) {
-                    a.status = Status::Cancelled;
+    }
+    Err(
+        StoreError::Unavailable(format!("run {run_id} kept changing while being closed").into())
+            .into(),
+    )
+}
+
+/// The changes that close every agent of `run` whose status is `open` as `to`, with the
+/// error `why` gives it, and the run as it will be after them.
+fn close_agents(
+    run: &Run,
+    open: impl Fn(Status) -> bool,
+    to: Status,
+    why: impl Fn(Agent) -> Option<AgentError>,
+) -> (Vec<Change>, Run) {
+    let mut changes = Vec::new();
+    let mut after = run.clone();
+    for (agent, st) in &run.agents {
+        if open(st.status) {
+            let error = why(*agent);
+            let mut change = Change::new(*agent, st.status, to);
+            if let Some(e) = &error {
+                change = change.with_error(e.clone());
+            }
+            changes.push(change);
+            if let Some(a) = after.agents.get_mut(agent) {
+                a.status = to;
+                if error.is_some() {
+                    a.error = error;
                 }
             }
         }
+    }
+    (changes, after)
+}
+
+/// Closes a run as cancelled (API cancel, or an execution aborted from the console).
+/// Idempotent: a run already terminal is left alone. Returns whether this call closed it.
+pub async fn close_cancelled(deps: &Deps, run_id: RunId, why: &str) -> Result<bool, StoreError> {
+    let closed = settle(deps, run_id, |run| {
+        if run.status.is_terminal() {
+            return Ok::<_, StoreError>(Closing::Done(false));
+        }
+        let (mut changes, after) =
+            close_agents(&run, |s| !s.is_terminal(), Status::Cancelled, |_| None);
         let env = envelope::compute(run_id, true, &after.agent_summaries());
         changes.push(
             Change::run(run.status, Status::Cancelled)
                 .with_envelope(env)
                 .with_detail(json!({ "outcome": "cancelled", "reason": why })),
         );
-        match apply(deps, run_id, changes).await {
-            Ok(_) => return Ok(true),
-            // Another step moved first: read again and cancel from there.
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
+        Ok(Closing::Apply(changes, true))
+    })
+    .await;
+    match closed {
+        // Closed by another step between the read and the write.
+        Err(StoreError::Conflict {
+            run_terminal: true, ..
+        }) => Ok(false),
+        other => other,
     }
-    Err(StoreError::Unavailable(
-        "the run kept changing while being cancelled".into(),
-    ))
 }
 
 /// Closes a run as failed (execution failed or timed out, or could not start). Agents that
@@ -410,27 +467,20 @@ pub async fn close_failed(
     code: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    for _ in 0..8 {
-        let run = deps.store.get_state(run_id).await?;
+    let closed = settle(deps, run_id, |run| {
         if run.status.is_terminal() {
-            return Ok(());
+            return Ok::<_, StoreError>(Closing::Done(()));
         }
-        let mut changes = Vec::new();
-        let mut after = run.clone();
-        for (agent, st) in &run.agents {
-            if matches!(st.status, Status::Queued | Status::Generating) {
-                let err = AgentError {
-                    code: code.into(),
-                    message: message.into(),
-                };
-                changes
-                    .push(Change::new(*agent, st.status, Status::Failed).with_error(err.clone()));
-                if let Some(a) = after.agents.get_mut(agent) {
-                    a.status = Status::Failed;
-                    a.error = Some(err);
-                }
-            }
-        }
+        let error = AgentError {
+            code: code.into(),
+            message: message.into(),
+        };
+        let (mut changes, after) = close_agents(
+            &run,
+            |s| matches!(s, Status::Queued | Status::Generating),
+            Status::Failed,
+            |_| Some(error.clone()),
+        );
         let mut env = envelope::compute(run_id, false, &after.agent_summaries());
         env.outcome = Outcome::Failure;
         env.reasons.insert(
@@ -446,15 +496,15 @@ pub async fn close_failed(
                 .with_envelope(env)
                 .with_detail(json!({ "outcome": "failure", "error": code, "cause": message })),
         );
-        match apply(deps, run_id, changes).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e),
-        }
+        Ok(Closing::Apply(changes, ()))
+    })
+    .await;
+    match closed {
+        Err(StoreError::Conflict {
+            run_terminal: true, ..
+        }) => Ok(()),
+        other => other,
     }
-    Err(StoreError::Unavailable(
-        "the run kept changing while being closed".into(),
-    ))
 }
 
 /// Starts a new iteration of a terminal run. Re-runs `agents` (default: exactly the
@@ -843,19 +893,22 @@ async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<
 #[tracing::instrument(skip_all, fields(run_id = %task.run_id))]
 pub async fn finalize(deps: &Deps, task: FinalizeTask) -> Result<Value, FlowError> {
     let run_id = task.run_id;
-    for _ in 0..8 {
-        let run = deps.store.get_state(run_id).await?;
+    let mut parked = false;
+    let answer = settle(deps, run_id, |run| {
+        parked = false;
         if run.status.is_terminal() {
-            return Ok(json!({ "runId": run_id, "status": run.status }));
+            return Ok(Closing::Done(
+                json!({ "runId": run_id, "status": run.status }),
+            ));
         }
         // Artifacts that reached finalize unaudited (the audit and its deferral both
         // failed) are not closed unaudited: they are parked for the deferred audit too.
-        let mut changes: Vec<Change> = run
-            .agents
-            .iter()
-            .filter(|(_, s)| matches!(s.status, Status::Generated | Status::Auditing))
-            .map(|(a, s)| Change::new(*a, s.status, Status::AuditPending))
-            .collect();
+        let (mut changes, _) = close_agents(
+            &run,
+            |s| matches!(s, Status::Generated | Status::Auditing),
+            Status::AuditPending,
+            |_| None,
+        );
         if !changes.is_empty()
             || run
                 .agents
@@ -872,35 +925,25 @@ pub async fn finalize(deps: &Deps, task: FinalizeTask) -> Result<Value, FlowErro
                 }
                 _ => Vec::new(),
             });
-            match apply(deps, run_id, changes).await {
-                Ok(_) => {}
-                Err(StoreError::Conflict {
-                    run_terminal: false,
-                    ..
-                }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-            deps.deferred.enqueue(run_id, DEFERRED_AUDIT_DELAY).await?;
-            return Ok(json!({ "runId": run_id, "status": Status::AuditPending }));
+            parked = true;
+            return Ok(Closing::Apply(
+                changes,
+                json!({ "runId": run_id, "status": Status::AuditPending }),
+            ));
         }
-        let mut changes = Vec::new();
-        let mut after = run.clone();
-        for (agent, st) in &run.agents {
-            // A flow that ended without finishing an agent (e.g. resumed after a crash and
-            // stopped again) closes it with a clear reason rather than leaving it open.
-            if matches!(st.status, Status::Queued | Status::Generating) {
-                let err = AgentError {
+        // A flow that ended without finishing an agent (e.g. resumed after a crash and
+        // stopped again) closes it with a clear reason rather than leaving it open.
+        let (mut changes, after) = close_agents(
+            &run,
+            |s| matches!(s, Status::Queued | Status::Generating),
+            Status::Failed,
+            |agent| {
+                Some(AgentError {
                     code: "Incomplete".into(),
                     message: format!("the flow ended before the {agent} agent finished"),
-                };
-                changes
-                    .push(Change::new(*agent, st.status, Status::Failed).with_error(err.clone()));
-                if let Some(a) = after.agents.get_mut(agent) {
-                    a.status = Status::Failed;
-                    a.error = Some(err);
-                }
-            }
-        }
+                })
+            },
+        );
         let env = envelope::compute(run_id, false, &after.agent_summaries());
         let outcome = env.outcome;
         let detail = json!({ "outcome": outcome });
@@ -928,18 +971,16 @@ pub async fn finalize(deps: &Deps, task: FinalizeTask) -> Result<Value, FlowErro
             changes.push(c);
             from = *to;
         }
-        match apply(deps, run_id, changes).await {
-            Ok(_) => return Ok(json!({ "runId": run_id, "status": from, "outcome": outcome })),
-            Err(StoreError::Conflict {
-                run_terminal: false,
-                ..
-            }) => continue,
-            Err(e) => return Err(e.into()),
-        }
+        Ok(Closing::Apply(
+            changes,
+            json!({ "runId": run_id, "status": from, "outcome": outcome }),
+        ))
+    })
+    .await?;
+    if parked {
+        deps.deferred.enqueue(run_id, DEFERRED_AUDIT_DELAY).await?;
     }
-    Err(FlowError::Transient(format!(
-        "run {run_id} kept changing while being closed"
-    )))
+    Ok(answer)
 }
 
 /// Consumes one deferred-audit message: audits what is pending and closes the run. A run
