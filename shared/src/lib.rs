@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod agents;
 pub mod domain;
 pub mod errors;
+pub mod flow;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod observe;

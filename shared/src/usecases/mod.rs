@@ -1,0 +1,111 @@
+//! Use cases: what the API does (submit, cancel, retry, brand kits — [`api`]), what each
+//! Task of `statemachine.asl.json` does (agent, audit, finalize — [`steps`]), and how a run
+//! is closed from outside its flow (cancel, a stopped or failed execution, recovery, the
+//! sweep — [`close`]). Lambdas and the local engine call exactly these functions; they are
+//! written to be idempotent, because Step Functions and SQS deliver at least once and a
+//! restarted process re-runs unfinished flows.
+
+mod api;
+mod close;
+mod steps;
+
+pub use crate::ports::ExecutionEnd;
+pub use api::{cancel, create_brand, replace_brand, retry, retry_as, submit, submit_as};
+pub use close::{SweepReport, close_cancelled, close_failed, execution_ended, recover, sweep};
+pub use steps::{TaskFunction, audit_step, deferred_audit, finalize, run_agent};
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tracing::warn;
+
+use crate::domain::{Agent, Change, Event, ExecutionMode, Run, RunId, Scope, Status};
+use crate::observe;
+use crate::ports::{BrandError, Deps, StoreError};
+
+/// Delay before a deferred audit is tried (again).
+pub const DEFERRED_AUDIT_DELAY: Duration = Duration::from_secs(30);
+
+/// Errors of the API-facing use cases, mapped to HTTP statuses by the API layers.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("run {0} not found")]
+    NotFound(RunId),
+    /// Something other than a run is not there (a brand kit).
+    #[error("{0}")]
+    Missing(String),
+    /// The run is already terminal (cancel) or not yet terminal (retry).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("temporarily unavailable: {0}")]
+    Unavailable(#[source] crate::ports::Cause),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => AppError::NotFound(id),
+            StoreError::BadCursor(_) => AppError::Invalid(e.to_string()),
+            StoreError::Conflict { .. } | StoreError::AlreadyExists(_) => {
+                AppError::Conflict(e.to_string())
+            }
+            StoreError::Unavailable(_) | StoreError::Corrupt { .. } => {
+                AppError::Unavailable(Box::new(e))
+            }
+        }
+    }
+}
+
+/// Errors of the brand library's use cases (404 / 409 / 503 in HTTP).
+impl From<BrandError> for AppError {
+    fn from(e: BrandError) -> Self {
+        match e {
+            BrandError::NotFound(_) => AppError::Missing(e.to_string()),
+            BrandError::AlreadyExists(_) | BrandError::VersionMismatch { .. } => {
+                AppError::Conflict(e.to_string())
+            }
+            BrandError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// The input of every execution: references, the mode, and the agents' order (the
+/// sequential path runs them in that order).
+pub fn execution_input(run: &Run) -> Value {
+    input_of(run.run_id, run.execution_mode, &run.brief.priority)
+}
+
+fn input_of(run_id: RunId, mode: ExecutionMode, priority: &[Agent]) -> Value {
+    json!({ "runId": run_id, "executionMode": mode.as_str(), "priority": priority })
+}
+
+/// Applies a batch of changes, then tells: one log line per transition, the published
+/// events, and the run's metrics when the batch closed it.
+async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<Event>, StoreError> {
+    if changes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let moves: Vec<(Scope, Option<Status>)> =
+        changes.iter().map(|c| (c.scope, Some(c.from))).collect();
+    let events = deps.store.apply(run_id, changes, deps.clock.now()).await?;
+    observe::transitions(&moves, &events);
+    deps.publisher.publish(&events).await;
+    if events
+        .iter()
+        .any(|e| e.scope == Scope::Run && e.status.is_terminal())
+    {
+        // Metrics are best effort: a failed read never fails the transition it reports.
+        match (
+            deps.store.get_state(run_id).await,
+            deps.store.events(run_id, 0).await,
+        ) {
+            (Ok(run), Ok(log)) => observe::run_closed(&run, &log),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "metrics of the closed run not recorded")
+            }
+        }
+    }
+    Ok(events)
+}
