@@ -4,18 +4,62 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Agent, RunId};
 
-/// Payload of the agent Tasks.
+/// What an agent Task is asked to do: generate the agent's artifact, or — as the Catch
+/// handler of that Task — record why it failed. On the wire one object,
+/// `{"runId": …, "failure"?: {"Error": …, "Cause": …}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "AgentPayload", into = "AgentPayload")]
+pub enum AgentTask {
+    Generate { run_id: RunId },
+    RecordFailure { run_id: RunId, failure: CaughtError },
+}
+
+impl AgentTask {
+    pub fn run_id(&self) -> RunId {
+        match self {
+            AgentTask::Generate { run_id } | AgentTask::RecordFailure { run_id, .. } => *run_id,
+        }
+    }
+}
+
+/// [`AgentTask`] as the state machine writes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct AgentTask {
-    pub run_id: RunId,
-    /// Present when the Task is the Catch handler recording the agent's failure.
-    #[serde(default)]
-    pub failure: Option<CaughtError>,
+struct AgentPayload {
+    run_id: RunId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failure: Option<CaughtError>,
+}
+
+impl From<AgentPayload> for AgentTask {
+    fn from(p: AgentPayload) -> Self {
+        match p.failure {
+            None => AgentTask::Generate { run_id: p.run_id },
+            Some(failure) => AgentTask::RecordFailure {
+                run_id: p.run_id,
+                failure,
+            },
+        }
+    }
+}
+
+impl From<AgentTask> for AgentPayload {
+    fn from(t: AgentTask) -> Self {
+        match t {
+            AgentTask::Generate { run_id } => AgentPayload {
+                run_id,
+                failure: None,
+            },
+            AgentTask::RecordFailure { run_id, failure } => AgentPayload {
+                run_id,
+                failure: Some(failure),
+            },
+        }
+    }
 }
 
 /// What a Catch puts at its ResultPath.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaughtError {
     #[serde(rename = "Error")]
     pub error: String,
@@ -108,6 +152,35 @@ mod tests {
         assert_eq!(
             caught("X", Some(r#"{"other":"json"}"#)).message(),
             r#"{"other":"json"}"#
+        );
+    }
+
+    #[test]
+    fn an_agent_payload_with_a_failure_is_the_catch_handler_and_round_trips() {
+        let run_id = RunId::new();
+        let generate: AgentTask =
+            serde_json::from_value(serde_json::json!({ "runId": run_id })).unwrap();
+        assert_eq!(generate, AgentTask::Generate { run_id });
+        let failed = serde_json::json!({
+            "runId": run_id,
+            "failure": { "Error": "AgentFailed", "Cause": "the model refused" }
+        });
+        let record: AgentTask = serde_json::from_value(failed.clone()).unwrap();
+        assert_eq!(
+            record,
+            AgentTask::RecordFailure {
+                run_id,
+                failure: caught("AgentFailed", Some("the model refused"))
+            }
+        );
+        assert_eq!(serde_json::to_value(&record).unwrap(), failed);
+        assert_eq!(
+            serde_json::to_value(&generate).unwrap(),
+            serde_json::json!({ "runId": run_id })
+        );
+        // A payload without a run id is refused.
+        assert!(
+            serde_json::from_value::<AgentTask>(serde_json::json!({ "failure": null })).is_err()
         );
     }
 }

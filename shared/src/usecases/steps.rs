@@ -39,12 +39,14 @@ fn agent_output(agent: Agent, status: Status, artifact: Option<ArtifactId>) -> V
 
 /// Generates one agent's artifact. Idempotent: an agent that already has its artifact
 /// (including one reused from the parent run) returns it without generating again.
-#[tracing::instrument(skip_all, fields(run_id = %task.run_id, agent = %agent))]
+#[tracing::instrument(skip_all, fields(run_id = %task.run_id(), agent = %agent))]
 pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Value, FlowError> {
-    let run_id = task.run_id;
-    if let Some(failure) = task.failure {
-        return record_agent_failure(deps, run_id, agent, failure).await;
-    }
+    let run_id = match task {
+        AgentTask::Generate { run_id } => run_id,
+        AgentTask::RecordFailure { run_id, failure } => {
+            return record_agent_failure(deps, run_id, agent, failure).await;
+        }
+    };
     let run = deps.store.get_state(run_id).await?;
     if run.status.is_terminal() {
         return Err(FlowError::Cancelled(format!(
