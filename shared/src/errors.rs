@@ -24,6 +24,24 @@ pub fn context(context: impl Into<String>, e: impl Into<Cause>) -> Cause {
     })
 }
 
+/// An error shown as `text` (an SDK error's whole context, say, where its own message is
+/// "service error"), kept as the source.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+pub struct Shown {
+    text: String,
+    #[source]
+    source: Cause,
+}
+
+/// `e` as a cause shown as `text`.
+pub fn shown_as(text: String, e: impl Into<Cause>) -> Cause {
+    Box::new(Shown {
+        text,
+        source: e.into(),
+    })
+}
+
 /// An error with its whole source chain, `outer: inner: root` — what a log line or an
 /// error message shows. A cause whose text an outer error already shows is not repeated
 /// (the project's errors show their immediate cause; the SDK's and HTTP clients' do not).

@@ -23,10 +23,9 @@ use aws_sdk_bedrockruntime::types::{
     InferenceConfiguration, Message as BedrockMessage, StopReason, SystemContentBlock, TokenUsage,
 };
 
-use crate::adapters::aws::sdk_failure;
 use crate::adapters::chat::{Answer, ChatModel, ModelGenerator};
 use crate::agents::model::{Message, Role};
-use crate::errors::context;
+use crate::errors::{context, shown_as};
 use crate::ports::GeneratorError;
 
 /// Which model, and how to call it.
@@ -241,7 +240,11 @@ where
         SdkError::ConstructionFailure(_) => false,
         _ => true,
     };
-    let cause = context(format!("Bedrock {model}"), sdk_failure(e));
+    let text = format!(
+        "Bedrock {model}: {}",
+        aws_sdk_bedrockruntime::error::DisplayErrorContext(&e)
+    );
+    let cause = shown_as(text, e);
     if transient {
         GeneratorError::Transient(cause)
     } else {

@@ -86,10 +86,7 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     let context = aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string();
-    Box::new(SdkFailure {
-        context,
-        source: Box::new(e),
-    })
+    crate::errors::shown_as(context, e)
 }
 
 /// An SDK failure as a store error (see [`sdk_failure`]).
@@ -101,13 +98,4 @@ where
     R: std::fmt::Debug + Send + Sync + 'static,
 {
     crate::ports::StoreError::Unavailable(sdk_failure(e))
-}
-
-/// Keeps the SDK error as the source and shows its full context.
-#[derive(Debug, thiserror::Error)]
-#[error("{context}")]
-struct SdkFailure {
-    context: String,
-    #[source]
-    source: Box<dyn std::error::Error + Send + Sync>,
 }
