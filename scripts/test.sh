@@ -60,6 +60,15 @@ cargo fmt --all --check
 step "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
+# A workspace build unifies the features every member asks of campaign-shared, which can
+# hide code that compiles only with another member's features. Each feature set a real
+# build uses is checked on its own: the CLI (local, http, openai, bedrock), the api
+# function (aws, http, bedrock), the other functions (aws, bedrock).
+for package in campaign-cli campaign-api campaign-tasks; do
+  step "cargo check -p $package (its own features, as it is built)"
+  cargo check --quiet -p "$package"
+done
+
 # No separate `cargo build --bins`: the tests that spawn `campaign` or a function build the
 # binaries themselves (campaign_cli::runtime_api::binary), as they do for a plain
 # `cargo test --workspace` on a fresh clone — so this run proves that path too.
