@@ -2,7 +2,6 @@
 //! `statemachine.asl.json`, and the deferred-audit worker — everything one process needs.
 
 pub mod admission;
-pub mod asl;
 pub mod bus;
 pub mod sqlite;
 pub mod workflow;
@@ -29,6 +28,9 @@ use workflow::LocalWorkflow;
 
 /// The flow definition, compiled in: the local engine runs exactly this file.
 pub const STATE_MACHINE: &str = include_str!("../../../../statemachine.asl.json");
+/// The name the local executions report (`$$.StateMachine.Name`); in AWS the template names
+/// it after the stack.
+pub const STATE_MACHINE_NAME: &str = "campaign-flow";
 
 #[derive(Debug, Clone)]
 pub struct LocalConfig {
@@ -107,7 +109,7 @@ impl LocalApp {
             Some(p) => SqliteStore::open(p)?,
             None => SqliteStore::in_memory()?,
         };
-        let machine = asl::StateMachine::load(STATE_MACHINE)
+        let machine = campaign_asl::StateMachine::load(STATE_MACHINE_NAME, STATE_MACHINE)
             .map_err(|e| StartError::Definition(Box::new(e)))?
             .with_time_scale(cfg.time_scale);
         for r in machine.task_resources() {

@@ -12,11 +12,11 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-use super::asl::{ExecutionError, StateMachine, TaskError, TaskInvoker};
 use crate::domain::RunId;
 use crate::errors::names;
 use crate::ports::{Deps, ExecutionState, Workflow, WorkflowError};
 use crate::usecases::{self, ExecutionEnd, TaskFunction};
+use campaign_asl::{ExecutionError, StateMachine, TaskError, TaskInvoker};
 
 /// Resolves `${…FunctionArn}` resources to use cases, in process. A panic inside a step is
 /// caught and reported as `AgentFailed`, as a crashed Lambda would be.

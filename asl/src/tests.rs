@@ -1,8 +1,13 @@
 //! One test per semantic rule of the engine, with a scripted invoker (the engine is the
 //! component under test here).
 
-use std::sync::Mutex;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
 
 use super::*;
 
@@ -67,7 +72,7 @@ impl Script {
 }
 
 async fn run(def: Value, input: Value, script: Arc<Script>) -> Result<Value, ExecutionError> {
-    let m = StateMachine::load(&def.to_string())
+    let m = StateMachine::load("test-machine", &def.to_string())
         .unwrap()
         .with_time_scale(0.001);
     m.execute("exec-1", input, script, CancellationToken::new())
@@ -450,7 +455,7 @@ async fn the_machine_timeout_ends_the_execution() {
 #[tokio::test]
 async fn cancelling_mid_task_returns_promptly() {
     let s = Script::hanging("R");
-    let m = StateMachine::load(&one(task(json!({}))).to_string()).unwrap();
+    let m = StateMachine::load("test-machine", &one(task(json!({}))).to_string()).unwrap();
     let token = CancellationToken::new();
     let t2 = token.clone();
     tokio::spawn(async move {
@@ -491,7 +496,7 @@ async fn endless_loops_are_cut_off() {
 }
 
 fn load_err(def: Value) -> LoadError {
-    StateMachine::load(&def.to_string()).unwrap_err()
+    StateMachine::load("test-machine", &def.to_string()).unwrap_err()
 }
 
 #[test]
@@ -539,7 +544,8 @@ fn broken_transitions_are_refused_at_load() {
 
 #[test]
 fn the_project_state_machine_loads_and_names_its_resources() {
-    let m = StateMachine::load(crate::adapters::local::STATE_MACHINE).unwrap();
+    let m =
+        StateMachine::load("campaign-flow", include_str!("../../statemachine.asl.json")).unwrap();
     assert_eq!(
         m.task_resources(),
         vec![
