@@ -10,6 +10,14 @@ use serde_json::Value;
 use crate::model::*;
 use crate::path::RefPath;
 
+// What AWS documents for a retrier's fields when they are absent (Amazon States Language,
+// "Retrying after an error"), and the largest values it accepts.
+const DEFAULT_INTERVAL_SECONDS: f64 = 1.0;
+const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+const DEFAULT_BACKOFF_RATE: f64 = 2.0;
+const MAX_ATTEMPTS: u64 = 99_999_999;
+const MAX_SECONDS: u64 = 99_999_999;
+
 const COMMON: &[&str] = &["Type", "Comment", "Next", "End", "InputPath", "OutputPath"];
 
 fn allowed_fields(kind: &str) -> Option<&'static [&'static str]> {
@@ -97,13 +105,36 @@ impl Loader<'_> {
         }
     }
 
+    /// A number of seconds: a positive whole number, as ASL requires of every `…Seconds`.
     fn seconds(&self, v: Option<&Value>, field: &str) -> Result<Option<f64>, LoadError> {
+        Ok(self.whole(v, field, 1, MAX_SECONDS)?.map(|n| n as f64))
+    }
+
+    /// A whole number in `min..=max`, if given.
+    fn whole(
+        &self,
+        v: Option<&Value>,
+        field: &str,
+        min: u64,
+        max: u64,
+    ) -> Result<Option<u64>, LoadError> {
         match v {
             None => Ok(None),
-            Some(v) => match v.as_f64() {
-                Some(n) if n > 0.0 => Ok(Some(n)),
-                _ => Err(self.err(format!("{field} must be a positive number"))),
+            Some(v) => match v.as_u64() {
+                Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+                _ => Err(self.err(format!(
+                    "{field} must be a whole number from {min} to {max}, not {v}"
+                ))),
             },
+        }
+    }
+
+    /// A string field, if given; any other JSON type is refused.
+    fn string<'v>(&self, v: Option<&'v Value>, field: &str) -> Result<Option<&'v str>, LoadError> {
+        match v {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(other) => Err(self.err(format!("{field} must be a string, not {other}"))),
         }
     }
 
@@ -187,20 +218,35 @@ impl Loader<'_> {
             if errors.iter().any(|e| e == "States.ALL") && i + 1 != arr.len() {
                 return Err(self.err(format!("{field}: a States.ALL retrier must be the last")));
             }
+            let backoff = match obj.get("BackoffRate") {
+                None => DEFAULT_BACKOFF_RATE,
+                Some(b) => b.as_f64().filter(|b| *b >= 1.0).ok_or_else(|| {
+                    self.err(format!(
+                        "{field}: BackoffRate must be a number of at least 1.0, not {b}"
+                    ))
+                })?,
+            };
             out.push(Retrier {
                 errors,
                 interval: self
-                    .seconds(obj.get("IntervalSeconds"), "IntervalSeconds")?
-                    .unwrap_or(1.0),
-                max_attempts: obj
-                    .get("MaxAttempts")
-                    .map(|m| m.as_u64().unwrap_or(3) as u32)
-                    .unwrap_or(3),
-                backoff: obj
-                    .get("BackoffRate")
-                    .and_then(Value::as_f64)
-                    .unwrap_or(2.0),
-                max_delay: self.seconds(obj.get("MaxDelaySeconds"), "MaxDelaySeconds")?,
+                    .seconds(
+                        obj.get("IntervalSeconds"),
+                        &format!("{field}: IntervalSeconds"),
+                    )?
+                    .unwrap_or(DEFAULT_INTERVAL_SECONDS),
+                max_attempts: self
+                    .whole(
+                        obj.get("MaxAttempts"),
+                        &format!("{field}: MaxAttempts"),
+                        0,
+                        MAX_ATTEMPTS,
+                    )?
+                    .map_or(DEFAULT_MAX_ATTEMPTS, |n| n as u32),
+                backoff,
+                max_delay: self.seconds(
+                    obj.get("MaxDelaySeconds"),
+                    &format!("{field}: MaxDelaySeconds"),
+                )?,
             });
         }
         Ok(out)
@@ -231,9 +277,8 @@ impl Loader<'_> {
             out.push(Catcher {
                 errors,
                 result_path: self.path(obj.get("ResultPath"), "ResultPath")?,
-                next: obj
-                    .get("Next")
-                    .and_then(Value::as_str)
+                next: self
+                    .string(obj.get("Next"), &format!("{field}: Next"))?
                     .ok_or_else(|| self.err(format!("{field}: Next is required")))?
                     .to_string(),
             });
@@ -245,7 +290,7 @@ impl Loader<'_> {
         let obj = v
             .as_object()
             .ok_or_else(|| self.err("a choice rule must be an object"))?;
-        let next = obj.get("Next").and_then(Value::as_str).map(str::to_string);
+        let next = self.string(obj.get("Next"), "Next")?.map(str::to_string);
         if top && next.is_none() {
             return Err(self.err("every top-level choice rule needs Next"));
         }
@@ -350,8 +395,13 @@ fn load_machine(v: &Value, top: bool) -> Result<Machine, LoadError> {
                 )));
             }
         }
-        let next = so.get("Next").and_then(Value::as_str).map(str::to_string);
-        let end = so.get("End").and_then(Value::as_bool).unwrap_or(false);
+        let next = l.string(so.get("Next"), "Next")?.map(str::to_string);
+        let end = match so.get("End") {
+            None => false,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => return Err(l.err(format!("End must be true or false, not {other}"))),
+        };
+        l.string(so.get("Comment"), "Comment")?;
         match ty {
             "Choice" | "Succeed" | "Fail" => {
                 if next.is_some() || so.contains_key("End") {
@@ -377,9 +427,8 @@ fn load_machine(v: &Value, top: bool) -> Result<Machine, LoadError> {
                 result: so.get("Result").cloned(),
             },
             "Task" => Kind::Task {
-                resource: so
-                    .get("Resource")
-                    .and_then(Value::as_str)
+                resource: l
+                    .string(so.get("Resource"), "Resource")?
                     .ok_or_else(|| l.err("Resource is required"))?
                     .to_string(),
                 timeout: l.seconds(so.get("TimeoutSeconds"), "TimeoutSeconds")?,
@@ -395,10 +444,7 @@ fn load_machine(v: &Value, top: bool) -> Result<Machine, LoadError> {
                     .collect::<Result<Vec<_>, _>>()?;
                 Kind::Choice {
                     choices,
-                    default: so
-                        .get("Default")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
+                    default: l.string(so.get("Default"), "Default")?.map(str::to_string),
                 }
             }
             "Parallel" => Kind::Parallel {
@@ -454,14 +500,13 @@ fn load_machine(v: &Value, top: bool) -> Result<Machine, LoadError> {
             }
             "Succeed" => Kind::Succeed,
             _ => Kind::Fail {
-                error: so
-                    .get("Error")
-                    .and_then(Value::as_str)
+                // Both optional in ASL; an execution failed without them reports these.
+                error: l
+                    .string(so.get("Error"), "Error")?
                     .unwrap_or("States.Fail")
                     .to_string(),
-                cause: so
-                    .get("Cause")
-                    .and_then(Value::as_str)
+                cause: l
+                    .string(so.get("Cause"), "Cause")?
                     .unwrap_or_default()
                     .to_string(),
             },

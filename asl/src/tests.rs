@@ -533,6 +533,82 @@ fn unsupported_constructs_are_refused_at_load_naming_state_and_construct() {
 }
 
 #[test]
+fn fields_of_the_wrong_type_or_out_of_range_are_refused_not_defaulted() {
+    let retry = |r: Value| one(task(json!({ "Retry": [r] })));
+    for (bad, names) in [
+        (
+            json!({"ErrorEquals": ["X"], "MaxAttempts": "three"}),
+            "MaxAttempts",
+        ),
+        (
+            json!({"ErrorEquals": ["X"], "MaxAttempts": -1}),
+            "MaxAttempts",
+        ),
+        (
+            json!({"ErrorEquals": ["X"], "MaxAttempts": 1.5}),
+            "MaxAttempts",
+        ),
+        (
+            json!({"ErrorEquals": ["X"], "BackoffRate": 0.5}),
+            "BackoffRate",
+        ),
+        (
+            json!({"ErrorEquals": ["X"], "BackoffRate": "2"}),
+            "BackoffRate",
+        ),
+        (
+            json!({"ErrorEquals": ["X"], "IntervalSeconds": 0}),
+            "IntervalSeconds",
+        ),
+        (
+            json!({"ErrorEquals": ["X"], "IntervalSeconds": 0.5}),
+            "IntervalSeconds",
+        ),
+        (
+            json!({"ErrorEquals": ["X"], "MaxDelaySeconds": -3}),
+            "MaxDelaySeconds",
+        ),
+    ] {
+        let e = load_err(retry(bad.clone()));
+        assert_eq!(e.state.as_deref(), Some("S"), "{bad}");
+        assert!(
+            e.to_string().contains(&format!("Retry[0]: {names}")),
+            "{bad}: {e}"
+        );
+    }
+    for (bad, names) in [
+        (json!({"Type": "Pass", "End": "yes"}), "End"),
+        (json!({"Type": "Pass", "Next": 7}), "Next"),
+        (
+            json!({"Type": "Task", "Resource": 1, "End": true}),
+            "Resource",
+        ),
+        (
+            json!({"Type": "Task", "Resource": "R", "End": true, "TimeoutSeconds": 2.5}),
+            "TimeoutSeconds",
+        ),
+        (json!({"Type": "Fail", "Error": 42}), "Error"),
+        (
+            json!({"Type": "Pass", "End": true, "Comment": ["a"]}),
+            "Comment",
+        ),
+    ] {
+        let e = load_err(one(bad.clone()));
+        assert!(e.to_string().contains(names), "{bad}: {e}");
+    }
+    let e = load_err(one(task(
+        json!({"Catch": [{"ErrorEquals": ["X"], "Next": false}]}),
+    )));
+    assert!(e.to_string().contains("Catch[0]: Next"), "{e}");
+    // Absent, a retrier's fields take AWS's documented defaults (1 s, 3 attempts, ×2).
+    StateMachine::load(
+        "test-machine",
+        &retry(json!({"ErrorEquals": ["X"]})).to_string(),
+    )
+    .unwrap();
+}
+
+#[test]
 fn broken_transitions_are_refused_at_load() {
     let e = load_err(json!({"StartAt": "S", "States": {"S": {"Type": "Pass", "Next": "Nowhere"}}}));
     assert!(e.to_string().contains("Nowhere"));
