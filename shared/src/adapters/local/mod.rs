@@ -96,7 +96,8 @@ pub struct LocalApp {
     pub admission: Arc<admission::LocalAdmission>,
     auditor: Arc<FaultyAuditor<RuleAuditor>>,
     stop: CancellationToken,
-    worker: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The deferred-audit worker and the workflow's executor.
+    workers: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Runs found unfinished at start-up and resumed.
     pub recovered: Vec<RunId>,
 }
@@ -120,7 +121,8 @@ impl LocalApp {
             }
         }
         let bus = Bus::default();
-        let workflow = Arc::new(LocalWorkflow::new(machine));
+        let (workflow, executor) = LocalWorkflow::new(machine);
+        let workflow = Arc::new(workflow);
         let auditor = Arc::new(FaultyAuditor {
             inner: RuleAuditor,
             unavailable: AtomicBool::new(cfg.faults.audit_unavailable),
@@ -141,8 +143,15 @@ impl LocalApp {
             auditor: auditor.clone(),
             clock: Arc::new(SystemClock),
         };
-        workflow.attach(deps.clone());
-        let recovered = usecases::recover(&deps).await?;
+        let executions = executor.spawn(deps.clone());
+        let recovered = match usecases::recover(&deps).await {
+            Ok(r) => r,
+            Err(e) => {
+                workflow.shutdown().await;
+                let _ = executions.await;
+                return Err(e.into());
+            }
+        };
         if !recovered.is_empty() {
             info!(count = recovered.len(), "resumed unfinished runs");
         }
@@ -161,7 +170,7 @@ impl LocalApp {
             workflow,
             auditor,
             stop,
-            worker: std::sync::Mutex::new(Some(worker)),
+            workers: std::sync::Mutex::new(vec![worker, executions]),
             recovered,
         })
     }
@@ -174,12 +183,16 @@ impl LocalApp {
     }
 
     /// Stops executions (their runs stay unfinished, to be resumed at the next start) and
-    /// the worker. The store is consistent at every commit, so nothing else is needed.
+    /// the workers. The store is consistent at every commit, so nothing else is needed.
     pub async fn shutdown(&self) {
         self.stop.cancel();
         self.workflow.shutdown().await;
-        let worker = self.worker.lock().ok().and_then(|mut w| w.take());
-        if let Some(w) = worker {
+        let workers = self
+            .workers
+            .lock()
+            .map(|mut w| std::mem::take(&mut *w))
+            .unwrap_or_default();
+        for w in workers {
             let _ = w.await;
         }
     }

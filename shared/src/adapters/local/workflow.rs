@@ -1,14 +1,19 @@
 //! The local workflow: runs `statemachine.asl.json` on the in-process ASL engine, one
 //! tokio task per execution, with Task resources resolved to the same use-case functions
 //! the Lambdas wrap.
+//!
+//! Two halves, because the use cases' dependencies hold the workflow: [`LocalWorkflow`],
+//! the [`Workflow`] port (start, stop, describe), and [`Executor`], which holds those
+//! dependencies and runs the executions the port asks for over a channel.
 
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use futures::FutureExt;
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -69,15 +74,35 @@ fn lambda_error(name: &str, message: &str) -> TaskError {
 /// How many ended executions [`Workflow::describe`] remembers.
 const ENDED_REMEMBERED: usize = 10_000;
 
-/// [`Workflow`] over the local ASL engine.
-pub struct LocalWorkflow {
-    machine: StateMachine,
-    deps: OnceLock<Deps>,
-    running: Arc<Mutex<HashMap<RunId, CancellationToken>>>,
+/// What the port and the executor share: the executions in flight and how recent ones
+/// ended.
+struct Executions {
+    running: Mutex<HashMap<RunId, CancellationToken>>,
     /// How finished executions of this process ended (for `describe`).
-    ended: Arc<Mutex<HashMap<RunId, (ExecutionEnd, time::OffsetDateTime)>>>,
+    ended: Mutex<HashMap<RunId, (ExecutionEnd, time::OffsetDateTime)>>,
     tasks: tokio_util::task::TaskTracker,
     shutdown: CancellationToken,
+}
+
+/// One execution to run, from [`LocalWorkflow::start`] to the [`Executor`].
+struct Start {
+    run_id: RunId,
+    input: Value,
+    token: CancellationToken,
+}
+
+/// [`Workflow`] over the local ASL engine. Its executions run in the [`Executor`] made
+/// with it.
+pub struct LocalWorkflow {
+    shared: Arc<Executions>,
+    starts: mpsc::UnboundedSender<Start>,
+}
+
+/// Runs the executions its [`LocalWorkflow`] starts, with the use cases' dependencies.
+pub struct Executor {
+    machine: StateMachine,
+    shared: Arc<Executions>,
+    starts: mpsc::UnboundedReceiver<Start>,
 }
 
 impl std::fmt::Debug for LocalWorkflow {
@@ -86,67 +111,83 @@ impl std::fmt::Debug for LocalWorkflow {
     }
 }
 
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").finish_non_exhaustive()
+    }
+}
+
 impl LocalWorkflow {
-    pub fn new(machine: StateMachine) -> Self {
-        LocalWorkflow {
-            machine,
-            deps: OnceLock::new(),
-            running: Arc::new(Mutex::new(HashMap::new())),
-            ended: Arc::new(Mutex::new(HashMap::new())),
+    /// The port, and the executor that runs its executions of `machine` (spawn it with
+    /// the dependencies once they are built; starts made before wait for it).
+    pub fn new(machine: StateMachine) -> (LocalWorkflow, Executor) {
+        let shared = Arc::new(Executions {
+            running: Mutex::new(HashMap::new()),
+            ended: Mutex::new(HashMap::new()),
             tasks: tokio_util::task::TaskTracker::new(),
             shutdown: CancellationToken::new(),
-        }
-    }
-
-    /// Completes construction: the invoker needs the deps that hold this workflow.
-    pub fn attach(&self, deps: Deps) {
-        let _ = self.deps.set(deps);
+        });
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            LocalWorkflow {
+                shared: shared.clone(),
+                starts: tx,
+            },
+            Executor {
+                machine,
+                shared,
+                starts: rx,
+            },
+        )
     }
 
     /// Executions in flight.
     pub fn in_flight(&self) -> usize {
-        self.running.lock().map(|m| m.len()).unwrap_or(0)
+        self.shared.running.lock().map(|m| m.len()).unwrap_or(0)
     }
 
     /// Stops every execution without touching the runs (they stay unfinished and are
     /// resumed at the next start), then waits for the executions to wind down.
     pub async fn shutdown(&self) {
-        self.shutdown.cancel();
-        self.tasks.close();
-        self.tasks.wait().await;
+        self.shared.shutdown.cancel();
+        self.shared.tasks.close();
+        self.shared.tasks.wait().await;
     }
 }
 
-#[async_trait]
-impl Workflow for LocalWorkflow {
-    async fn start(&self, run_id: RunId, input: Value) -> Result<(), WorkflowError> {
-        let deps = self
-            .deps
-            .get()
-            .cloned()
-            .ok_or_else(|| WorkflowError::Unavailable("local workflow not attached".into()))?;
-        if self.shutdown.is_cancelled() {
-            return Err(WorkflowError::Unavailable("shutting down".into()));
-        }
-        let token = self.shutdown.child_token();
-        {
-            let mut running = self
-                .running
-                .lock()
-                .map_err(|_| WorkflowError::Unavailable("poisoned".into()))?;
-            if running.contains_key(&run_id) {
-                return Err(WorkflowError::AlreadyStarted(run_id));
+impl Executor {
+    /// Runs, until the workflow shuts down, every execution it starts, its Tasks calling
+    /// the use cases with `deps`.
+    pub fn spawn(mut self, deps: Deps) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                let start = tokio::select! {
+                    biased;
+                    _ = self.shared.shutdown.cancelled() => return,
+                    start = self.starts.recv() => match start {
+                        Some(s) => s,
+                        None => return,
+                    },
+                };
+                self.execute(start, &deps);
             }
-            running.insert(run_id, token.clone());
-        }
+        })
+    }
+
+    fn execute(&self, start: Start, deps: &Deps) {
+        let Start {
+            run_id,
+            input,
+            token,
+        } = start;
         let machine = self.machine.clone();
         let invoker: Arc<dyn TaskInvoker> = Arc::new(LocalInvoker { deps: deps.clone() });
-        let shutdown = self.shutdown.clone();
-        let this_deps = deps.clone();
-        let running = self.running.clone();
-        let ended = self.ended.clone();
-        self.tasks.spawn(async move {
-            let result = machine.execute(&run_id.to_string(), input, invoker, token).await;
+        let deps = deps.clone();
+        let shared = self.shared.clone();
+        self.shared.tasks.spawn(async move {
+            let result = machine
+                .execute(&run_id.to_string(), input, invoker, token)
+                .await;
             let stopped = matches!(result, Err(ExecutionError::Cancelled));
             let end = match result {
                 Ok(_) => ExecutionEnd::Succeeded,
@@ -159,12 +200,12 @@ impl Workflow for LocalWorkflow {
                 }
                 Err(ExecutionError::Failed { error, cause }) => ExecutionEnd::Failed { error, cause },
             };
-            if !shutdown.is_cancelled() {
-                if let Err(e) = usecases::execution_ended(&this_deps, run_id, end.clone()).await {
+            if !shared.shutdown.is_cancelled() {
+                if let Err(e) = usecases::execution_ended(&deps, run_id, end.clone()).await {
                     error!(run_id = %run_id, error = %crate::errors::Chain(&e), "could not record how the execution ended");
                 }
             }
-            if let Ok(mut ended) = ended.lock() {
+            if let Ok(mut ended) = shared.ended.lock() {
                 // Bounded: a long-lived server remembers the recent ends only.
                 if ended.len() >= ENDED_REMEMBERED {
                     ended.clear();
@@ -172,15 +213,47 @@ impl Workflow for LocalWorkflow {
                 let end = if stopped { ExecutionEnd::Aborted } else { end };
                 ended.insert(run_id, (end, time::OffsetDateTime::now_utc()));
             }
-            if let Ok(mut running) = running.lock() {
+            if let Ok(mut running) = shared.running.lock() {
                 running.remove(&run_id);
             }
         });
+    }
+}
+
+fn poisoned<T>(_: T) -> WorkflowError {
+    WorkflowError::Unavailable("poisoned".into())
+}
+
+#[async_trait]
+impl Workflow for LocalWorkflow {
+    async fn start(&self, run_id: RunId, input: Value) -> Result<(), WorkflowError> {
+        if self.shared.shutdown.is_cancelled() {
+            return Err(WorkflowError::Unavailable("shutting down".into()));
+        }
+        let token = self.shared.shutdown.child_token();
+        {
+            let mut running = self.shared.running.lock().map_err(poisoned)?;
+            if running.contains_key(&run_id) {
+                return Err(WorkflowError::AlreadyStarted(run_id));
+            }
+            running.insert(run_id, token.clone());
+        }
+        let start = Start {
+            run_id,
+            input,
+            token,
+        };
+        if self.starts.send(start).is_err() {
+            self.shared.running.lock().map_err(poisoned)?.remove(&run_id);
+            return Err(WorkflowError::Unavailable(
+                "the local executor has stopped".into(),
+            ));
+        }
         Ok(())
     }
 
     async fn stop(&self, run_id: RunId, _cause: &str) -> Result<(), WorkflowError> {
-        if let Ok(running) = self.running.lock() {
+        if let Ok(running) = self.shared.running.lock() {
             if let Some(t) = running.get(&run_id) {
                 t.cancel();
             }
@@ -189,13 +262,16 @@ impl Workflow for LocalWorkflow {
     }
 
     async fn describe(&self, run_id: RunId) -> Result<ExecutionState, WorkflowError> {
-        fn poisoned<T>(_: T) -> WorkflowError {
-            WorkflowError::Unavailable("poisoned".into())
-        }
-        if self.running.lock().map_err(poisoned)?.contains_key(&run_id) {
+        if self
+            .shared
+            .running
+            .lock()
+            .map_err(poisoned)?
+            .contains_key(&run_id)
+        {
             return Ok(ExecutionState::Running);
         }
-        Ok(match self.ended.lock().map_err(poisoned)?.get(&run_id) {
+        Ok(match self.shared.ended.lock().map_err(poisoned)?.get(&run_id) {
             Some((end, at)) => ExecutionState::Ended {
                 end: end.clone(),
                 at: Some(*at),
