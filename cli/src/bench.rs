@@ -28,9 +28,9 @@ use serde_json::{Value, json};
 
 use campaign_shared::adapters::faults::Faults;
 use campaign_shared::adapters::generators::{GeneratorChoice, GeneratorPlan};
-use campaign_shared::adapters::local::{LocalApp, LocalConfig};
 use campaign_shared::adapters::openai::OpenAiConfig;
 use campaign_shared::domain::{Agent, Brief, ExecutionMode, RunId, Scope, Status};
+use campaign_shared::runtime::local::{LocalApp, LocalConfig};
 use campaign_shared::usecases;
 
 use crate::model_sim::{self, Pace};

@@ -18,7 +18,7 @@ pub mod server;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use campaign_shared::adapters::local::{LocalApp, LocalConfig, StartError};
+use campaign_shared::runtime::local::{LocalApp, LocalConfig, StartError};
 
 /// A started `campaign serve`: its address and a handle to stop it.
 #[derive(Debug)]

@@ -10,11 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use campaign_cli::run::{RunOptions, exit};
 use campaign_shared::adapters::faults::Faults;
-use campaign_shared::adapters::local::LocalConfig;
 use campaign_shared::adapters::local::admission::Limits;
 use campaign_shared::domain::brief::Oversize;
 use campaign_shared::domain::{Brief, BriefError, ExecutionMode};
 use campaign_shared::errors::Chain;
+use campaign_shared::runtime::local::LocalConfig;
 use std::num::NonZeroU32;
 
 /// Environment variables, listed under every `--help`.

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use campaign_shared::adapters::local::{LocalApp, LocalConfig};
 use campaign_shared::domain::{
     Agent, Brief, Content, ExecutionMode, Outcome, Run, Scope, Status, Verdict,
 };
+use campaign_shared::runtime::local::{LocalApp, LocalConfig};
 use campaign_shared::usecases;
 
 /// Exit codes of `campaign run` (documented in the README).

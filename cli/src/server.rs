@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::mpsc;
 
-use campaign_shared::adapters::local::LocalApp;
 use campaign_shared::domain::{Event, RunId, Scope};
 use campaign_shared::http::{self, ApiState, LiveEvents};
+use campaign_shared::runtime::local::LocalApp;
 
 #[derive(Clone, Debug)]
 pub struct AppState {

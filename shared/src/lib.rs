@@ -10,4 +10,5 @@ pub mod flow;
 pub mod http;
 pub mod observe;
 pub mod ports;
+pub mod runtime;
 pub mod usecases;

@@ -8,8 +8,8 @@ use campaign_shared::adapters::aws::dynamodb::{DynamoStore, create_table};
 use campaign_shared::adapters::aws::sfn::SfnWorkflow;
 use campaign_shared::adapters::aws::sqs::{SqsDeferredAudits, SqsPublisher};
 use campaign_shared::adapters::builtin::{BuiltinGenerator, RuleAuditor};
-use campaign_shared::adapters::local::STATE_MACHINE;
 use campaign_shared::ports::{Deps, SystemClock};
+use campaign_shared::runtime::local::STATE_MACHINE;
 use campaign_shared::usecases::TaskFunction;
 
 use crate::moto::{self, Moto};

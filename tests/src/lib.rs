@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use campaign_cli::Served;
 use campaign_shared::adapters::faults::Faults;
-use campaign_shared::adapters::local::LocalConfig;
+use campaign_shared::runtime::local::LocalConfig;
 use serde_json::{Value, json};
 
 /// Waits in tests shrink by this factor (retry intervals, timeouts, deferred-audit delay):

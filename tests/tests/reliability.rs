@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use campaign_shared::adapters::faults::Faults;
-use campaign_shared::adapters::local::{LocalApp, LocalConfig};
 use campaign_shared::domain::event::check_gapless;
 use campaign_shared::domain::{
     Agent, Brief, Event, ExecutionMode, Outcome, Run, RunId, Scope, Status,
 };
+use campaign_shared::runtime::local::{LocalApp, LocalConfig};
 use campaign_shared::usecases::{self, AppError};
 use campaign_tests::{TIME_SCALE, example_brief};
 use futures::StreamExt;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use campaign_shared::adapters::aws::admission::{AwsLimits, DynamoAdmission};
 use campaign_shared::adapters::aws::config::{
-    Config, ConfigError, MAX_IN_FLIGHT, MODE_POLICY, RATE_LIMIT, STATE_MACHINE_ARN,
-    STATUS_QUEUE_URL, TABLE_NAME, WEBSOCKET_URL, parse_rate,
+    AwsConfig, ConfigError, MAX_IN_FLIGHT, MODE_POLICY, RATE_LIMIT, STATE_MACHINE_ARN,
+    STATUS_QUEUE_URL, TABLE_NAME, WEBSOCKET_URL,
 };
 use campaign_shared::http::{ApiState, ClientKey, router};
 use campaign_shared::ports::{Admission, Deps};
@@ -24,29 +24,11 @@ pub const ENV: &[&str] = &[
 ];
 
 /// The limits of `MAX_IN_FLIGHT` and `RATE_LIMIT` (each off when empty).
-pub fn limits(config: &Config) -> Result<AwsLimits, ConfigError> {
-    let max_in_flight = config
-        .get(MAX_IN_FLIGHT)
-        .map(|v| {
-            v.parse().map_err(|_| ConfigError::Malformed {
-                name: MAX_IN_FLIGHT,
-                why: format!("`{v}` is not a whole number ≥ 1"),
-            })
-        })
-        .transpose()?;
-    let rate = config
-        .get(RATE_LIMIT)
-        .map(|v| {
-            parse_rate(v).ok_or_else(|| ConfigError::Malformed {
-                name: RATE_LIMIT,
-                why: format!("`{v}` is not RATE or RATE/BURST (whole numbers ≥ 1)"),
-            })
-        })
-        .transpose()?;
-    Ok(AwsLimits {
-        max_in_flight,
-        rate,
-    })
+pub fn limits(config: &AwsConfig) -> AwsLimits {
+    AwsLimits {
+        max_in_flight: config.max_in_flight,
+        rate: config.rate_limit,
+    }
 }
 
 /// Who is asking, from API Gateway's request context: the JWT's `sub`, else the IAM
@@ -77,18 +59,21 @@ pub fn client_key(ctx: Option<&RequestContext>) -> Option<String> {
 /// configured) besides the HTTP API stage's throttling.
 pub fn app(
     deps: Deps,
-    config: &Config,
+    config: &AwsConfig,
     dynamodb: aws_sdk_dynamodb::Client,
 ) -> Result<axum::Router, ConfigError> {
-    let limits = limits(config)?;
-    let admission: Option<Arc<dyn Admission>> = (limits != AwsLimits::default()).then(|| {
-        let table = config.get(TABLE_NAME).unwrap_or_default();
-        Arc::new(DynamoAdmission::new(dynamodb, table, limits)) as Arc<dyn Admission>
-    });
+    let limits = limits(config);
+    let admission: Option<Arc<dyn Admission>> = if limits == AwsLimits::default() {
+        None
+    } else {
+        let table =
+            AwsConfig::required(&config.table_name, TABLE_NAME, "declared by every function")?;
+        Some(Arc::new(DynamoAdmission::new(dynamodb, table, limits)))
+    };
     let router = router(ApiState {
         deps,
         live: None,
-        ws_url: config.get(WEBSOCKET_URL).unwrap_or_default().to_string(),
+        ws_url: config.websocket_url.clone().unwrap_or_default(),
         admission,
     });
     Ok(router.layer(axum::middleware::from_fn(

@@ -4,8 +4,8 @@
 async fn main() -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_deferred_audit::ENV);
-    let clients = campaign_lambda::Clients::load().await;
-    let deps = campaign_lambda::deps(&config, &clients).await?;
+    let clients = campaign_shared::runtime::aws::Clients::load().await;
+    let deps = campaign_shared::runtime::aws::deps(&config, &clients).await?;
     let deps = &deps;
     campaign_lambda::run(
         metrics,

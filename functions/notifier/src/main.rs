@@ -6,8 +6,8 @@ use campaign_shared::ports::{Pusher, Subscriptions};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_notifier::ENV);
-    let clients = campaign_lambda::Clients::load().await;
-    let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
+    let clients = campaign_shared::runtime::aws::Clients::load().await;
+    let (connections, pusher) = campaign_shared::runtime::aws::websocket(&config, &clients)?;
     let (connections, pusher) = (&connections as &dyn Subscriptions, &pusher as &dyn Pusher);
     campaign_lambda::run(
         metrics,

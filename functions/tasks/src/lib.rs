@@ -33,8 +33,8 @@ pub async fn handler(
 pub async fn main(function: TaskFunction) -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(env(function));
-    let clients = campaign_lambda::Clients::load().await;
-    let deps = campaign_lambda::deps(&config, &clients).await?;
+    let clients = campaign_shared::runtime::aws::Clients::load().await;
+    let deps = campaign_shared::runtime::aws::deps(&config, &clients).await?;
     campaign_lambda::run(
         metrics,
         lambda_runtime::service_fn(move |event| {

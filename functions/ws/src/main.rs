@@ -6,9 +6,9 @@ use campaign_shared::ports::{Pusher, RunStore, Subscriptions};
 async fn main() -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_ws::ENV);
-    let clients = campaign_lambda::Clients::load().await;
-    let (connections, pusher) = campaign_lambda::websocket(&config, &clients)?;
-    let deps = campaign_lambda::deps(&config, &clients).await?;
+    let clients = campaign_shared::runtime::aws::Clients::load().await;
+    let (connections, pusher) = campaign_shared::runtime::aws::websocket(&config, &clients)?;
+    let deps = campaign_shared::runtime::aws::deps(&config, &clients).await?;
     let (connections, pusher, store) = (
         &connections as &dyn Subscriptions,
         &pusher as &dyn Pusher,

@@ -2,7 +2,7 @@
 //! function declares the variables it needs; a missing or malformed one fails start-up
 //! with its name.
 
-use std::collections::BTreeMap;
+use crate::domain::ModePolicy;
 
 /// Every variable the functions read, with what it is for (the README table and the
 /// template check use this list).
@@ -87,10 +87,23 @@ pub enum ConfigError {
     Malformed { name: &'static str, why: String },
 }
 
-/// The configuration of one function: exactly the variables it declared.
+/// One function's configuration, typed: exactly the variables it declared, each read and
+/// checked once at cold start. A variable not declared (or left empty where that is
+/// allowed) is `None`.
 #[derive(Debug, Clone, Default)]
-pub struct Config {
-    values: BTreeMap<&'static str, String>,
+pub struct AwsConfig {
+    pub table_name: Option<String>,
+    pub status_queue_url: Option<String>,
+    pub deferred_audit_queue_url: Option<String>,
+    pub state_machine_arn: Option<String>,
+    pub websocket_endpoint: Option<String>,
+    pub websocket_url: Option<String>,
+    pub bedrock_model_id: Option<String>,
+    /// `MODE_POLICY`, or the defaults.
+    pub mode_policy: ModePolicy,
+    pub max_in_flight: Option<u32>,
+    /// `RATE_LIMIT`: new runs per second per client, and the burst.
+    pub rate_limit: Option<(u32, u32)>,
 }
 
 fn describe(name: &str) -> &'static str {
@@ -101,13 +114,29 @@ fn describe(name: &str) -> &'static str {
         .unwrap_or("")
 }
 
-impl Config {
+fn malformed(name: &'static str, v: &str) -> ConfigError {
+    ConfigError::Malformed {
+        name,
+        why: format!("`{v}` is not a {}", describe(name)),
+    }
+}
+
+/// `v` when `ok` says it is well formed.
+fn checked(name: &'static str, v: String, ok: bool) -> Result<Option<String>, ConfigError> {
+    if ok {
+        Ok(Some(v))
+    } else {
+        Err(malformed(name, &v))
+    }
+}
+
+impl AwsConfig {
     /// Reads `needs` through `get` (the process environment in production).
     pub fn load(
         needs: &[&'static str],
         get: impl Fn(&str) -> Option<String>,
-    ) -> Result<Config, ConfigError> {
-        let mut values = BTreeMap::new();
+    ) -> Result<AwsConfig, ConfigError> {
+        let mut c = AwsConfig::default();
         for &name in needs {
             let v = get(name).filter(|v| !v.trim().is_empty());
             let v = match v {
@@ -115,44 +144,65 @@ impl Config {
                 None if OPTIONAL.contains(&name) => continue,
                 None => return Err(ConfigError::Missing(name, describe(name))),
             };
-            let ok = match name {
-                STATUS_QUEUE_URL | DEFERRED_AUDIT_QUEUE_URL | WEBSOCKET_ENDPOINT => {
-                    v.starts_with("https://") || v.starts_with("http://")
+            let url = |v: &str| v.starts_with("https://") || v.starts_with("http://");
+            match name {
+                TABLE_NAME => c.table_name = Some(v),
+                STATUS_QUEUE_URL => c.status_queue_url = checked(name, v.clone(), url(&v))?,
+                DEFERRED_AUDIT_QUEUE_URL => {
+                    c.deferred_audit_queue_url = checked(name, v.clone(), url(&v))?
                 }
-                STATE_MACHINE_ARN => v.starts_with("arn:") && v.contains(":stateMachine:"),
-                WEBSOCKET_URL => v.starts_with("wss://") || v.starts_with("ws://"),
+                WEBSOCKET_ENDPOINT => c.websocket_endpoint = checked(name, v.clone(), url(&v))?,
+                STATE_MACHINE_ARN => {
+                    let ok = v.starts_with("arn:") && v.contains(":stateMachine:");
+                    c.state_machine_arn = checked(name, v, ok)?
+                }
+                WEBSOCKET_URL => {
+                    let ok = v.starts_with("wss://") || v.starts_with("ws://");
+                    c.websocket_url = checked(name, v, ok)?
+                }
                 BEDROCK_MODEL_ID => {
-                    !v.contains(char::is_whitespace) && !v.starts_with("arn:") && v.len() <= 256
+                    let ok = !v.contains(char::is_whitespace)
+                        && !v.starts_with("arn:")
+                        && v.len() <= 256;
+                    c.bedrock_model_id = checked(name, v, ok)?
                 }
                 MODE_POLICY => {
-                    if let Err(why) = crate::domain::ModePolicy::parse_spec(&v) {
-                        return Err(ConfigError::Malformed { name, why });
-                    }
-                    true
+                    c.mode_policy = ModePolicy::parse_spec(&v)
+                        .map_err(|why| ConfigError::Malformed { name, why })?
                 }
-                MAX_IN_FLIGHT => v.parse::<u32>().is_ok_and(|n| n >= 1),
-                RATE_LIMIT => parse_rate(&v).is_some(),
-                _ => true,
-            };
-            if !ok {
-                return Err(ConfigError::Malformed {
-                    name,
-                    why: format!("`{v}` is not a {}", describe(name)),
-                });
+                MAX_IN_FLIGHT => {
+                    c.max_in_flight = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|n| *n >= 1)
+                            .ok_or_else(|| malformed(name, &v))?,
+                    )
+                }
+                RATE_LIMIT => {
+                    c.rate_limit = Some(parse_rate(&v).ok_or_else(|| malformed(name, &v))?)
+                }
+                other => {
+                    return Err(ConfigError::Malformed {
+                        name: other,
+                        why: "not a variable the functions read".into(),
+                    });
+                }
             }
-            values.insert(name, v);
         }
-        Ok(Config { values })
+        Ok(c)
     }
 
-    pub fn from_env(needs: &[&'static str]) -> Result<Config, ConfigError> {
-        Config::load(needs, |n| std::env::var(n).ok())
+    pub fn from_env(needs: &[&'static str]) -> Result<AwsConfig, ConfigError> {
+        AwsConfig::load(needs, |n| std::env::var(n).ok())
     }
 
-    /// A declared variable. Asking for one not declared is a programming error caught by
-    /// the tests of each function.
-    pub fn get(&self, name: &'static str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+    /// A value the caller needs: it, or the error naming its variable.
+    pub fn required<'a>(
+        value: &'a Option<String>,
+        name: &'static str,
+        why: &'static str,
+    ) -> Result<&'a str, ConfigError> {
+        value.as_deref().ok_or(ConfigError::Missing(name, why))
     }
 }
 
@@ -162,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_missing_variable_is_named() {
-        let e = Config::load(&[TABLE_NAME, STATUS_QUEUE_URL], |n| {
+        let e = AwsConfig::load(&[TABLE_NAME, STATUS_QUEUE_URL], |n| {
             (n == TABLE_NAME).then(|| "t".into())
         })
         .unwrap_err();
@@ -174,33 +224,57 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_arn_is_refused() {
-        let e = Config::load(&[STATE_MACHINE_ARN], |_| Some("flow".into())).unwrap_err();
-        assert!(matches!(
-            e,
-            ConfigError::Malformed {
-                name: STATE_MACHINE_ARN,
-                ..
-            }
-        ));
+    fn a_malformed_value_is_refused_by_name() {
+        for (name, bad) in [
+            (STATE_MACHINE_ARN, "flow"),
+            (STATUS_QUEUE_URL, "queue"),
+            (WEBSOCKET_URL, "https://not-a-websocket"),
+            (MAX_IN_FLIGHT, "0"),
+            (RATE_LIMIT, "fast"),
+            (MODE_POLICY, "default=sometimes"),
+        ] {
+            let e = AwsConfig::load(&[name], |_| Some(bad.into())).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Malformed { name: n, .. } if n == name),
+                "{name}: {e}"
+            );
+        }
     }
 
     #[test]
     fn an_optional_variable_may_be_empty() {
-        let c = Config::load(&[BEDROCK_MODEL_ID], |_| Some(String::new())).unwrap();
-        assert_eq!(c.get(BEDROCK_MODEL_ID), None);
-        let c = Config::load(&[BEDROCK_MODEL_ID], |_| {
+        let c = AwsConfig::load(&[BEDROCK_MODEL_ID], |_| Some(String::new())).unwrap();
+        assert_eq!(c.bedrock_model_id, None);
+        let c = AwsConfig::load(&[BEDROCK_MODEL_ID], |_| {
             Some("amazon.nova-lite-v1:0".into())
         })
         .unwrap();
-        assert_eq!(c.get(BEDROCK_MODEL_ID), Some("amazon.nova-lite-v1:0"));
-        assert!(Config::load(&[BEDROCK_MODEL_ID], |_| Some("nova lite".into())).is_err());
+        assert_eq!(c.bedrock_model_id.as_deref(), Some("amazon.nova-lite-v1:0"));
+        assert!(AwsConfig::load(&[BEDROCK_MODEL_ID], |_| Some("nova lite".into())).is_err());
     }
 
     #[test]
-    fn declared_variables_are_read() {
-        let c = Config::load(&[TABLE_NAME], |_| Some("campaigns".into())).unwrap();
-        assert_eq!(c.get(TABLE_NAME), Some("campaigns"));
-        assert_eq!(c.get(STATE_MACHINE_ARN), None);
+    fn declared_variables_are_read_typed() {
+        let c = AwsConfig::load(&[TABLE_NAME, MAX_IN_FLIGHT, RATE_LIMIT, MODE_POLICY], |n| {
+            Some(
+                match n {
+                    TABLE_NAME => "campaigns",
+                    MAX_IN_FLIGHT => "20",
+                    RATE_LIMIT => "5",
+                    _ => "default=sequential",
+                }
+                .into(),
+            )
+        })
+        .unwrap();
+        assert_eq!(c.table_name.as_deref(), Some("campaigns"));
+        assert_eq!(c.max_in_flight, Some(20));
+        assert_eq!(c.rate_limit, Some((5, 10)));
+        assert_eq!(
+            c.mode_policy,
+            ModePolicy::parse_spec("default=sequential").unwrap()
+        );
+        // Not declared: absent, whatever the environment holds.
+        assert_eq!(c.state_machine_arn, None);
     }
 }

@@ -244,7 +244,11 @@ impl Workflow for LocalWorkflow {
             token,
         };
         if self.starts.send(start).is_err() {
-            self.shared.running.lock().map_err(poisoned)?.remove(&run_id);
+            self.shared
+                .running
+                .lock()
+                .map_err(poisoned)?
+                .remove(&run_id);
             return Err(WorkflowError::Unavailable(
                 "the local executor has stopped".into(),
             ));
@@ -271,13 +275,15 @@ impl Workflow for LocalWorkflow {
         {
             return Ok(ExecutionState::Running);
         }
-        Ok(match self.shared.ended.lock().map_err(poisoned)?.get(&run_id) {
-            Some((end, at)) => ExecutionState::Ended {
-                end: end.clone(),
-                at: Some(*at),
+        Ok(
+            match self.shared.ended.lock().map_err(poisoned)?.get(&run_id) {
+                Some((end, at)) => ExecutionState::Ended {
+                    end: end.clone(),
+                    at: Some(*at),
+                },
+                None => ExecutionState::Missing,
             },
-            None => ExecutionState::Missing,
-        })
+        )
     }
 }
 
