@@ -139,6 +139,11 @@ impl Progress {
         let tty = std::io::stderr().is_terminal();
         let mut bars = BTreeMap::new();
         let multi = tty.then(MultiProgress::new);
+        // Known to the log writer before the first spinner is drawn: a line logged while
+        // the spinners are being set up is written around them too.
+        if let Ok(mut s) = SPINNERS.lock() {
+            s.clone_from(&multi);
+        }
         if let Some(m) = &multi {
             let style = ProgressStyle::with_template("{spinner} {prefix:>8} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner());
@@ -152,9 +157,6 @@ impl Progress {
             }
         } else {
             eprintln!("run {run_id}: queued");
-        }
-        if let Ok(mut s) = SPINNERS.lock() {
-            s.clone_from(&multi);
         }
         Progress {
             multi,
