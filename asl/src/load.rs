@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::model::*;
 use crate::path::RefPath;
@@ -187,37 +187,50 @@ impl Loader<'_> {
         Ok(list)
     }
 
-    fn retriers(&self, v: Option<&Value>) -> Result<Vec<Retrier>, LoadError> {
+    /// The entries of a `Retry` or `Catch` list (`list`): objects of only `allowed`
+    /// fields, each with its name (`Retry[0]`) and its ErrorEquals — a `States.ALL` entry
+    /// only last.
+    fn handlers<'v>(
+        &self,
+        v: Option<&'v Value>,
+        list: &str,
+        allowed: &[&str],
+    ) -> Result<Vec<(String, &'v Map<String, Value>, Vec<String>)>, LoadError> {
         let Some(v) = v else { return Ok(Vec::new()) };
         let arr = v
             .as_array()
-            .ok_or_else(|| self.err("Retry must be an array"))?;
+            .ok_or_else(|| self.err(format!("{list} must be an array")))?;
         let mut out = Vec::new();
-        for (i, r) in arr.iter().enumerate() {
-            let field = format!("Retry[{i}]");
-            let obj = r
+        for (i, h) in arr.iter().enumerate() {
+            let field = format!("{list}[{i}]");
+            let obj = h
                 .as_object()
                 .ok_or_else(|| self.err(format!("{field} must be an object")))?;
-            for k in obj.keys() {
-                if ![
-                    "ErrorEquals",
-                    "IntervalSeconds",
-                    "MaxAttempts",
-                    "BackoffRate",
-                    "MaxDelaySeconds",
-                    "Comment",
-                ]
-                .contains(&k.as_str())
-                {
-                    return Err(self.err(format!(
-                        "{field}: `{k}` is not supported by the local engine"
-                    )));
-                }
+            if let Some(k) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+                return Err(self.err(format!(
+                    "{field}: `{k}` is not supported by the local engine"
+                )));
             }
-            let errors = self.errors_list(r, &field)?;
+            let errors = self.errors_list(h, &field)?;
             if errors.iter().any(|e| e == "States.ALL") && i + 1 != arr.len() {
-                return Err(self.err(format!("{field}: a States.ALL retrier must be the last")));
+                return Err(self.err(format!("{field}: a States.ALL entry must be the last")));
             }
+            out.push((field, obj, errors));
+        }
+        Ok(out)
+    }
+
+    fn retriers(&self, v: Option<&Value>) -> Result<Vec<Retrier>, LoadError> {
+        let allowed = [
+            "ErrorEquals",
+            "IntervalSeconds",
+            "MaxAttempts",
+            "BackoffRate",
+            "MaxDelaySeconds",
+            "Comment",
+        ];
+        let mut out = Vec::new();
+        for (field, obj, errors) in self.handlers(v, "Retry", &allowed)? {
             let backoff = match obj.get("BackoffRate") {
                 None => DEFAULT_BACKOFF_RATE,
                 Some(b) => b.as_f64().filter(|b| *b >= 1.0).ok_or_else(|| {
@@ -253,27 +266,9 @@ impl Loader<'_> {
     }
 
     fn catchers(&self, v: Option<&Value>) -> Result<Vec<Catcher>, LoadError> {
-        let Some(v) = v else { return Ok(Vec::new()) };
-        let arr = v
-            .as_array()
-            .ok_or_else(|| self.err("Catch must be an array"))?;
+        let allowed = ["ErrorEquals", "ResultPath", "Next", "Comment"];
         let mut out = Vec::new();
-        for (i, c) in arr.iter().enumerate() {
-            let field = format!("Catch[{i}]");
-            let obj = c
-                .as_object()
-                .ok_or_else(|| self.err(format!("{field} must be an object")))?;
-            for k in obj.keys() {
-                if !["ErrorEquals", "ResultPath", "Next", "Comment"].contains(&k.as_str()) {
-                    return Err(self.err(format!(
-                        "{field}: `{k}` is not supported by the local engine"
-                    )));
-                }
-            }
-            let errors = self.errors_list(c, &field)?;
-            if errors.iter().any(|e| e == "States.ALL") && i + 1 != arr.len() {
-                return Err(self.err(format!("{field}: a States.ALL catcher must be the last")));
-            }
+        for (field, obj, errors) in self.handlers(v, "Catch", &allowed)? {
             out.push(Catcher {
                 errors,
                 result_path: self.path(obj.get("ResultPath"), "ResultPath")?,
