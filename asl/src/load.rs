@@ -78,6 +78,14 @@ const OPERATORS: &[&str] = &[
     "IsBoolean",
 ];
 
+/// One entry of a `Retry` or `Catch` list, checked for what every entry needs.
+struct Handler<'v> {
+    /// `Retry[0]`, `Catch[1]`: how messages name it.
+    field: String,
+    obj: &'v Map<String, Value>,
+    errors: Vec<String>,
+}
+
 struct Loader<'a> {
     state: Option<&'a str>,
 }
@@ -195,7 +203,7 @@ impl Loader<'_> {
         v: Option<&'v Value>,
         list: &str,
         allowed: &[&str],
-    ) -> Result<Vec<(String, &'v Map<String, Value>, Vec<String>)>, LoadError> {
+    ) -> Result<Vec<Handler<'v>>, LoadError> {
         let Some(v) = v else { return Ok(Vec::new()) };
         let arr = v
             .as_array()
@@ -215,7 +223,7 @@ impl Loader<'_> {
             if errors.iter().any(|e| e == "States.ALL") && i + 1 != arr.len() {
                 return Err(self.err(format!("{field}: a States.ALL entry must be the last")));
             }
-            out.push((field, obj, errors));
+            out.push(Handler { field, obj, errors });
         }
         Ok(out)
     }
@@ -230,7 +238,7 @@ impl Loader<'_> {
             "Comment",
         ];
         let mut out = Vec::new();
-        for (field, obj, errors) in self.handlers(v, "Retry", &allowed)? {
+        for Handler { field, obj, errors } in self.handlers(v, "Retry", &allowed)? {
             let backoff = match obj.get("BackoffRate") {
                 None => DEFAULT_BACKOFF_RATE,
                 Some(b) => b.as_f64().filter(|b| *b >= 1.0).ok_or_else(|| {
@@ -268,7 +276,7 @@ impl Loader<'_> {
     fn catchers(&self, v: Option<&Value>) -> Result<Vec<Catcher>, LoadError> {
         let allowed = ["ErrorEquals", "ResultPath", "Next", "Comment"];
         let mut out = Vec::new();
-        for (field, obj, errors) in self.handlers(v, "Catch", &allowed)? {
+        for Handler { field, obj, errors } in self.handlers(v, "Catch", &allowed)? {
             out.push(Catcher {
                 errors,
                 result_path: self.path(obj.get("ResultPath"), "ResultPath")?,
