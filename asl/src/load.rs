@@ -219,6 +219,7 @@ impl Loader<'_> {
                     "{field}: `{k}` is not supported by the local engine"
                 )));
             }
+            self.string(obj.get("Comment"), &format!("{field}: Comment"))?;
             let errors = self.errors_list(h, &field)?;
             if errors.iter().any(|e| e == "States.ALL") && i + 1 != arr.len() {
                 return Err(self.err(format!("{field}: a States.ALL entry must be the last")));
@@ -293,6 +294,7 @@ impl Loader<'_> {
         let obj = v
             .as_object()
             .ok_or_else(|| self.err("a choice rule must be an object"))?;
+        self.string(obj.get("Comment"), "Comment")?;
         let next = self.string(obj.get("Next"), "Next")?.map(str::to_string);
         if top && next.is_none() {
             return Err(self.err("every top-level choice rule needs Next"));
@@ -367,6 +369,9 @@ fn load_machine(v: &Value, top: bool) -> Result<Machine, LoadError> {
                 "top-level field `{k}` is not supported by the local engine"
             )));
         }
+    }
+    for field in ["Comment", "Version"] {
+        top_loader.string(obj.get(field), field)?;
     }
     let start_at = obj
         .get("StartAt")

@@ -596,6 +596,12 @@ fn fields_of_the_wrong_type_or_out_of_range_are_refused_not_defaulted() {
         let e = load_err(one(bad.clone()));
         assert!(e.to_string().contains(names), "{bad}: {e}");
     }
+    let e = load_err(json!({"StartAt": "S", "Comment": 1, "States": {"S": {"Type": "Succeed"}}}));
+    assert!(e.to_string().contains("Comment"), "{e}");
+    let e = load_err(one(task(
+        json!({"Retry": [{"ErrorEquals": ["X"], "Comment": {}}]}),
+    )));
+    assert!(e.to_string().contains("Retry[0]: Comment"), "{e}");
     let e = load_err(one(task(
         json!({"Catch": [{"ErrorEquals": ["X"], "Next": false}]}),
     )));

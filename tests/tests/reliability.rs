@@ -264,11 +264,19 @@ async fn cancelling_at_random_moments_never_writes_after_the_terminal_event() {
         } else {
             ExecutionMode::Sequential
         };
+        // Every tenth cancel comes once the run has ended, so the refused side of the race
+        // is exercised however fast this machine works through the burst; the others come
+        // at a random moment within 3 s of submission.
+        let after_end = i % 10 == 0;
         handles.push(tokio::spawn(async move {
             let id = usecases::submit(&app.deps, brief(mode), None)
                 .await
                 .unwrap();
-            tokio::time::sleep(wait).await;
+            if after_end {
+                wait_terminal(&app, id).await;
+            } else {
+                tokio::time::sleep(wait).await;
+            }
             let cancelled = match usecases::cancel(&app.deps, id).await {
                 Ok(_) => true,
                 Err(AppError::Conflict(_)) => false,

@@ -66,8 +66,7 @@ pub fn app(
     let admission: Option<Arc<dyn Admission>> = if limits == AwsLimits::default() {
         None
     } else {
-        let table =
-            AwsConfig::required(&config.table_name, TABLE_NAME, "declared by every function")?;
+        let table = config.table()?;
         Some(Arc::new(DynamoAdmission::new(dynamodb, table, limits)))
     };
     let router = router(ApiState {

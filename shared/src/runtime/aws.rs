@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::adapters::aws::config::{
     AwsConfig, BEDROCK_MODEL_ID, ConfigError, DEFERRED_AUDIT_QUEUE_URL, FAULTS, STATE_MACHINE_ARN,
-    STATUS_QUEUE_URL, TABLE_NAME, WEBSOCKET_ENDPOINT,
+    STATUS_QUEUE_URL, WEBSOCKET_ENDPOINT,
 };
 use crate::adapters::aws::dynamodb::DynamoStore;
 use crate::adapters::aws::sfn::SfnWorkflow;
@@ -103,7 +103,7 @@ impl Clients {
 /// The use cases' dependencies over AWS, from the function's configuration. Ports whose
 /// variables the function did not declare are [`NotConfigured`].
 pub async fn deps(config: &AwsConfig, clients: &Clients) -> Result<Deps, ConfigError> {
-    let table = AwsConfig::required(&config.table_name, TABLE_NAME, "declared by every function")?;
+    let table = config.table()?;
     let store = DynamoStore::new(clients.dynamodb.clone(), table);
     let publisher: Arc<dyn EventPublisher> = match &config.status_queue_url {
         Some(url) => Arc::new(SqsPublisher::new(clients.sqs.clone(), url)),
@@ -178,7 +178,7 @@ pub fn websocket(
     config: &AwsConfig,
     clients: &Clients,
 ) -> Result<(DynamoStore, ApiGatewayPusher), ConfigError> {
-    let table = AwsConfig::required(&config.table_name, TABLE_NAME, "declared by every function")?;
+    let table = config.table()?;
     let endpoint = AwsConfig::required(
         &config.websocket_endpoint,
         WEBSOCKET_ENDPOINT,

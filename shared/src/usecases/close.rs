@@ -194,12 +194,13 @@ pub async fn recover(deps: &Deps) -> Result<Vec<RunId>, StoreError> {
         }
         info!(run_id = %run_id, status = %run.status, "resuming unfinished run");
         if let Err(e) = deps.workflow.start(run_id, execution_input(&run)).await {
-            warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "could not resume; closing the run");
+            let why = crate::errors::chain(&e);
+            warn!(run_id = %run_id, error = %why, "could not resume; closing the run");
             close_failed(
                 deps,
                 run_id,
                 "ResumeFailed",
-                &format!("could not resume after restart: {e}"),
+                &format!("could not resume after restart: {why}"),
             )
             .await?;
         }

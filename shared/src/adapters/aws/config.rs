@@ -196,6 +196,11 @@ impl AwsConfig {
         AwsConfig::load(needs, |n| std::env::var(n).ok())
     }
 
+    /// The table: every function declares `TABLE_NAME`.
+    pub fn table(&self) -> Result<&str, ConfigError> {
+        AwsConfig::required(&self.table_name, TABLE_NAME, "declared by every function")
+    }
+
     /// A value the caller needs: it, or the error naming its variable.
     pub fn required<'a>(
         value: &'a Option<String>,

@@ -97,10 +97,6 @@ fn unavailable<E: std::error::Error + Send + Sync + 'static>(e: E) -> StoreError
     StoreError::Unavailable(Box::new(e))
 }
 
-fn corrupt(what: &str, e: impl Into<crate::ports::Cause>) -> StoreError {
-    StoreError::corrupt(what, e)
-}
-
 /// The run item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct RunItem {
@@ -207,13 +203,13 @@ pub struct DynamoStore {
 }
 
 fn to_item<T: Serialize>(v: &T) -> Result<HashMap<String, AttributeValue>, StoreError> {
-    serde_dynamo::to_item(v).map_err(|e| corrupt("serialize item", e))
+    serde_dynamo::to_item(v).map_err(|e| StoreError::corrupt("serialize item", e))
 }
 
 fn from_item<T: for<'de> Deserialize<'de>>(
     item: HashMap<String, AttributeValue>,
 ) -> Result<T, StoreError> {
-    serde_dynamo::from_item(item).map_err(|e| corrupt("read item", e))
+    serde_dynamo::from_item(item).map_err(|e| StoreError::corrupt("read item", e))
 }
 
 /// How a `TransactWriteItems` ended, from the typed error and its cancellation reasons.
@@ -438,7 +434,7 @@ impl DynamoStore {
         for st in item.agents.values().filter(|_| full) {
             if let Some(id) = st.artifact_id {
                 artifacts.push(self.artifact(id).await?.ok_or_else(|| {
-                    corrupt("artifact", format!("{id} is referenced but missing"))
+                    StoreError::corrupt("artifact", format!("{id} is referenced but missing"))
                 })?);
             }
         }
@@ -667,7 +663,10 @@ impl RunStore for DynamoStore {
                         }
                         if let Some(report) = &ch.audit {
                             let id = st.artifact_id.ok_or_else(|| {
-                                corrupt("audit", format!("{agent} has no artifact to audit"))
+                                StoreError::corrupt(
+                                    "audit",
+                                    format!("{agent} has no artifact to audit"),
+                                )
                             })?;
                             st.verdict = Some(report.verdict);
                             match new_artifacts.iter_mut().find(|a| a.artifact_id == id) {
@@ -704,7 +703,7 @@ impl RunStore for DynamoStore {
                     .expression_attribute_values(
                         ":a",
                         serde_dynamo::to_attribute_value(&report)
-                            .map_err(|e| corrupt("audit", e))?,
+                            .map_err(|e| StoreError::corrupt("audit", e))?,
                     )
                     .build()
                     .map_err(unavailable)?;
@@ -766,8 +765,10 @@ impl RunStore for DynamoStore {
                 let id = item
                     .get("gsi2sk")
                     .and_then(|v| v.as_s().ok())
-                    .ok_or_else(|| corrupt("unfinished index", "an entry without gsi2sk"))?;
-                out.push(RunId::parse(id).map_err(|e| corrupt("unfinished index", e))?);
+                    .ok_or_else(|| {
+                        StoreError::corrupt("unfinished index", "an entry without gsi2sk")
+                    })?;
+                out.push(RunId::parse(id).map_err(|e| StoreError::corrupt("unfinished index", e))?);
             }
             match page.last_evaluated_key {
                 Some(k) if !k.is_empty() => start = Some(k),
@@ -782,8 +783,6 @@ impl RunStore for DynamoStore {
         self.artifact(id).await
     }
 
-    /// `REQ#<key>/REQ` with the run id, the fingerprint and `ttl` (which also lets DynamoDB
-    /// delete it eventually); a conditional put claims it, an expired claim may be taken.
     async fn record_sample(&self, sample: AgentSample) -> Result<(), StoreError> {
         let nanos = sample.at.unix_timestamp_nanos().max(0);
         self.client
@@ -829,16 +828,16 @@ impl RunStore for DynamoStore {
                 let nanos: i128 = sk
                     .and_then(|k| k.split('#').next())
                     .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| corrupt("agent sample", "no time in its key"))?;
+                    .ok_or_else(|| StoreError::corrupt("agent sample", "no time in its key"))?;
                 Ok(AgentSample {
                     agent,
                     at: OffsetDateTime::from_unix_timestamp_nanos(nanos)
-                        .map_err(|e| corrupt("agent sample", e))?,
+                        .map_err(|e| StoreError::corrupt("agent sample", e))?,
                     duration_ms: item
                         .get("durationMs")
                         .and_then(|v| v.as_n().ok())
                         .and_then(|n| n.parse().ok())
-                        .ok_or_else(|| corrupt("agent sample", "no durationMs"))?,
+                        .ok_or_else(|| StoreError::corrupt("agent sample", "no durationMs"))?,
                     throttled: item
                         .get("throttled")
                         .and_then(|v| v.as_bool().ok())
@@ -852,7 +851,7 @@ impl RunStore for DynamoStore {
 
 impl DynamoStore {
     fn brand_item(kit: &BrandKit) -> Result<HashMap<String, AttributeValue>, StoreError> {
-        let body = serde_json::to_string(kit).map_err(|e| corrupt("brand kit", e))?;
+        let body = serde_json::to_string(kit).map_err(|e| StoreError::corrupt("brand kit", e))?;
         Ok(HashMap::from([
             ("pk".to_string(), s(BRANDS_PARTITION)),
             ("sk".to_string(), s(&kit.brand_id)),
@@ -868,8 +867,8 @@ impl DynamoStore {
         let body = item
             .get("body")
             .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| corrupt("brand kit", "no body"))?;
-        serde_json::from_str(body).map_err(|e| corrupt("brand kit", e))
+            .ok_or_else(|| StoreError::corrupt("brand kit", "no body"))?;
+        serde_json::from_str(body).map_err(|e| StoreError::corrupt("brand kit", e))
     }
 }
 
@@ -1064,6 +1063,8 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
 
 #[async_trait]
 impl RequestKeys for DynamoStore {
+    /// `REQ#<key>/REQ` with the run id, the fingerprint and `ttl` (which also lets DynamoDB
+    /// delete it eventually); a conditional put claims it, an expired claim may be taken.
     async fn claim_key(
         &self,
         key: &str,
@@ -1114,15 +1115,16 @@ impl RequestKeys for DynamoStore {
                     .await
                     .map_err(sdk_unavailable)?
                     .item
-                    .ok_or_else(|| corrupt("request key", "claimed, then gone"))?;
+                    .ok_or_else(|| StoreError::corrupt("request key", "claimed, then gone"))?;
                 let text = |name: &str| {
                     item.get(name)
                         .and_then(|v| v.as_s().ok())
                         .cloned()
-                        .ok_or_else(|| corrupt("request key", format!("no {name}")))
+                        .ok_or_else(|| StoreError::corrupt("request key", format!("no {name}")))
                 };
                 Ok(KeyClaim {
-                    run_id: RunId::parse(&text("runId")?).map_err(|e| corrupt("request key", e))?,
+                    run_id: RunId::parse(&text("runId")?)
+                        .map_err(|e| StoreError::corrupt("request key", e))?,
                     fingerprint: text("fingerprint")?,
                     fresh: false,
                 })

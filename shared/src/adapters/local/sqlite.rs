@@ -1,6 +1,7 @@
 //! The embedded store: one SQLite file (WAL) holding runs, agent states, artifacts, the
-//! event log and the local deferred-audit queue. Every `apply` is one transaction, so a
-//! transition, its artifact and its event are written together or not at all.
+//! event log, the local deferred-audit queue, request keys, agent samples, brand kits and
+//! WebSocket subscriptions. Every `apply` is one transaction, so a transition, its artifact
+//! and its event are written together or not at all.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -173,10 +174,6 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
     StoreError::Unavailable(Box::new(e))
 }
 
-fn corrupt(what: &str, e: impl Into<crate::ports::Cause>) -> StoreError {
-    StoreError::corrupt(what, e)
-}
-
 /// Runs `f` in a savepoint: its writes are kept if it succeeds, undone if it fails.
 fn in_savepoint<T>(
     c: &Connection,
@@ -331,7 +328,7 @@ fn read_artifact(c: &Connection, id: &str) -> Result<Option<Artifact>, StoreErro
         .query_row(params![id], |r| r.get(0))
         .optional()
         .map_err(unavailable)?;
-    body.map(|b| serde_json::from_str(&b).map_err(|e| corrupt("artifact", e)))
+    body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::corrupt("artifact", e)))
         .transpose()
 }
 
@@ -350,7 +347,8 @@ fn nanos(t: OffsetDateTime) -> i64 {
 }
 
 fn from_nanos(n: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(n as i128).map_err(|e| corrupt("timestamp", e))
+    OffsetDateTime::from_unix_timestamp_nanos(n as i128)
+        .map_err(|e| StoreError::corrupt("timestamp", e))
 }
 
 impl SqliteStore {
@@ -491,7 +489,7 @@ impl SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let (id, n) = row.map_err(unavailable)?;
-                out.push((RunId::parse(&id).map_err(|e| corrupt("run id", e))?, n));
+                out.push((RunId::parse(&id).map_err(|e| StoreError::corrupt("run id", e))?, n));
             }
             Ok(out)
         })
@@ -543,7 +541,9 @@ fn load_run_row(tx: &Connection, run_id: RunId) -> Result<RunRow, StoreError> {
         .map_err(unavailable)?;
     let (status, seq) = row.ok_or(StoreError::NotFound(run_id))?;
     Ok(RunRow {
-        status: status.parse().map_err(|e| corrupt("run status", e))?,
+        status: status
+            .parse()
+            .map_err(|e| StoreError::corrupt("run status", e))?,
         seq: seq as u64,
     })
 }
@@ -556,11 +556,12 @@ fn agent_status(tx: &Connection, run_id: RunId, agent: Agent) -> Result<Status, 
         .optional()
         .map_err(unavailable)?
         .ok_or(StoreError::NotFound(run_id))?;
-    s.parse().map_err(|e| corrupt("agent status", e))
+    s.parse()
+        .map_err(|e| StoreError::corrupt("agent status", e))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|e| corrupt("serialize", e))
+    serde_json::to_string(v).map_err(|e| StoreError::corrupt("serialize", e))
 }
 
 fn insert_event(tx: &Connection, e: &Event) -> Result<(), StoreError> {
@@ -585,10 +586,12 @@ fn snapshot(tx: &Connection, run_id: RunId) -> Result<(Snapshot, u64), StoreErro
     for row in rows {
         let (agent, status) = row.map_err(unavailable)?;
         agents.insert(
-            agent.parse::<Agent>().map_err(|e| corrupt("agent", e))?,
+            agent
+                .parse::<Agent>()
+                .map_err(|e| StoreError::corrupt("agent", e))?,
             status
                 .parse::<Status>()
-                .map_err(|e| corrupt("agent status", e))?,
+                .map_err(|e| StoreError::corrupt("agent status", e))?,
         );
     }
     Ok((
@@ -653,8 +656,8 @@ fn apply_tx(
                     .map_err(unavailable)?;
                 }
                 if let Some(report) = &ch.audit {
-                    let verdict =
-                        serde_json::to_value(report.verdict).map_err(|e| corrupt("verdict", e))?;
+                    let verdict = serde_json::to_value(report.verdict)
+                        .map_err(|e| StoreError::corrupt("verdict", e))?;
                     tx.prepare_cached(
                         "UPDATE agents SET verdict = ?3 WHERE run_id = ?1 AND agent = ?2",
                     )
@@ -673,10 +676,11 @@ fn apply_tx(
                         .query_row(params![run_id.to_string(), agent.as_str()], |r| r.get(0))
                         .map_err(unavailable)?;
                     let id = id.ok_or_else(|| {
-                        corrupt("audit", format!("{agent} has no artifact to audit"))
+                        StoreError::corrupt("audit", format!("{agent} has no artifact to audit"))
                     })?;
-                    let mut artifact = read_artifact(tx, &id)?
-                        .ok_or_else(|| corrupt("audit", format!("artifact {id} is missing")))?;
+                    let mut artifact = read_artifact(tx, &id)?.ok_or_else(|| {
+                        StoreError::corrupt("audit", format!("artifact {id} is missing"))
+                    })?;
                     artifact.audit = Some(report.clone());
                     tx.prepare_cached("UPDATE artifacts SET body = ?2 WHERE artifact_id = ?1")
                         .map_err(unavailable)?
@@ -715,7 +719,7 @@ fn cached_brief(run_id: RunId, text: &str) -> Result<Brief, StoreError> {
     if let Some(b) = BRIEFS.with(|c| c.borrow().0.get(&run_id).cloned()) {
         return Ok(b);
     }
-    let brief: Brief = serde_json::from_str(text).map_err(|e| corrupt("brief", e))?;
+    let brief: Brief = serde_json::from_str(text).map_err(|e| StoreError::corrupt("brief", e))?;
     BRIEFS.with(|c| {
         let (map, order) = &mut *c.borrow_mut();
         if map.insert(run_id, brief.clone()).is_none() {
@@ -759,12 +763,12 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
     let mode_decision = decision
         .map(|d| serde_json::from_str(&d))
         .transpose()
-        .map_err(|e| corrupt("mode decision", e))?;
+        .map_err(|e| StoreError::corrupt("mode decision", e))?;
     let brief = cached_brief(run_id, &brief)?;
     let envelope: Option<Envelope> = envelope
         .map(|e| serde_json::from_str(&e))
         .transpose()
-        .map_err(|e| corrupt("envelope", e))?;
+        .map_err(|e| StoreError::corrupt("envelope", e))?;
     let mut agents = std::collections::BTreeMap::new();
     let mut artifact_ids = Vec::new();
     {
@@ -789,20 +793,22 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
         for row in rows {
             let (agent, status, artifact_id, attempts, error, reused, verdict) =
                 row.map_err(unavailable)?;
-            let agent: Agent = agent.parse().map_err(|e| corrupt("agent", e))?;
+            let agent: Agent = agent.parse().map_err(|e| StoreError::corrupt("agent", e))?;
             let artifact_id = artifact_id
                 .map(|s| ArtifactId::parse(&s))
                 .transpose()
-                .map_err(|e| corrupt("artifact id", e))?;
+                .map_err(|e| StoreError::corrupt("artifact id", e))?;
             artifact_ids.extend(artifact_id);
             let error: Option<AgentError> = error
                 .map(|e| serde_json::from_str(&e))
                 .transpose()
-                .map_err(|e| corrupt("agent error", e))?;
+                .map_err(|e| StoreError::corrupt("agent error", e))?;
             agents.insert(
                 agent,
                 AgentState {
-                    status: status.parse().map_err(|e| corrupt("agent status", e))?,
+                    status: status
+                        .parse()
+                        .map_err(|e| StoreError::corrupt("agent status", e))?,
                     artifact_id,
                     attempts,
                     error,
@@ -810,17 +816,16 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
                     verdict: verdict
                         .map(|v| serde_json::from_value(serde_json::Value::String(v)))
                         .transpose()
-                        .map_err(|e| corrupt("verdict", e))?,
+                        .map_err(|e| StoreError::corrupt("verdict", e))?,
                 },
             );
         }
     }
     let mut artifacts = Vec::with_capacity(artifact_ids.len());
     for id in artifact_ids.into_iter().filter(|_| full) {
-        artifacts.push(
-            read_artifact(c, &id.to_string())?
-                .ok_or_else(|| corrupt("artifact", format!("{id} is referenced but missing")))?,
-        );
+        artifacts.push(read_artifact(c, &id.to_string())?.ok_or_else(|| {
+            StoreError::corrupt("artifact", format!("{id} is referenced but missing"))
+        })?);
     }
     let created_at = from_nanos(created)?;
     let timings = if full {
@@ -833,12 +838,14 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
         parent_run_id: parent
             .map(|p| RunId::parse(&p))
             .transpose()
-            .map_err(|e| corrupt("parent id", e))?,
+            .map_err(|e| StoreError::corrupt("parent id", e))?,
         iteration,
-        status: status.parse().map_err(|e| corrupt("run status", e))?,
+        status: status
+            .parse()
+            .map_err(|e| StoreError::corrupt("run status", e))?,
         execution_mode: mode
             .parse::<ExecutionMode>()
-            .map_err(|e| corrupt("mode", e))?,
+            .map_err(|e| StoreError::corrupt("mode", e))?,
         mode_decision,
         brief,
         created_at,
@@ -862,7 +869,7 @@ fn read_events(c: &Connection, run_id: RunId, after: u64) -> Result<Vec<Event>, 
     let mut out = Vec::new();
     for row in rows {
         let body = row.map_err(unavailable)?;
-        out.push(serde_json::from_str(&body).map_err(|e| corrupt("event", e))?);
+        out.push(serde_json::from_str(&body).map_err(|e| StoreError::corrupt("event", e))?);
     }
     Ok(out)
 }
@@ -937,7 +944,7 @@ impl RunStore for SqliteStore {
             let more = ids.len() > limit;
             let mut runs = Vec::new();
             for id in ids.into_iter().take(limit) {
-                runs.push(read_run(c, RunId::parse(&id).map_err(|e| corrupt("run id", e))?, false)?.summary());
+                runs.push(read_run(c, RunId::parse(&id).map_err(|e| StoreError::corrupt("run id", e))?, false)?.summary());
             }
             let next_cursor = if more { runs.last().map(|r| r.run_id.to_string()) } else { None };
             Ok(RunPage { runs, next_cursor })
@@ -1000,7 +1007,7 @@ impl RunStore for SqliteStore {
             let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(unavailable)?;
             let mut out = Vec::new();
             for row in rows {
-                out.push(RunId::parse(&row.map_err(unavailable)?).map_err(|e| corrupt("run id", e))?);
+                out.push(RunId::parse(&row.map_err(unavailable)?).map_err(|e| StoreError::corrupt("run id", e))?);
             }
             Ok(out)
         })
@@ -1094,7 +1101,7 @@ impl BrandLibrary for SqliteStore {
                 .query_row(params![id], |r| r.get::<_, String>(0))
                 .optional()
                 .map_err(unavailable)?
-                .map(|b| serde_json::from_str(&b).map_err(|e| corrupt("brand kit", e)))
+                .map(|b| serde_json::from_str(&b).map_err(|e| StoreError::corrupt("brand kit", e)))
                 .transpose()
         })
         .await
@@ -1111,7 +1118,9 @@ impl BrandLibrary for SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 let body = row.map_err(unavailable)?;
-                out.push(serde_json::from_str(&body).map_err(|e| corrupt("brand kit", e))?);
+                out.push(
+                    serde_json::from_str(&body).map_err(|e| StoreError::corrupt("brand kit", e))?,
+                );
             }
             Ok(out)
         })
@@ -1194,7 +1203,12 @@ impl Subscriptions for SqliteStore {
             connection_id.to_string(),
             (now + CONNECTION_TTL).unix_timestamp(),
         );
+        let now = now.unix_timestamp();
         self.with(move |c| {
+            c.prepare_cached("DELETE FROM connections WHERE expires_at <= ?1")
+                .map_err(unavailable)?
+                .execute(params![now])
+                .map_err(unavailable)?;
             c.prepare_cached(
                 "INSERT INTO connections (connection_id, expires_at) VALUES (?1, ?2)
                  ON CONFLICT (connection_id) DO UPDATE SET expires_at = excluded.expires_at",
@@ -1229,7 +1243,14 @@ impl Subscriptions for SqliteStore {
             connection_id.to_string(),
             (now + CONNECTION_TTL).unix_timestamp(),
         );
+        let now = now.unix_timestamp();
         self.with(move |c| {
+            // The run's expired subscriptions go as a new one comes (DynamoDB's TTL does
+            // the same there, eventually).
+            c.prepare_cached("DELETE FROM subscriptions WHERE run_id = ?1 AND expires_at <= ?2")
+                .map_err(unavailable)?
+                .execute(params![run_id.to_string(), now])
+                .map_err(unavailable)?;
             c.prepare_cached(
                 "INSERT INTO subscriptions (run_id, connection_id, expires_at) VALUES (?1, ?2, ?3)
                  ON CONFLICT (run_id, connection_id) DO UPDATE SET expires_at = excluded.expires_at",
@@ -1310,7 +1331,7 @@ impl RequestKeys for SqliteStore {
                 .map_err(unavailable)?
                 .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
                 .map_err(unavailable)?;
-            let held_by = RunId::parse(&held_by).map_err(|e| corrupt("request key", e))?;
+            let held_by = RunId::parse(&held_by).map_err(|e| StoreError::corrupt("request key", e))?;
             Ok(KeyClaim {
                 run_id: held_by,
                 fresh: held_by == run_id,

@@ -157,18 +157,25 @@ impl LocalWorkflow {
 
 impl Executor {
     /// Runs, until the workflow shuts down, every execution it starts, its Tasks calling
-    /// the use cases with `deps`.
+    /// the use cases with `deps`. (The task holds `deps`, which hold the workflow and so the
+    /// channel's sender: it ends at [`LocalWorkflow::shutdown`], not when the app is dropped.)
     pub fn spawn(mut self, deps: Deps) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 let start = tokio::select! {
                     biased;
-                    _ = self.shared.shutdown.cancelled() => return,
+                    _ = self.shared.shutdown.cancelled() => break,
                     start = self.starts.recv() => match start {
                         Some(s) => s,
-                        None => return,
+                        None => break,
                     },
                 };
+                self.execute(start, &deps);
+            }
+            // Starts accepted but not yet picked up end as every execution does at
+            // shutdown (their token is cancelled): recorded as stopped, no longer running.
+            self.starts.close();
+            while let Ok(start) = self.starts.try_recv() {
                 self.execute(start, &deps);
             }
         })
