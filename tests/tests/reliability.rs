@@ -204,6 +204,56 @@ async fn every_agent_fault_in_both_modes_ends_in_one_terminal_state_with_the_rig
         .await;
 }
 
+/// A generator call cut off by its Task's timeout still counts for `auto`: the step is
+/// dropped, and the call is recorded with the time it had taken — the clearest sign of a
+/// slow agent (before, nothing was recorded and `auto` never saw timeouts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_generator_call_cut_off_by_the_task_timeout_is_recorded_for_auto_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    // Task timeouts of 55 s × 0.01 = 550 ms; the copy agent never answers.
+    let app = app_scaled(&["copy=timeout".to_string()], &dir, 0.01).await;
+    let id = usecases::submit(&app.deps, brief(ExecutionMode::Parallel), None)
+        .await
+        .unwrap();
+    let run = wait_terminal(&app, id).await;
+    assert_eq!(
+        run.agents[&Agent::Copy].error.as_ref().unwrap().code,
+        "States.Timeout"
+    );
+    // The sample is written by a task the dropped step leaves behind: give it a moment.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let copy = loop {
+        let copy = app
+            .deps
+            .store
+            .recent_samples(Agent::Copy, 10)
+            .await
+            .unwrap();
+        if !copy.is_empty() || tokio::time::Instant::now() > deadline {
+            break copy;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(copy.len(), 1, "{copy:?}");
+    assert!(
+        (500..5_000).contains(&copy[0].duration_ms),
+        "cut off at the 550 ms timeout: {copy:?}"
+    );
+    // The other agents' calls are recorded as they end.
+    for agent in [Agent::Social, Agent::Visual] {
+        assert_eq!(
+            app.deps
+                .store
+                .recent_samples(agent, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+    app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unavailable_audit_in_both_modes_defers_and_then_completes() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,6 +29,46 @@ async fn record_sample(deps: &Deps, agent: Agent, started: std::time::Instant, t
     }
 }
 
+/// Times one generator call for `auto`'s samples, and records the call even when the step
+/// is dropped before the call ends — a Task timeout cutting it off (the local engine drops
+/// the step; on AWS the function runs on and records the call when it ends) is the
+/// clearest latency signal there is. (A call cut off by a cancel or a shutdown is recorded
+/// the same way: the time it had taken is a lower bound of the agent's latency.)
+struct CallTimer {
+    /// `None` once recorded.
+    deps: Option<Deps>,
+    agent: Agent,
+    started: std::time::Instant,
+}
+
+impl CallTimer {
+    fn start(deps: &Deps, agent: Agent) -> CallTimer {
+        CallTimer {
+            deps: Some(deps.clone()),
+            agent,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// The call ended: record it (`throttled`: it failed in a way worth retrying), or not.
+    async fn ended(mut self, record: Option<bool>) {
+        if let (Some(deps), Some(throttled)) = (self.deps.take(), record) {
+            record_sample(&deps, self.agent, self.started, throttled).await;
+        }
+    }
+}
+
+impl Drop for CallTimer {
+    fn drop(&mut self) {
+        let Some(deps) = self.deps.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (agent, started) = (self.agent, self.started);
+        runtime.spawn(async move { record_sample(&deps, agent, started, false).await });
+    }
+}
+
 fn agent_output(agent: Agent, status: Status, artifact: Option<ArtifactId>) -> Value {
     let mut v = json!({ "agent": agent, "status": status });
     if let Some(id) = artifact {
@@ -99,16 +139,15 @@ pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Val
             info!(run_id = %run_id, agent = %agent, attempt = n, "retrying agent");
         }
     }
-    let started = std::time::Instant::now();
+    let timer = CallTimer::start(deps, agent);
     let generated = match deps.generator.generate(agent, &run.brief, run_id).await {
         Ok(g) => {
-            record_sample(deps, agent, started, false).await;
+            timer.ended(Some(false)).await;
             g
         }
         Err(e) => {
-            if matches!(e, crate::ports::GeneratorError::Transient(_)) {
-                record_sample(deps, agent, started, true).await;
-            }
+            let transient = matches!(e, crate::ports::GeneratorError::Transient(_));
+            timer.ended(transient.then_some(true)).await;
             return Err(e.into());
         }
     };
