@@ -124,10 +124,11 @@ impl Inputs {
 /// Cleans a finished piece of text again (composition can join words into a term) and
 /// refuses it if anything remains.
 pub(crate) fn finish(text: &str, max: usize, p: &[String]) -> String {
-    let mut t = sanitize(&fit(&tidy(text), max), p);
+    let clean = sanitize(&fit(&tidy(text), max), p);
     // Cutting and cleaning can only shorten; one more fit keeps the guarantee simple.
-    t = fit(&t, max);
-    if detect::error_hits(&t, p).is_empty() {
+    let t = fit(&clean, max);
+    // `sanitize` returns only text its detectors find nothing in: only a cut needs a look.
+    if t == clean || detect::error_hits(&t, p).is_empty() {
         t
     } else {
         String::new()
