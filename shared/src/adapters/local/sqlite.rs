@@ -111,6 +111,12 @@ CREATE TABLE subscriptions (
 ) WITHOUT ROWID;
 "#;
 
+/// An artifact's audit report in a column of its own, so recording it does not rewrite the
+/// artifact's body.
+const SCHEMA_V5_AUDIT_COLUMN: &str = r#"
+ALTER TABLE artifacts ADD COLUMN audit TEXT;
+"#;
+
 /// Prepared statements kept per connection (more than the store has).
 const STATEMENT_CACHE: usize = 64;
 
@@ -127,6 +133,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(SCHEMA_V2_REQUEST_KEYS),
         rusqlite_migration::M::up(SCHEMA_V3_AUTO_MODE_AND_BRANDS),
         rusqlite_migration::M::up(SCHEMA_V4_SUBSCRIPTIONS),
+        rusqlite_migration::M::up(SCHEMA_V5_AUDIT_COLUMN),
     ])
 }
 
@@ -321,15 +328,25 @@ fn commit_group(conn: &Connection, group: Vec<Job>) {
 }
 
 /// One artifact by id, `None` if unknown.
+/// An artifact with its audit report (kept in its own column since schema v5; a file
+/// from before has it inside the body).
 fn read_artifact(c: &Connection, id: &str) -> Result<Option<Artifact>, StoreError> {
-    let body: Option<String> = c
-        .prepare_cached("SELECT body FROM artifacts WHERE artifact_id = ?1")
+    let row: Option<(String, Option<String>)> = c
+        .prepare_cached("SELECT body, audit FROM artifacts WHERE artifact_id = ?1")
         .map_err(unavailable)?
-        .query_row(params![id], |r| r.get(0))
+        .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .map_err(unavailable)?;
-    body.map(|b| serde_json::from_str(&b).map_err(|e| StoreError::corrupt("artifact", e)))
-        .transpose()
+    let Some((body, audit)) = row else {
+        return Ok(None);
+    };
+    let mut artifact: Artifact =
+        serde_json::from_str(&body).map_err(|e| StoreError::corrupt("artifact", e))?;
+    if let Some(a) = audit {
+        artifact.audit =
+            Some(serde_json::from_str(&a).map_err(|e| StoreError::corrupt("audit report", e))?);
+    }
+    Ok(Some(artifact))
 }
 
 fn run_exists(c: &Connection, run_id: RunId) -> Result<bool, StoreError> {
@@ -678,14 +695,19 @@ fn apply_tx(
                     let id = id.ok_or_else(|| {
                         StoreError::corrupt("audit", format!("{agent} has no artifact to audit"))
                     })?;
-                    let mut artifact = read_artifact(tx, &id)?.ok_or_else(|| {
-                        StoreError::corrupt("audit", format!("artifact {id} is missing"))
-                    })?;
-                    artifact.audit = Some(report.clone());
-                    tx.prepare_cached("UPDATE artifacts SET body = ?2 WHERE artifact_id = ?1")
+                    // The report has a column of its own: the artifact's body is not read,
+                    // parsed and written again to carry it.
+                    let updated = tx
+                        .prepare_cached("UPDATE artifacts SET audit = ?2 WHERE artifact_id = ?1")
                         .map_err(unavailable)?
-                        .execute(params![id, json(&artifact)?])
+                        .execute(params![id, json(report)?])
                         .map_err(unavailable)?;
+                    if updated != 1 {
+                        return Err(StoreError::corrupt(
+                            "audit",
+                            format!("artifact {id} is missing"),
+                        ));
+                    }
                 }
             }
         }
@@ -1346,6 +1368,44 @@ impl RequestKeys for SqliteStore {
 mod migration_tests {
     use super::*;
 
+    #[tokio::test]
+    async fn an_audit_report_kept_inside_the_body_by_an_older_file_is_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let brief = Brief::from_value(&serde_json::json!({
+            "objective": "Launch", "audience": "Riders", "product": "Aurora", "tone": "bold"
+        }))
+        .unwrap();
+        let run_id = RunId::new();
+        let artifact = Artifact {
+            artifact_id: ArtifactId::new(),
+            run_id,
+            agent: Agent::Copy,
+            content: crate::agents::generate(Agent::Copy, &brief, run_id).unwrap(),
+            tags: Vec::new(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            audit: Some(crate::domain::AuditReport::from_findings(Vec::new())),
+            model: None,
+        };
+        drop(SqliteStore::open(&path).unwrap());
+        {
+            // As schema v4 stored an audited artifact: the report inside the body.
+            let c = Connection::open(&path).unwrap();
+            c.execute(
+                "INSERT INTO artifacts (artifact_id, run_id, body) VALUES (?1, ?2, ?3)",
+                params![
+                    artifact.artifact_id.to_string(),
+                    run_id.to_string(),
+                    serde_json::to_string(&artifact).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let read = store.get_artifact(artifact.artifact_id).await.unwrap();
+        assert_eq!(read, Some(artifact));
+    }
+
     #[test]
     fn the_migrations_are_valid_and_reach_the_latest_version() {
         migrations().validate().unwrap();
@@ -1356,7 +1416,7 @@ mod migration_tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
     }
 
     #[test]
@@ -1379,7 +1439,7 @@ mod migration_tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         let runs: i64 = c
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .unwrap();
