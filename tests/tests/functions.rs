@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use campaign_shared::adapters::aws::dynamodb::DynamoStore;
@@ -535,6 +536,57 @@ async fn the_deferred_audit_leaves_a_cancelled_run_alone() {
         Status::Cancelled
     );
     assert_eq!(env.store.events(run_id, 0).await.unwrap().len(), before);
+}
+
+/// An agent function whose generator does not answer gives the call up shortly before
+/// its own deadline: the agent fails with the reason and the call is recorded for `auto`
+/// (killed by Lambda at its timeout, it would have recorded nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_function_gives_up_a_hung_generator_before_its_deadline_and_records_it() {
+    use campaign_shared::adapters::builtin::BuiltinGenerator;
+    use campaign_shared::adapters::faults::{AgentFault, FaultyGenerator};
+    use campaign_shared::usecases::TaskFunction;
+    let env = AwsEnv::start().await;
+    let run_id = submitted(&env).await;
+    let deps = campaign_shared::ports::Deps {
+        generator: std::sync::Arc::new(FaultyGenerator::new(
+            BuiltinGenerator,
+            [(Agent::Copy, AgentFault::Timeout)].into_iter().collect(),
+        )),
+        ..env.deps.clone()
+    };
+    // The invocation's deadline 2.6 s away: the step gives up 2 s (the margin) before it.
+    let mut context = Context::default();
+    let deadline = std::time::SystemTime::now() + Duration::from_millis(2_600);
+    context.deadline = deadline
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let started = std::time::Instant::now();
+    let call = campaign_tasks::handler(
+        TaskFunction::Agent(Agent::Copy),
+        LambdaEvent::new(json!({"runId": run_id.to_string()}), context),
+        &deps,
+    );
+    let e = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .expect("the step gave the hung call up")
+        .unwrap_err();
+    let took = started.elapsed();
+    let d: lambda_runtime::Diagnostic = e.into();
+    assert_eq!(d.error_type, "AgentFailed");
+    assert!(
+        d.error_message.contains("time ran out"),
+        "{}",
+        d.error_message
+    );
+    assert!(
+        took < Duration::from_millis(2_400),
+        "gave up after {took:?}"
+    );
+    let samples = env.store.recent_samples(Agent::Copy, 10).await.unwrap();
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    assert!(samples[0].duration_ms >= 400, "{samples:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,6 +1,8 @@
 //! The Task functions of `statemachine.asl.json`. Each binary is one function; all run the
 //! same handler over a different use case, so they share this crate.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use campaign_lambda::FunctionError;
 use campaign_shared::adapters::aws::config::{
     BEDROCK_MODEL_ID, DEFERRED_AUDIT_QUEUE_URL, STATUS_QUEUE_URL, TABLE_NAME,
@@ -19,6 +21,23 @@ pub fn env(function: TaskFunction) -> &'static [&'static str] {
     }
 }
 
+/// Time kept back from the function's deadline to record a given-up generator call and
+/// answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+/// When the step must give up: the invocation's deadline (ms since the epoch; 0 when
+/// unknown) less [`DEADLINE_MARGIN`].
+pub fn step_deadline(deadline_ms: u64) -> Option<tokio::time::Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let left = Duration::from_millis(deadline_ms).saturating_sub(now);
+    Some(tokio::time::Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+}
+
 /// One invocation by Step Functions: the payload the ASL's `Parameters` built.
 #[tracing::instrument(skip_all, fields(function = function.substitution(), request_id = %event.context.request_id))]
 pub async fn handler(
@@ -26,7 +45,8 @@ pub async fn handler(
     event: LambdaEvent<Value>,
     deps: &Deps,
 ) -> Result<Value, FunctionError> {
-    Ok(function.call(deps, event.payload).await?)
+    let deadline = step_deadline(event.context.deadline);
+    Ok(function.call_until(deps, event.payload, deadline).await?)
 }
 
 /// The whole `main` of a Task function.

@@ -78,9 +78,17 @@ fn agent_output(agent: Agent, status: Status, artifact: Option<ArtifactId>) -> V
 }
 
 /// Generates one agent's artifact. Idempotent: an agent that already has its artifact
-/// (including one reused from the parent run) returns it without generating again.
+/// (including one reused from the parent run) returns it without generating again. With a
+/// `deadline` (a Lambda function's, less a margin), a generator call still running then is
+/// given up — recorded for `auto` and reported as the agent's failure — instead of the
+/// function being killed with nothing recorded.
 #[tracing::instrument(skip_all, fields(run_id = %task.run_id(), agent = %agent))]
-pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Value, FlowError> {
+pub async fn run_agent(
+    deps: &Deps,
+    agent: Agent,
+    task: AgentTask,
+    deadline: Option<tokio::time::Instant>,
+) -> Result<Value, FlowError> {
     let run_id = match task {
         AgentTask::Generate { run_id } => run_id,
         AgentTask::RecordFailure { run_id, failure } => {
@@ -140,7 +148,20 @@ pub async fn run_agent(deps: &Deps, agent: Agent, task: AgentTask) -> Result<Val
         }
     }
     let timer = CallTimer::start(deps, agent);
-    let generated = match deps.generator.generate(agent, &run.brief, run_id).await {
+    let call = deps.generator.generate(agent, &run.brief, run_id);
+    let answer = match deadline {
+        None => call.await,
+        Some(d) => match tokio::time::timeout_at(d, call).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                timer.ended(Some(false)).await;
+                return Err(FlowError::AgentFailed(format!(
+                    "the {agent} agent's generator did not answer before the function's time ran out"
+                )));
+            }
+        },
+    };
+    let generated = match answer {
         Ok(g) => {
             timer.ended(Some(false)).await;
             g
@@ -476,11 +497,22 @@ impl TaskFunction {
 
     /// Runs the Task with its JSON payload.
     pub async fn call(self, deps: &Deps, input: Value) -> Result<Value, FlowError> {
+        self.call_until(deps, input, None).await
+    }
+
+    /// [`TaskFunction::call`] within a `deadline` (see [`run_agent`]).
+    pub async fn call_until(
+        self,
+        deps: &Deps,
+        input: Value,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Value, FlowError> {
         let bad =
             |e: serde_json::Error| FlowError::InvalidInput(format!("malformed task payload: {e}"));
         match self {
             TaskFunction::Agent(agent) => {
-                run_agent(deps, agent, serde_json::from_value(input).map_err(bad)?).await
+                let task = serde_json::from_value(input).map_err(bad)?;
+                run_agent(deps, agent, task, deadline).await
             }
             TaskFunction::Audit => {
                 audit_step(deps, serde_json::from_value(input).map_err(bad)?).await
