@@ -7,21 +7,10 @@ use std::fmt;
 
 use crate::ports::{AuditUnavailable, Cause, GeneratorError, StoreError, WorkflowError};
 
-/// A failure with what was being done when it happened; the failure stays its source.
-#[derive(Debug, thiserror::Error)]
-#[error("{context}: {source}")]
-pub struct Failure {
-    context: String,
-    #[source]
-    source: Cause,
-}
-
-/// `e` as the cause of a failure while doing `context`.
+/// `e` as the cause of a failure while doing `context`: shown as `context: e`.
 pub fn context(context: impl Into<String>, e: impl Into<Cause>) -> Cause {
-    Box::new(Failure {
-        context: context.into(),
-        source: e.into(),
-    })
+    let e = e.into();
+    shown_as(format!("{}: {e}", context.into()), e)
 }
 
 /// An error shown as `text` (an SDK error's whole context, say, where its own message is

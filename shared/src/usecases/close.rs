@@ -80,31 +80,47 @@ pub(super) fn close_agents(
     (changes, after)
 }
 
+/// [`settle`] for a close from outside the flow: `close` gives the changes that close an
+/// open run and the answer; a run already closed — before the read, or by another step
+/// between the read and the write — is left as it is and answers `closed`.
+async fn close_open<T: Clone>(
+    deps: &Deps,
+    run_id: RunId,
+    closed: T,
+    mut close: impl FnMut(&Run) -> (Vec<Change>, T),
+) -> Result<T, StoreError> {
+    let settled = settle(deps, run_id, |run| {
+        Ok::<_, StoreError>(if run.status.is_terminal() {
+            Closing::Done(closed.clone())
+        } else {
+            let (changes, answer) = close(&run);
+            Closing::Apply(changes, answer)
+        })
+    })
+    .await;
+    match settled {
+        Err(StoreError::Conflict {
+            run_terminal: true, ..
+        }) => Ok(closed),
+        other => other,
+    }
+}
+
 /// Closes a run as cancelled (API cancel, or an execution aborted from the console).
 /// Idempotent: a run already terminal is left alone. Returns whether this call closed it.
 pub async fn close_cancelled(deps: &Deps, run_id: RunId, why: &str) -> Result<bool, StoreError> {
-    let closed = settle(deps, run_id, |run| {
-        if run.status.is_terminal() {
-            return Ok::<_, StoreError>(Closing::Done(false));
-        }
+    close_open(deps, run_id, false, |run| {
         let (mut changes, after) =
-            close_agents(&run, |s| !s.is_terminal(), Status::Cancelled, |_| None);
+            close_agents(run, |s| !s.is_terminal(), Status::Cancelled, |_| None);
         let env = envelope::compute(run_id, true, &after.agent_summaries());
         changes.push(
             Change::run(run.status, Status::Cancelled)
                 .with_envelope(env)
                 .with_detail(json!({ "outcome": "cancelled", "reason": why })),
         );
-        Ok(Closing::Apply(changes, true))
+        (changes, true)
     })
-    .await;
-    match closed {
-        // Closed by another step between the read and the write.
-        Err(StoreError::Conflict {
-            run_terminal: true, ..
-        }) => Ok(false),
-        other => other,
-    }
+    .await
 }
 
 /// Closes a run as failed (execution failed or timed out, or could not start). Agents that
@@ -115,16 +131,13 @@ pub async fn close_failed(
     code: &str,
     message: &str,
 ) -> Result<(), StoreError> {
-    let closed = settle(deps, run_id, |run| {
-        if run.status.is_terminal() {
-            return Ok::<_, StoreError>(Closing::Done(()));
-        }
+    close_open(deps, run_id, (), |run| {
         let error = AgentError {
             code: code.into(),
             message: message.into(),
         };
         let (mut changes, after) = close_agents(
-            &run,
+            run,
             |s| matches!(s, Status::Queued | Status::Generating),
             Status::Failed,
             |_| Some(error.clone()),
@@ -144,15 +157,9 @@ pub async fn close_failed(
                 .with_envelope(env)
                 .with_detail(json!({ "outcome": "failure", "error": code, "cause": message })),
         );
-        Ok(Closing::Apply(changes, ()))
+        (changes, ())
     })
-    .await;
-    match closed {
-        Err(StoreError::Conflict {
-            run_terminal: true, ..
-        }) => Ok(()),
-        other => other,
-    }
+    .await
 }
 
 /// Reconciles a run with how its execution ended: a stop from the console cancels it, a
