@@ -4,9 +4,16 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Normalizes one tag; `None` when nothing taggable is left.
 pub fn normalize_tag(raw: &str) -> Option<String> {
-    let mut out = String::new();
+    let mut out = String::with_capacity(raw.len());
     let mut pending_dash = false;
-    for c in raw.nfkc().flat_map(char::to_lowercase) {
+    // ASCII text is its own NFKC form and lowercases byte by byte: the common case skips
+    // the Unicode tables (they were 3% of a run's instructions).
+    let folded: Box<dyn Iterator<Item = char>> = if raw.is_ascii() {
+        Box::new(raw.bytes().map(|b| char::from(b.to_ascii_lowercase())))
+    } else {
+        Box::new(raw.nfkc().flat_map(char::to_lowercase))
+    };
+    for c in folded {
         if c.is_alphanumeric() {
             if pending_dash && !out.is_empty() {
                 out.push('-');
@@ -55,7 +62,30 @@ mod tests {
         assert_eq!(normalize_tags(["B", "a", "b ", "A"]), vec!["a", "b"]);
     }
 
+    /// The Unicode path alone, to hold the ASCII fast path to.
+    fn by_unicode_tables(raw: &str) -> Option<String> {
+        let mut out = String::new();
+        let mut pending_dash = false;
+        for c in raw.nfkc().flat_map(char::to_lowercase) {
+            if c.is_alphanumeric() {
+                if pending_dash && !out.is_empty() {
+                    out.push('-');
+                }
+                pending_dash = false;
+                out.push(c);
+            } else {
+                pending_dash = true;
+            }
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
     proptest! {
+        #[test]
+        fn ascii_tags_normalize_as_the_unicode_tables_say(raw in "[\\x00-\\x7f]{0,40}") {
+            prop_assert_eq!(normalize_tag(&raw), by_unicode_tables(&raw));
+        }
+
         #[test]
         fn tag_normalization_is_idempotent(raw in proptest::collection::vec(".{0,30}", 0..8)) {
             let once = normalize_tags(&raw);

@@ -124,6 +124,9 @@ const STATEMENT_CACHE: usize = 64;
 /// mode policy may ask for.
 const SAMPLES_KEPT: i64 = 1000;
 
+/// Samples are cut back to [`SAMPLES_KEPT`] per agent on every this many-th insert.
+const PRUNE_EVERY: i64 = 256;
+
 /// The schema's versions, applied in order and recorded in SQLite's `user_version`. Never
 /// edit one that has shipped: add the next. (Version 1 keeps `IF NOT EXISTS`, so files made
 /// before versioning, with `user_version` 0, are adopted as they are.)
@@ -137,13 +140,50 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
     ])
 }
 
-/// A request, run inside the open transaction — in a savepoint of its own when it shares
-/// the transaction with others (`true`) — returning whether it succeeded and what to do
-/// once the transaction's commit has succeeded or failed.
-type Job = Box<dyn FnOnce(&Connection, bool) -> (bool, Finish) + Send>;
+/// A request waiting for the connection: run inside the open transaction (again, if a
+/// request beside it failed: see [`commit_group`]), then answered once the transaction's
+/// commit has succeeded or failed.
+trait Request: Send {
+    /// Runs the request, keeping its outcome; whether it succeeded.
+    fn run(&mut self, c: &Connection) -> bool;
+    /// Answers the caller with the kept outcome, or the commit's failure.
+    fn finish(self: Box<Self>, commit: Result<(), String>);
+}
 
-/// Answers a request's caller once its transaction is committed (or not).
-type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn Request>;
+
+/// A request's closure, its last outcome and its caller.
+struct Pending<T, F> {
+    f: F,
+    outcome: Option<Result<T, StoreError>>,
+    answer: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Request for Pending<T, F>
+where
+    T: Send,
+    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn run(&mut self, c: &Connection) -> bool {
+        let outcome = (self.f)(c);
+        let ok = outcome.is_ok();
+        self.outcome = Some(outcome);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), String>) {
+        let answer = match (commit, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Ok(()), None) => Err(StoreError::Unavailable(
+                "the store request did not run".into(),
+            )),
+            (Err(e), _) => Err(StoreError::Unavailable(
+                format!("commit failed: {e}").into(),
+            )),
+        };
+        let _ = self.answer.send(answer);
+    }
+}
 
 /// SQLite-backed [`RunStore`] and [`DeferredAudits`]. Cheap to clone.
 ///
@@ -181,25 +221,19 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
     StoreError::Unavailable(Box::new(e))
 }
 
-/// Runs `f` in a savepoint: its writes are kept if it succeeds, undone if it fails.
-fn in_savepoint<T>(
-    c: &Connection,
-    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+/// Runs `job` in a savepoint: its writes are kept if it succeeds, undone if it fails.
+/// `Err` when the savepoint itself cannot be opened or closed: the transaction is lost.
+fn in_savepoint(c: &Connection, job: &mut Job) -> Result<bool, rusqlite::Error> {
     // Cached statements: these run around every request, and preparing them anew each
     // time was a measurable share of a run's instructions.
-    let run = |sql: &str| {
-        c.prepare_cached(sql)
-            .and_then(|mut s| s.execute([]))
-            .map_err(unavailable)
-    };
+    let run = |sql: &str| c.prepare_cached(sql).and_then(|mut s| s.execute([]));
     run("SAVEPOINT step")?;
-    let r = f(c);
-    if r.is_err() {
+    let ok = job.run(c);
+    if !ok {
         run("ROLLBACK TO step")?;
     }
     run("RELEASE step")?;
-    r
+    Ok(ok)
 }
 
 impl Shared {
@@ -271,59 +305,113 @@ fn store_thread(shared: std::sync::Weak<Shared>, wake: std::sync::mpsc::Receiver
 }
 
 /// Runs `group` in one transaction, commits, answers.
-fn commit_group(conn: &Connection, group: Vec<Job>) {
+///
+/// The requests run one after another without savepoints: a savepoint's journal copies
+/// every page its request touches, which was 5–8% of all the instructions of a run under
+/// load. A request that fails before writing anything (a conflict its reads found — the
+/// usual failure: parallel agents racing to start a run) has nothing to undo. Should one
+/// fail after writing, its writes cannot be told apart from the others', so the
+/// transaction is rolled back and the group runs again, each request in a savepoint of
+/// its own — the requests before it see the same database as the first time and do the
+/// same; the failing one fails alone.
+fn commit_group(conn: &Connection, mut group: Vec<Job>) {
     let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     if !conn.is_autocommit() {
         // Left open by a request that panicked: nothing of it was answered.
         let _ = run("ROLLBACK");
     }
-    if let Err(e) = run("BEGIN IMMEDIATE") {
-        // Nothing of the group runs; dropping it answers every caller `Unavailable`.
-        tracing::error!(error = %crate::errors::Chain(&e), requests = group.len(), "cannot begin a transaction");
+    let begin = || {
+        run("BEGIN IMMEDIATE").map_err(|e| {
+            // Nothing of the group runs; dropping it answers every caller `Unavailable`.
+            tracing::error!(error = %crate::errors::Chain(&e), "cannot begin a transaction");
+        })
+    };
+    if begin().is_err() {
         return;
     }
-    // A request alone in its transaction needs no savepoint (whose journal copies every
-    // page it touches: ~5% of a run's instructions): if it fails, the whole transaction
-    // is rolled back, which undoes exactly its writes.
-    let shared = group.len() > 1;
-    let mut failed_alone = false;
-    let mut panicked = false;
-    let mut finishers: Vec<Finish> = Vec::new();
-    for job in group {
-        // A request that panics must not take its leader (another caller, or the store
-        // thread) down with it, nor leave the others waiting: its caller is answered
-        // `Unavailable` (its answer is dropped) and the whole transaction is rolled back,
-        // since its half-done writes cannot be told apart from the others'.
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(conn, shared))) {
-            Ok((ok, finish)) => {
-                failed_alone |= !shared && !ok;
-                finishers.push(finish);
+    // A request that panics must not take its leader (another caller, or the store
+    // thread) down with it, nor leave the others waiting: the whole transaction is rolled
+    // back and every caller answered `Unavailable` — as when a savepoint cannot be opened.
+    let guarded = |job: &mut Job, savepoint: bool| -> Result<bool, String> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if savepoint {
+                in_savepoint(conn, job)
+            } else {
+                Ok(job.run(conn))
             }
-            Err(_) => {
-                tracing::error!("a store request panicked; its transaction is rolled back");
-                panicked = true;
-            }
+        })) {
+            Ok(Ok(ok)) => Ok(ok),
+            Ok(Err(e)) => Err(format!("savepoint: {e}")),
+            Err(_) => Err("a request of the same transaction panicked".into()),
         }
-    }
-    let commit = if panicked {
+    };
+    let abort = |why: String| {
+        tracing::error!(reason = %why, "a store transaction is rolled back");
         let _ = run("ROLLBACK");
-        Err("a request of the same transaction panicked".to_string())
-    } else if failed_alone {
-        // Its own error is its answer; nothing of it is kept (SQLite may have rolled the
-        // transaction back itself already, on an I/O or full-disk error).
-        if !conn.is_autocommit() {
-            let _ = run("ROLLBACK");
-        }
-        Ok(())
-    } else {
+        Err(why)
+    };
+    let commit_or_roll_back = || {
         let commit = run("COMMIT").map(|_| ()).map_err(|e| e.to_string());
         if commit.is_err() {
             let _ = run("ROLLBACK");
         }
         commit
     };
-    for finish in finishers {
-        finish(commit.clone());
+    // Whether every request succeeded or failed before writing anything (a conflict found
+    // by its reads — the common failure: parallel agents racing to start a run); `false`
+    // when one failed after writing, `Err` when the transaction is lost.
+    let alone = group.len() == 1;
+    let mut first = Ok(true);
+    for job in group.iter_mut() {
+        let before = conn.total_changes();
+        match guarded(job, false) {
+            Ok(true) => {}
+            Ok(false) if conn.is_autocommit() && !alone => {
+                // SQLite rolled the transaction back itself (an I/O or full-disk error).
+                first = Err("the transaction was rolled back by SQLite".to_string());
+                break;
+            }
+            Ok(false) if conn.total_changes() == before => {}
+            Ok(false) => {
+                first = Ok(false);
+                break;
+            }
+            Err(why) => {
+                first = Err(why);
+                break;
+            }
+        }
+    }
+    let commit = match first {
+        Ok(true) => commit_or_roll_back(),
+        // Alone: its own error is its answer, and nothing of it is kept (SQLite may have
+        // rolled the transaction back itself already, on an I/O or full-disk error).
+        Ok(false) if alone => {
+            if !conn.is_autocommit() {
+                let _ = run("ROLLBACK");
+            }
+            Ok(())
+        }
+        Ok(false) => {
+            if !conn.is_autocommit() {
+                let _ = run("ROLLBACK");
+            }
+            if begin().is_err() {
+                return;
+            }
+            let again = group
+                .iter_mut()
+                .map(|job| guarded(job, true))
+                .find_map(Result::err);
+            match again {
+                None => commit_or_roll_back(),
+                Some(why) => abort(why),
+            }
+        }
+        Err(why) => abort(why),
+    };
+    for job in group {
+        job.finish(commit.clone());
     }
 }
 
@@ -466,28 +554,20 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` inside a group's transaction (in a savepoint of its own) and answers once
-    /// the group is committed — on this caller's thread when the store is idle.
+    /// Runs `f` inside a group's transaction and answers once the group is committed — on
+    /// this caller's thread when the store is idle. `f` may run more than once (see
+    /// [`commit_group`]): it must depend only on what it captured and on the database.
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, result) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move |c: &Connection, shared: bool| {
-            let outcome = if shared { in_savepoint(c, f) } else { f(c) };
-            let ok = outcome.is_ok();
-            let finish: Finish = Box::new(move |commit: Result<(), String>| {
-                let _ = answer.send(match commit {
-                    Ok(()) => outcome,
-                    Err(e) => Err(StoreError::Unavailable(
-                        format!("commit failed: {e}").into(),
-                    )),
-                });
-            });
-            (ok, finish)
-        });
-        self.shared.queue().push(job);
+        self.shared.queue().push(Box::new(Pending {
+            f,
+            outcome: None,
+            answer,
+        }));
         self.shared.lead();
         result.await.map_err(|_| {
             StoreError::Unavailable("the store request was dropped: its transaction failed".into())
@@ -1049,15 +1129,23 @@ impl RunStore for SqliteStore {
             .map_err(unavailable)?
             .execute(params![agent, nanos(s.at), s.duration_ms as i64, s.throttled])
             .map_err(unavailable)?;
-            // Keep this agent's newest SAMPLES_KEPT (ids are shared by all agents, so the
-            // cut is the agent's own SAMPLES_KEPT-th newest row, not an id difference).
-            c.prepare_cached(
-                "DELETE FROM agent_samples WHERE agent = ?1 AND id < (
-                     SELECT id FROM agent_samples WHERE agent = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-            )
-            .map_err(unavailable)?
-            .execute(params![agent, SAMPLES_KEPT - 1])
-            .map_err(unavailable)?;
+            // Keep each agent's newest SAMPLES_KEPT. Finding an agent's cut walks its
+            // SAMPLES_KEPT newest index entries (ids are shared by all agents, so it is the
+            // agent's own SAMPLES_KEPT-th newest row, not an id difference): done on every
+            // insert it was ~9% of all the instructions of a run. Every PRUNE_EVERY-th
+            // insert cuts for every agent, so an agent keeps at most PRUNE_EVERY more,
+            // which `recent_samples` never returns.
+            if c.last_insert_rowid() % PRUNE_EVERY == 0 {
+                for a in Agent::ALL {
+                    c.prepare_cached(
+                        "DELETE FROM agent_samples WHERE agent = ?1 AND id < (
+                             SELECT id FROM agent_samples WHERE agent = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+                    )
+                    .map_err(unavailable)?
+                    .execute(params![a.as_str(), SAMPLES_KEPT - 1])
+                    .map_err(unavailable)?;
+                }
+            }
             Ok(())
         })
         .await
@@ -1075,7 +1163,8 @@ impl RunStore for SqliteStore {
                 )
                 .map_err(unavailable)?;
             let rows = st
-                .query_map(params![agent.as_str(), limit as i64], |r| {
+                // The table may hold up to PRUNE_EVERY more: the kept number is the bound.
+                .query_map(params![agent.as_str(), (limit as i64).min(SAMPLES_KEPT)], |r| {
                     Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, bool>(2)?))
                 })
                 .map_err(unavailable)?;
@@ -1365,8 +1454,194 @@ impl RequestKeys for SqliteStore {
 }
 
 #[cfg(test)]
-mod migration_tests {
+mod tests {
     use super::*;
+
+    type Answer = tokio::sync::oneshot::Receiver<Result<i64, StoreError>>;
+
+    /// Requests run, by every test of this module (each test compares before and after
+    /// under a lock).
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A request inserting `v` into `t`, then failing (after its write) or panicking if
+    /// told to.
+    fn insert(v: &'static str, end: &'static str) -> (Job, Answer) {
+        let (answer, result) = tokio::sync::oneshot::channel();
+        let f = move |c: &Connection| -> Result<i64, StoreError> {
+            RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if end == "refuse" {
+                return Err(StoreError::NotFound(
+                    RunId::parse("01J00000000000000000000000").unwrap(),
+                ));
+            }
+            c.execute("INSERT INTO t (v) VALUES (?1)", params![v])
+                .map_err(unavailable)?;
+            match end {
+                "fail" => Err(StoreError::NotFound(
+                    RunId::parse("01J00000000000000000000000").unwrap(),
+                )),
+                "panic" => panic!("a request panicked"),
+                _ => Ok(c.last_insert_rowid()),
+            }
+        };
+        (
+            Box::new(Pending {
+                f,
+                outcome: None,
+                answer,
+            }),
+            result,
+        )
+    }
+
+    fn rows(store: &SqliteStore) -> Vec<String> {
+        let conn = store.shared.conn.lock().unwrap();
+        let mut st = conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    fn group_of(store: &SqliteStore, ends: [&'static str; 3]) -> Vec<Result<i64, StoreError>> {
+        {
+            let conn = store.shared.conn.lock().unwrap();
+            conn.execute_batch("CREATE TABLE IF NOT EXISTS t (v TEXT); DELETE FROM t;")
+                .unwrap();
+        }
+        let (jobs, answers): (Vec<Job>, Vec<Answer>) = ["a", "b", "c"]
+            .into_iter()
+            .zip(ends)
+            .map(|(v, end)| insert(v, end))
+            .unzip();
+        commit_group(&store.shared.conn.lock().unwrap(), jobs);
+        answers
+            .into_iter()
+            .map(|mut a| {
+                a.try_recv()
+                    .unwrap_or_else(|_| Err(StoreError::Unavailable("dropped".into())))
+            })
+            .collect()
+    }
+
+    fn runs() -> usize {
+        RUNS.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[test]
+    fn a_request_refused_before_writing_needs_no_second_pass() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let store = SqliteStore::in_memory().unwrap();
+        let before = runs();
+        let answers = group_of(&store, ["ok", "refuse", "ok"]);
+        assert_eq!(runs() - before, 3, "each request ran once");
+        assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
+        assert!(
+            matches!(answers[1], Err(StoreError::NotFound(_))),
+            "{:?}",
+            answers[1]
+        );
+        assert_eq!(rows(&store), ["a", "c"]);
+    }
+
+    #[test]
+    fn a_request_failing_in_a_group_is_undone_alone_and_the_others_commit_once() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let store = SqliteStore::in_memory().unwrap();
+        let before = runs();
+        let answers = group_of(&store, ["ok", "fail", "ok"]);
+        // a, b (failing after its write), then all three again with savepoints.
+        assert_eq!(runs() - before, 5);
+        assert!(answers[0].is_ok(), "{:?}", answers[0]);
+        assert!(
+            matches!(answers[1], Err(StoreError::NotFound(_))),
+            "{:?}",
+            answers[1]
+        );
+        assert!(answers[2].is_ok(), "{:?}", answers[2]);
+        // "a" ran twice (before and after the failure) and is kept once; "b" is undone.
+        assert_eq!(rows(&store), ["a", "c"]);
+        // The store goes on: a group where all succeed commits all.
+        assert!(
+            group_of(&store, ["ok", "ok", "ok"])
+                .iter()
+                .all(Result::is_ok)
+        );
+        assert_eq!(rows(&store), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_request_panicking_in_a_group_rolls_the_group_back_and_every_caller_hears_it() {
+        let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        let store = SqliteStore::in_memory().unwrap();
+        let answers = group_of(&store, ["ok", "panic", "ok"]);
+        assert!(
+            answers
+                .iter()
+                .all(|a| matches!(a, Err(StoreError::Unavailable(_)))),
+            "{answers:?}"
+        );
+        assert!(rows(&store).is_empty());
+        // A request failing alone keeps nothing either.
+        let store2 = SqliteStore::in_memory().unwrap();
+        {
+            let conn = store2.shared.conn.lock().unwrap();
+            conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
+        }
+        let (job, mut answer) = insert("x", "fail");
+        commit_group(&store2.shared.conn.lock().unwrap(), vec![job]);
+        assert!(matches!(
+            answer.try_recv(),
+            Ok(Err(StoreError::NotFound(_)))
+        ));
+        assert!(rows(&store2).is_empty());
+    }
+
+    #[tokio::test]
+    async fn samples_are_cut_back_to_the_kept_number_per_agent_as_new_ones_come() {
+        let store = SqliteStore::in_memory().unwrap();
+        let n = SAMPLES_KEPT + 2 * PRUNE_EVERY + 7;
+        for i in 0..n {
+            // Two agents, strictly alternating: each one's inserts land on ids of one
+            // parity, so a cut made only for the agent whose insert hit the mark would
+            // never happen for the other.
+            for agent in [Agent::Copy, Agent::Social] {
+                store
+                    .record_sample(AgentSample {
+                        agent,
+                        at: OffsetDateTime::UNIX_EPOCH,
+                        duration_ms: i as u64,
+                        throttled: false,
+                    })
+                    .await
+                    .unwrap();
+            }
+        }
+        for agent in [Agent::Copy, Agent::Social] {
+            let agent_name = agent.as_str();
+            let kept: i64 = store
+                .with(move |c| {
+                    c.query_row(
+                        "SELECT COUNT(*) FROM agent_samples WHERE agent = ?1",
+                        params![agent_name],
+                        |r| r.get(0),
+                    )
+                    .map_err(unavailable)
+                })
+                .await
+                .unwrap();
+            assert!(
+                (SAMPLES_KEPT..=SAMPLES_KEPT + PRUNE_EVERY).contains(&kept),
+                "{agent}: {kept} samples kept"
+            );
+            let newest = store.recent_samples(agent, 3).await.unwrap();
+            assert_eq!(
+                newest.iter().map(|s| s.duration_ms).collect::<Vec<_>>(),
+                [n as u64 - 1, n as u64 - 2, n as u64 - 3]
+            );
+        }
+    }
 
     #[tokio::test]
     async fn an_audit_report_kept_inside_the_body_by_an_older_file_is_still_read() {
