@@ -6,7 +6,7 @@
 
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 
-use crate::domain::run::timings_from_events;
+use crate::domain::run::Timings;
 use crate::domain::{Event, Run, Scope, Status};
 
 /// The CloudWatch namespace of the EMF metrics.
@@ -118,14 +118,13 @@ pub fn run_started() {
 
 /// A run reached its terminal status: its figures, from the same event log the API's
 /// timings come from.
-pub fn run_closed(run: &Run, events: &[Event]) {
+pub fn run_closed(run: &Run, t: &Timings) {
     let outcome = run
         .envelope
         .as_ref()
         .map(|e| e.outcome.as_str())
         .unwrap_or(run.status.as_str());
     counter!(RUNS, "outcome" => outcome).increment(1);
-    let t = timings_from_events(run.created_at, events);
     let seconds = |ms: u64| ms as f64 / 1000.0;
     if let Some(ms) = t.total_ms {
         histogram!(RUN_DURATION).record(seconds(ms));

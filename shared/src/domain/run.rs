@@ -146,6 +146,36 @@ fn ms_between(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
 /// * audit latency — first `auditing` to the last agent leaving `auditing` (the time the
 ///   audit added).
 pub fn timings_from_events(created_at: OffsetDateTime, events: &[super::Event]) -> Timings {
+    let marks: Vec<Mark> = events.iter().map(Mark::of).collect();
+    timings_from_marks(created_at, &marks)
+}
+
+/// What [`timings_from_marks`] needs of an event: whom it moved, to what, when, and
+/// whether it carries an audit verdict. A store may read just this much of its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub scope: super::Scope,
+    pub status: Status,
+    pub at: OffsetDateTime,
+    pub verdict: bool,
+}
+
+impl Mark {
+    pub fn of(e: &super::Event) -> Mark {
+        Mark {
+            scope: e.scope,
+            status: e.status,
+            at: e.at,
+            verdict: e
+                .detail
+                .as_ref()
+                .is_some_and(|d| d.get("verdict").is_some()),
+        }
+    }
+}
+
+/// [`timings_from_events`], from the events' marks.
+pub fn timings_from_marks(created_at: OffsetDateTime, events: &[Mark]) -> Timings {
     use super::Scope;
     let first_artifact = events
         .iter()
@@ -163,13 +193,7 @@ pub fn timings_from_events(created_at: OffsetDateTime, events: &[super::Event]) 
     let audit_end = events
         .iter()
         .rev()
-        .find(|e| {
-            e.scope != Scope::Run
-                && e.status == Status::Completed
-                && e.detail
-                    .as_ref()
-                    .is_some_and(|d| d.get("verdict").is_some())
-        })
+        .find(|e| e.scope != Scope::Run && e.status == Status::Completed && e.verdict)
         .map(|e| e.at);
     let audit = match (audit_start, audit_end) {
         (Some(s), Some(e)) if e >= s => Some(ms_between(s, e)),

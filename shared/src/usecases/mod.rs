@@ -97,11 +97,13 @@ async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<E
         .any(|e| e.scope == Scope::Run && e.status.is_terminal())
     {
         // Metrics are best effort: a failed read never fails the transition it reports.
-        match (
-            deps.store.get_state(run_id).await,
-            deps.store.events(run_id, 0).await,
-        ) {
-            (Ok(run), Ok(log)) => observe::run_closed(&run, &log),
+        let run = deps.store.get_state(run_id).await;
+        let timings = match &run {
+            Ok(r) => deps.store.timings(run_id, r.created_at).await,
+            Err(_) => Ok(Default::default()),
+        };
+        match (run, timings) {
+            (Ok(run), Ok(timings)) => observe::run_closed(&run, &timings),
             (Err(e), _) | (_, Err(e)) => {
                 warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "metrics of the closed run not recorded")
             }
