@@ -191,9 +191,9 @@ where
 /// its caller's thread, with whatever else waits (no hand-over to another thread and back,
 /// which was most of a lone request's latency); requests that find it busy queue, and the
 /// store thread commits them together once it is free — under load one WAL commit carries
-/// many transitions (commits dominated, measured). Each request of a shared transaction
-/// runs in a savepoint, so a failing one rolls back alone, and every caller is answered
-/// only after the commit: nobody sees (or publishes) a write that is not committed.
+/// many transitions (commits dominated, measured). A failing request's writes are undone
+/// alone (see [`commit_group`]), and every caller is answered only after the commit:
+/// nobody sees (or publishes) a write that is not committed.
 #[derive(Clone)]
 pub struct SqliteStore {
     shared: Arc<Shared>,
