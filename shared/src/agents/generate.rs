@@ -6,7 +6,7 @@
 
 use super::detect;
 use super::inputs::{GenerateError, Inputs, finish};
-use super::text::{bare, capitalize, char_len, decapitalize, pick, sanitize, seed_of_json};
+use super::text::{bare, capitalize, char_len, decapitalize, pick, sanitize, seed};
 use super::visual;
 use crate::domain::artifact::{CopyContent, SocialContent, SocialPost};
 use crate::domain::{Agent, Brief, Content, RunId};
@@ -37,13 +37,9 @@ pub fn visual_from_text(
 /// agents share one brief, and cleaning it was a fifth of a built-in generator's work.
 const INPUTS_CACHE: usize = 64;
 
-type InputsCache = (
-    std::collections::HashMap<String, std::sync::Arc<Inputs>>,
-    std::collections::VecDeque<String>,
-);
-
 thread_local! {
-    static INPUTS: std::cell::RefCell<InputsCache> = std::cell::RefCell::default();
+    static INPUTS: std::cell::RefCell<hashlink::LruCache<String, std::sync::Arc<Inputs>>> =
+        std::cell::RefCell::new(hashlink::LruCache::new(INPUTS_CACHE));
 }
 
 /// The brief's cleaned words and the agent's seed (both from the brief's JSON text, made
@@ -54,22 +50,12 @@ fn inputs_and_seed(
     agent: Agent,
 ) -> Result<(std::sync::Arc<Inputs>, u64), GenerateError> {
     let json = serde_json::to_string(brief).unwrap_or_default();
-    let s = seed_of_json(run_id, &json, agent.as_str());
-    if let Some(i) = INPUTS.with(|c| c.borrow().0.get(&json).cloned()) {
+    let s = seed(run_id, &json, agent.as_str());
+    if let Some(i) = INPUTS.with(|c| c.borrow_mut().get(&json).cloned()) {
         return Ok((i, s));
     }
     let inputs = std::sync::Arc::new(Inputs::from(brief)?);
-    INPUTS.with(|c| {
-        let (map, order) = &mut *c.borrow_mut();
-        if map.insert(json.clone(), inputs.clone()).is_none() {
-            order.push_back(json);
-        }
-        while order.len() > INPUTS_CACHE {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
-            }
-        }
-    });
+    INPUTS.with(|c| c.borrow_mut().insert(json, inputs.clone()));
     Ok((inputs, s))
 }
 

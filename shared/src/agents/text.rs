@@ -4,20 +4,11 @@
 use std::hash::Hasher;
 
 use super::detect;
-use crate::domain::{Brief, RunId};
+use crate::domain::RunId;
 
 /// A seed stable across builds and platforms (FNV-1a; std's hasher is not), from the run
-/// id and the brief.
-pub fn seed(run_id: RunId, brief: &Brief, salt: &str) -> u64 {
-    seed_of_json(
-        run_id,
-        &serde_json::to_string(brief).unwrap_or_default(),
-        salt,
-    )
-}
-
-/// [`seed`], from the brief's JSON text (for a caller that has it already).
-pub(crate) fn seed_of_json(run_id: RunId, brief_json: &str, salt: &str) -> u64 {
+/// id and the brief's JSON text.
+pub fn seed(run_id: RunId, brief_json: &str, salt: &str) -> u64 {
     let mut h = fnv::FnvHasher::default();
     h.write(run_id.to_string().as_bytes());
     h.write(brief_json.as_bytes());

@@ -97,14 +97,14 @@ async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<E
         .any(|e| e.scope == Scope::Run && e.status.is_terminal())
     {
         // Metrics are best effort: a failed read never fails the transition it reports.
-        let run = deps.store.get_state(run_id).await;
-        let timings = match &run {
-            Ok(r) => deps.store.timings(run_id, r.created_at).await,
-            Err(_) => Ok(Default::default()),
+        let closed = async {
+            let run = deps.store.get_state(run_id).await?;
+            let timings = deps.store.timings(run_id, run.created_at).await?;
+            Ok::<_, StoreError>((run, timings))
         };
-        match (run, timings) {
-            (Ok(run), Ok(timings)) => observe::run_closed(&run, &timings),
-            (Err(e), _) | (_, Err(e)) => {
+        match closed.await {
+            Ok((run, timings)) => observe::run_closed(&run, &timings),
+            Err(e) => {
                 warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "metrics of the closed run not recorded")
             }
         }

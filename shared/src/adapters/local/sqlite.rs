@@ -808,31 +808,17 @@ fn apply_tx(
 /// every step of the flow does.
 const BRIEF_CACHE: usize = 256;
 
-type BriefCache = (
-    std::collections::HashMap<RunId, Brief>,
-    std::collections::VecDeque<RunId>,
-);
-
 thread_local! {
-    static BRIEFS: std::cell::RefCell<BriefCache> = std::cell::RefCell::default();
+    static BRIEFS: std::cell::RefCell<hashlink::LruCache<RunId, Brief>> =
+        std::cell::RefCell::new(hashlink::LruCache::new(BRIEF_CACHE));
 }
 
 fn cached_brief(run_id: RunId, text: &str) -> Result<Brief, StoreError> {
-    if let Some(b) = BRIEFS.with(|c| c.borrow().0.get(&run_id).cloned()) {
+    if let Some(b) = BRIEFS.with(|c| c.borrow_mut().get(&run_id).cloned()) {
         return Ok(b);
     }
     let brief: Brief = serde_json::from_str(text).map_err(|e| StoreError::corrupt("brief", e))?;
-    BRIEFS.with(|c| {
-        let (map, order) = &mut *c.borrow_mut();
-        if map.insert(run_id, brief.clone()).is_none() {
-            order.push_back(run_id);
-        }
-        while order.len() > BRIEF_CACHE {
-            if let Some(old) = order.pop_front() {
-                map.remove(&old);
-            }
-        }
-    });
+    BRIEFS.with(|c| c.borrow_mut().insert(run_id, brief.clone()));
     Ok(brief)
 }
 
