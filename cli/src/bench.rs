@@ -14,8 +14,9 @@
 //!    lost (must be 0: nothing created unadmitted, every admitted run completes);
 //! 8. cold start — process exec → first Runtime API `next`, and stripped binary size;
 //! 9. floors measured in the same run, which the figures are judged against: overhead and
-//!    throughput on an in-memory store, durable single-row commits per second on this
-//!    disk, and the spawn of an empty process.
+//!    throughput on an in-memory store, the simulated waits of a run alone (no work: what
+//!    this machine's timers and scheduler add by themselves), durable single-row commits
+//!    per second on this disk, and the spawn of an empty process.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -126,6 +127,19 @@ pub struct BenchReport {
     /// single-row durable commits per second on this disk, an empty process's spawn.
     pub floor_parallel_overhead_ms: Stats,
     pub floor_sequential_overhead_ms: Stats,
+    /// A run's simulated waits alone, in a spawned task awaited like a run: time beyond
+    /// the critical path that no engine work causes.
+    pub floor_parallel_waits_ms: Stats,
+    pub floor_sequential_waits_ms: Stats,
+    /// The same runs on the SQLite file with every simulated latency zero: the engine's
+    /// work with nothing idle between steps, so caches stay warm.
+    pub warm_parallel_overhead_ms: Stats,
+    pub warm_sequential_overhead_ms: Stats,
+    /// Reading 1 MiB once, right after reading it (hot) and after `idle_ms` asleep:
+    /// what idling costs any work that follows it on this machine.
+    pub idle_ms: u64,
+    pub memory_read_hot_ms: Stats,
+    pub memory_read_after_idle_ms: Stats,
     pub floor_throughput_runs_per_s: f64,
     pub commit_floor_per_s: f64,
     /// One store request answered, alone (`get_state` of a run, one after another): what
@@ -238,8 +252,9 @@ async fn latency(
     opts: &BenchOptions,
     mode: ExecutionMode,
     store: Store,
+    latencies: [u64; 4],
 ) -> Result<ModeLatency, Error> {
-    let [c, s, v, a] = opts.latencies;
+    let [c, s, v, a] = latencies;
     let faults = vec![
         format!("copy=slow:{c}ms"),
         format!("social=slow:{s}ms"),
@@ -276,6 +291,61 @@ async fn latency(
         time_to_first_artifact_ms: stats(firsts),
         total_ms: stats(totals),
     })
+}
+
+/// The simulated waits of a run in `mode`, nothing else: in a spawned task (as an
+/// execution is), awaited from this one (as a run's last event is), `runs` times after 5
+/// warm-up ones; each minus the critical path.
+async fn wait_floor(opts: &BenchOptions, mode: ExecutionMode) -> Result<Stats, Error> {
+    use campaign_shared::adapters::faults::precise_sleep;
+    let [c, s, v, a] = opts.latencies.map(Duration::from_millis);
+    let critical = match mode {
+        ExecutionMode::Parallel | ExecutionMode::Auto => c.max(s).max(v) + a,
+        ExecutionMode::Sequential => c + s + v + 3 * a,
+    };
+    let mut overshoots = Vec::with_capacity(opts.latency_runs);
+    for i in 0..opts.latency_runs + 5 {
+        let start = Instant::now();
+        tokio::spawn(async move {
+            match mode {
+                ExecutionMode::Parallel | ExecutionMode::Auto => {
+                    futures::join!(precise_sleep(c), precise_sleep(s), precise_sleep(v));
+                    futures::join!(precise_sleep(a), precise_sleep(a), precise_sleep(a));
+                }
+                ExecutionMode::Sequential => {
+                    for d in [c, a, s, a, v, a] {
+                        precise_sleep(d).await;
+                    }
+                }
+            }
+        })
+        .await?;
+        if i >= 5 {
+            overshoots.push(ms(start.elapsed()) - ms(critical));
+        }
+    }
+    Ok(stats(overshoots))
+}
+
+/// Reading 1 MiB (one load per cache line), `n` times right after reading it and `n`
+/// times after sleeping `idle`: on a host whose caches other work fills while this
+/// process idles, every step that follows a wait starts cold.
+async fn memory_after_idle(idle: Duration, n: usize) -> (Stats, Stats) {
+    let buf: Vec<u64> = (0..128 * 1024).collect();
+    let read = |buf: &[u64]| {
+        let start = Instant::now();
+        let sum = buf.iter().step_by(8).fold(0u64, |a, x| a.wrapping_add(*x));
+        std::hint::black_box(sum);
+        ms(start.elapsed())
+    };
+    let (mut hot, mut cold) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        read(&buf);
+        hot.push(read(&buf));
+        tokio::time::sleep(idle).await;
+        cold.push(read(&buf));
+    }
+    (stats(hot), stats(cold))
 }
 
 /// Time to first artifact with every agent on a simulated model at `pace` (streamed over
@@ -704,15 +774,31 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
     eprintln!("bench: memory, {} runs in flight…", opts.in_flight);
     let memory_per_run = memory(opts.in_flight).await?;
     eprintln!("bench: latency, parallel, {} runs…", opts.latency_runs);
-    let parallel = latency(opts, ExecutionMode::Parallel, Store::File).await?;
+    let parallel = latency(opts, ExecutionMode::Parallel, Store::File, opts.latencies).await?;
     eprintln!("bench: latency, sequential, {} runs…", opts.latency_runs);
-    let sequential = latency(opts, ExecutionMode::Sequential, Store::File).await?;
+    let sequential = latency(opts, ExecutionMode::Sequential, Store::File, opts.latencies).await?;
     eprintln!("bench: throughput, {} runs…", opts.throughput_runs);
     let tput = throughput(opts.throughput_runs, Store::File).await?;
     eprintln!("bench: floors: the same latency and throughput on an in-memory store…");
-    let floor_parallel = latency(opts, ExecutionMode::Parallel, Store::Memory).await?;
-    let floor_sequential = latency(opts, ExecutionMode::Sequential, Store::Memory).await?;
+    let floor_parallel =
+        latency(opts, ExecutionMode::Parallel, Store::Memory, opts.latencies).await?;
+    let floor_sequential = latency(
+        opts,
+        ExecutionMode::Sequential,
+        Store::Memory,
+        opts.latencies,
+    )
+    .await?;
     let floor_tput = throughput(opts.throughput_runs, Store::Memory).await?;
+    eprintln!(
+        "bench: floors: a run's simulated waits alone; runs without waits; memory after idling…"
+    );
+    let floor_parallel_waits = wait_floor(opts, ExecutionMode::Parallel).await?;
+    let floor_sequential_waits = wait_floor(opts, ExecutionMode::Sequential).await?;
+    let warm_parallel = latency(opts, ExecutionMode::Parallel, Store::File, [0; 4]).await?;
+    let warm_sequential = latency(opts, ExecutionMode::Sequential, Store::File, [0; 4]).await?;
+    let idle = Duration::from_millis(opts.latencies.into_iter().max().unwrap_or(0).max(1));
+    let (memory_hot, memory_after_idle) = memory_after_idle(idle, 100).await;
     eprintln!("bench: floors: durable single-row commits on this disk, empty process spawns…");
     let commit_db = temp_db("commit-floor");
     remove_db(&commit_db);
@@ -761,6 +847,13 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         throughput_runs_per_s: tput,
         floor_parallel_overhead_ms: floor_parallel.overhead_ms,
         floor_sequential_overhead_ms: floor_sequential.overhead_ms,
+        floor_parallel_waits_ms: floor_parallel_waits,
+        floor_sequential_waits_ms: floor_sequential_waits,
+        warm_parallel_overhead_ms: warm_parallel.overhead_ms,
+        warm_sequential_overhead_ms: warm_sequential.overhead_ms,
+        idle_ms: idle.as_millis() as u64,
+        memory_read_hot_ms: memory_hot,
+        memory_read_after_idle_ms: memory_after_idle,
         floor_throughput_runs_per_s: floor_tput,
         commit_floor_per_s: commit_floor,
         store_round_trip_ms: store_round_trip,
@@ -817,23 +910,50 @@ pub fn table(r: &BenchReport) -> String {
         r.throughput_runs_per_s,
         verdict(r.throughput_runs_per_s >= 2000.0)
     ));
-    for (name, m, floor, target) in [
-        ("parallel", &r.parallel, &r.floor_parallel_overhead_ms, 2.0),
+    for (name, m, floor, waits, target) in [
+        (
+            "parallel",
+            &r.parallel,
+            &r.floor_parallel_overhead_ms,
+            &r.floor_parallel_waits_ms,
+            2.0,
+        ),
         (
             "sequential",
             &r.sequential,
             &r.floor_sequential_overhead_ms,
+            &r.floor_sequential_waits_ms,
             3.0,
         ),
     ] {
         let ratio = m.overhead_ms.p99 / floor.p99.max(0.001);
         o.push_str(&format!(
-            "| floor: overhead, {name}, in-memory store | {:.2} ms | {:.2} ms | | |\n| overhead, {name}, p99 ÷ in-memory p99 | {ratio:.2}× | | ≤ 2× and p99 ≤ {target} ms | {} |\n",
+            "| floor: overhead, {name}, in-memory store | {:.2} ms | {:.2} ms | | |\n| overhead, {name}, p99 ÷ in-memory p99 | {ratio:.2}× | | ≤ 2× and p99 ≤ {target} ms | {} |\n| floor: a {name} run's simulated waits alone, beyond the critical path (no work; n={}) | {:.2} ms | {:.2} ms | (context) | |\n",
             floor.p50,
             floor.p99,
-            verdict(ratio <= 2.0 && m.overhead_ms.p99 <= target)
+            verdict(ratio <= 2.0 && m.overhead_ms.p99 <= target),
+            waits.n,
+            waits.p50,
+            waits.p99,
         ));
     }
+    for (name, m) in [
+        ("parallel", &r.warm_parallel_overhead_ms),
+        ("sequential", &r.warm_sequential_overhead_ms),
+    ] {
+        o.push_str(&format!(
+            "| floor: overhead, {name}, every simulated latency zero (nothing idles between steps) | {:.2} ms | {:.2} ms | (context) | |\n",
+            m.p50, m.p99
+        ));
+    }
+    o.push_str(&format!(
+        "| reading 1 MiB once, hot / after {} ms idle | {:.3} / {:.3} ms | {:.3} / {:.3} ms | (context) | |\n",
+        r.idle_ms,
+        r.memory_read_hot_ms.p50,
+        r.memory_read_after_idle_ms.p50,
+        r.memory_read_hot_ms.p99,
+        r.memory_read_after_idle_ms.p99,
+    ));
     o.push_str(&format!(
         "| floor: throughput, in-memory store | {:.0} runs/s | | | |\n| throughput ÷ in-memory floor | {:.2} | | ≥ 0.5 | {} |\n| floor: durable single-row commits on this disk (WAL, synchronous=NORMAL) | {:.0} commits/s | | | |\n| one run to completed, in single-row commits' time | {:.1} commits | | (context) | |\n",
         r.floor_throughput_runs_per_s,
