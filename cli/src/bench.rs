@@ -29,6 +29,7 @@ use serde_json::{Value, json};
 
 use campaign_shared::adapters::faults::Faults;
 use campaign_shared::adapters::generators::{GeneratorChoice, GeneratorPlan};
+use campaign_shared::adapters::local::sqlite::StoreCounts;
 use campaign_shared::adapters::openai::OpenAiConfig;
 use campaign_shared::domain::{Agent, Brief, ExecutionMode, RunId, Scope, Status};
 use campaign_shared::runtime::local::{LocalApp, LocalConfig};
@@ -99,6 +100,28 @@ pub struct ModeLatency {
     pub overhead_ms: Stats,
     pub time_to_first_artifact_ms: Stats,
     pub total_ms: Stats,
+    /// The store's work per measured run (see [`StorePerRun`]).
+    pub store: StorePerRun,
+}
+
+/// A store's requests, refused requests and groups (transactions) per run, over a phase:
+/// the same on every machine, unlike the times.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StorePerRun {
+    pub requests: f64,
+    pub refused: f64,
+    pub transactions: f64,
+}
+
+impl StorePerRun {
+    fn between(before: StoreCounts, after: StoreCounts, runs: usize) -> StorePerRun {
+        let per = |a: u64, b: u64| (b - a) as f64 / runs.max(1) as f64;
+        StorePerRun {
+            requests: per(before.requests, after.requests),
+            refused: per(before.refused, after.refused),
+            transactions: per(before.groups, after.groups),
+        }
+    }
 }
 
 /// A model-backed run's latencies.
@@ -123,6 +146,8 @@ pub struct BenchReport {
     pub sequential: ModeLatency,
     pub throughput_runs: usize,
     pub throughput_runs_per_s: f64,
+    /// The store's work per run under the throughput load (requests grouped).
+    pub throughput_store: StorePerRun,
     /// Floors measured in the same run: overhead and throughput on an in-memory store,
     /// single-row durable commits per second on this disk, an empty process's spawn.
     pub floor_parallel_overhead_ms: Stats,
@@ -277,12 +302,14 @@ async fn latency(
         one_run(&app, mode).await?;
     }
     let (mut totals, mut firsts, mut overheads) = (Vec::new(), Vec::new(), Vec::new());
+    let counted = app.store.counts();
     for _ in 0..opts.latency_runs {
         let (total, first) = one_run(&app, mode).await?;
         totals.push(total);
         firsts.push(first);
         overheads.push(total - critical);
     }
+    let store_per_run = StorePerRun::between(counted, app.store.counts(), opts.latency_runs);
     app.shutdown().await;
     remove_db(&db);
     Ok(ModeLatency {
@@ -290,6 +317,7 @@ async fn latency(
         overhead_ms: stats(overheads),
         time_to_first_artifact_ms: stats(firsts),
         total_ms: stats(totals),
+        store: store_per_run,
     })
 }
 
@@ -377,8 +405,9 @@ async fn model_ttfa(runs: usize, pace: Pace, mode: ExecutionMode) -> Result<Mode
     })
 }
 
-async fn throughput(n: usize, store: Store) -> Result<f64, Error> {
+async fn throughput(n: usize, store: Store) -> Result<(f64, StorePerRun), Error> {
     let (app, db) = app_with("throughput", &[], GeneratorPlan::new(), store).await?;
+    let counted = app.store.counts();
     let start = Instant::now();
     let b = brief(ExecutionMode::Parallel);
     for _ in 0..n {
@@ -393,6 +422,7 @@ async fn throughput(n: usize, store: Store) -> Result<f64, Error> {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let store_per_run = StorePerRun::between(counted, app.store.counts(), n);
     let page = app.deps.store.list_runs(1, None, None).await?;
     if page
         .runs
@@ -403,7 +433,7 @@ async fn throughput(n: usize, store: Store) -> Result<f64, Error> {
     }
     app.shutdown().await;
     remove_db(&db);
-    Ok(n as f64 / elapsed)
+    Ok((n as f64 / elapsed, store_per_run))
 }
 
 fn rss_kib() -> f64 {
@@ -778,7 +808,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
     eprintln!("bench: latency, sequential, {} runs…", opts.latency_runs);
     let sequential = latency(opts, ExecutionMode::Sequential, Store::File, opts.latencies).await?;
     eprintln!("bench: throughput, {} runs…", opts.throughput_runs);
-    let tput = throughput(opts.throughput_runs, Store::File).await?;
+    let (tput, tput_store) = throughput(opts.throughput_runs, Store::File).await?;
     eprintln!("bench: floors: the same latency and throughput on an in-memory store…");
     let floor_parallel =
         latency(opts, ExecutionMode::Parallel, Store::Memory, opts.latencies).await?;
@@ -789,7 +819,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         opts.latencies,
     )
     .await?;
-    let floor_tput = throughput(opts.throughput_runs, Store::Memory).await?;
+    let (floor_tput, _) = throughput(opts.throughput_runs, Store::Memory).await?;
     eprintln!(
         "bench: floors: a run's simulated waits alone; runs without waits; memory after idling…"
     );
@@ -845,6 +875,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         sequential,
         throughput_runs: opts.throughput_runs,
         throughput_runs_per_s: tput,
+        throughput_store: tput_store,
         floor_parallel_overhead_ms: floor_parallel.overhead_ms,
         floor_sequential_overhead_ms: floor_sequential.overhead_ms,
         floor_parallel_waits_ms: floor_parallel_waits,
@@ -872,6 +903,14 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         cold_starts: cold,
         cold_start_note: note,
     })
+}
+
+/// A phase's store work per run, as a table row.
+fn store_row(phase: &str, s: &StorePerRun) -> String {
+    format!(
+        "| store work per run, {phase}: requests / refused / transactions | {:.1} / {:.1} / {:.1} | | (context) | |\n",
+        s.requests, s.refused, s.transactions
+    )
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -903,6 +942,7 @@ pub fn table(r: &BenchReport) -> String {
             "| time to first artifact, {name} | {:.1} ms | {:.1} ms | | |\n| total time, {name} | {:.1} ms | {:.1} ms | | |\n",
             m.time_to_first_artifact_ms.p50, m.time_to_first_artifact_ms.p99, m.total_ms.p50, m.total_ms.p99
         ));
+        o.push_str(&store_row(name, &m.store));
     }
     o.push_str(&format!(
         "| throughput, {} runs to completed, instant agents | {:.0} runs/s | | ≥ 2,000 runs/s | {} |\n",
@@ -910,6 +950,7 @@ pub fn table(r: &BenchReport) -> String {
         r.throughput_runs_per_s,
         verdict(r.throughput_runs_per_s >= 2000.0)
     ));
+    o.push_str(&store_row("throughput", &r.throughput_store));
     for (name, m, floor, waits, target) in [
         (
             "parallel",

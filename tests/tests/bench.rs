@@ -25,7 +25,20 @@ async fn every_phase_of_the_bench_runs_and_reports_its_figures() {
     for (name, m) in [("parallel", &r.parallel), ("sequential", &r.sequential)] {
         assert_eq!(m.overhead_ms.n, 3, "{name}");
         assert!(m.total_ms.p50 >= m.critical_path_ms, "{name}: {m:?}");
+        // A run is at least its submission, three agents' starts and ends, the audits and
+        // the close; a transaction carries one request or more.
+        assert!(m.store.requests >= 10.0, "{name}: {:?}", m.store);
+        assert!(
+            m.store.transactions >= 1.0 && m.store.transactions <= m.store.requests,
+            "{name}: {:?}",
+            m.store
+        );
     }
+    assert!(
+        r.throughput_store.transactions <= r.throughput_store.requests,
+        "{:?}",
+        r.throughput_store
+    );
     assert_eq!(r.parallel.critical_path_ms, 5.0);
     assert_eq!(r.sequential.critical_path_ms, 12.0);
     // The floors come from the same run, with the same sizes.
@@ -57,6 +70,7 @@ async fn every_phase_of_the_bench_runs_and_reports_its_figures() {
     let printed = table(&r);
     for row in [
         "orchestration overhead, parallel",
+        "store work per run, sequential: requests / refused / transactions",
         "floor: a sequential run's simulated waits alone",
         "every simulated latency zero",
         "reading 1 MiB once, hot / after 4 ms idle",

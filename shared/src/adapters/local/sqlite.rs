@@ -206,6 +206,32 @@ struct Shared {
     queue: std::sync::Mutex<Vec<Job>>,
     /// Wakes the store thread.
     wake: std::sync::mpsc::Sender<()>,
+    counts: Counters,
+}
+
+/// What a store has done since it was opened: how many requests its callers made, how
+/// many were answered with an error, and how many groups (one transaction each) carried
+/// them — a machine-independent measure of a run's store work (`campaign bench`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreCounts {
+    pub requests: u64,
+    /// Requests answered with an error: mostly conflicts their reads found.
+    pub refused: u64,
+    /// Groups run (a group run again after a failure counts once).
+    pub groups: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: std::sync::atomic::AtomicU64,
+    refused: std::sync::atomic::AtomicU64,
+    groups: std::sync::atomic::AtomicU64,
+}
+
+impl Counters {
+    fn add(n: &std::sync::atomic::AtomicU64) {
+        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 /// Most requests committed together.
@@ -263,6 +289,7 @@ impl Shared {
         };
         let group = self.take_group();
         if !group.is_empty() {
+            Counters::add(&self.counts.groups);
             commit_group(&conn, group);
         }
         drop(conn);
@@ -282,6 +309,7 @@ impl Shared {
                     if group.is_empty() {
                         break;
                     }
+                    Counters::add(&self.counts.groups);
                     commit_group(&conn, group);
                 }
             }
@@ -542,6 +570,7 @@ impl SqliteStore {
             conn: std::sync::Mutex::new(conn),
             queue: std::sync::Mutex::new(Vec::new()),
             wake,
+            counts: Counters::default(),
         });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
@@ -563,15 +592,31 @@ impl SqliteStore {
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, result) = tokio::sync::oneshot::channel();
+        Counters::add(&self.shared.counts.requests);
         self.shared.queue().push(Box::new(Pending {
             f,
             outcome: None,
             answer,
         }));
         self.shared.lead();
-        result.await.map_err(|_| {
+        let answer = result.await.map_err(|_| {
             StoreError::Unavailable("the store request was dropped: its transaction failed".into())
-        })?
+        })?;
+        if answer.is_err() {
+            Counters::add(&self.shared.counts.refused);
+        }
+        answer
+    }
+
+    /// What this store has done since it was opened.
+    pub fn counts(&self) -> StoreCounts {
+        let c = &self.shared.counts;
+        let get = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        StoreCounts {
+            requests: get(&c.requests),
+            refused: get(&c.refused),
+            groups: get(&c.groups),
+        }
     }
 
     /// Runs due for a deferred audit at `now`, oldest first.
@@ -1570,6 +1615,51 @@ mod tests {
 
     fn runs() -> usize {
         RUNS.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn the_counts_tell_requests_refusals_and_groups() {
+        use crate::ports::NewRun;
+        let store = SqliteStore::in_memory().unwrap();
+        assert_eq!(store.counts(), StoreCounts::default());
+        let brief: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../examples/brief.json")).unwrap();
+        let run_id = RunId::new();
+        store
+            .create_run(NewRun {
+                run_id,
+                parent_run_id: None,
+                iteration: 1,
+                brief: Brief::from_value(&brief).unwrap(),
+                execution_mode: ExecutionMode::Parallel,
+                mode_decision: None,
+                reuse: Vec::new(),
+                created_at: OffsetDateTime::now_utc(),
+            })
+            .await
+            .unwrap();
+        store.get_state(run_id).await.unwrap();
+        // Refused: the run is queued, not generating.
+        let refused = store
+            .apply(
+                run_id,
+                vec![Change::run(Status::Generating, Status::Generated)],
+                OffsetDateTime::now_utc(),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { .. })),
+            "{refused:?}"
+        );
+        // One after another: each request alone in its group.
+        assert_eq!(
+            store.counts(),
+            StoreCounts {
+                requests: 3,
+                refused: 1,
+                groups: 3
+            }
+        );
     }
 
     #[test]
