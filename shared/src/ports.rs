@@ -175,17 +175,14 @@ pub trait RunStore: Send + Sync {
     /// Events with `seq > after`, in order.
     async fn events(&self, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError>;
 
-    /// The run's timings (from its event log): what closing a run records as metrics. A
-    /// store may read less than whole events for it.
-    async fn timings(
-        &self,
-        run_id: RunId,
-        created_at: OffsetDateTime,
-    ) -> Result<crate::domain::run::Timings, StoreError> {
-        Ok(crate::domain::run::timings_from_events(
-            created_at,
-            &self.events(run_id, 0).await?,
-        ))
+    /// The run's state (as [`RunStore::get_state`]) with its timings from its event log:
+    /// what closing a run records as metrics. A store may read both in one request, and
+    /// less than whole events for the timings.
+    async fn closed_run(&self, run_id: RunId) -> Result<Run, StoreError> {
+        let mut run = self.get_state(run_id).await?;
+        run.timings =
+            crate::domain::run::timings_from_events(run.created_at, &self.events(run_id, 0).await?);
+        Ok(run)
     }
 
     /// Ids of runs that are not terminal (for recovery after a crash), oldest first.

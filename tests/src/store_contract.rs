@@ -319,6 +319,63 @@ pub async fn audit_reports_and_errors_and_envelopes_are_kept(s: Store) {
     assert!(s.unfinished_runs().await.unwrap().iter().all(|r| *r != id));
 }
 
+pub async fn a_closed_run_is_its_state_with_the_timings_of_its_events(s: Store) {
+    let n = new_run();
+    let (id, t0) = (n.run_id, n.created_at);
+    s.create_run(n).await.unwrap();
+    let at = |ms: i64| t0 + time::Duration::milliseconds(ms);
+    let steps = [
+        (
+            vec![
+                Change::run(Status::Queued, Status::Generating),
+                Change::new(Agent::Copy, Status::Queued, Status::Generating),
+            ],
+            1,
+        ),
+        (
+            vec![
+                Change::new(Agent::Copy, Status::Generating, Status::Generated)
+                    .with_artifact(artifact(id, Agent::Copy)),
+            ],
+            40,
+        ),
+        (
+            vec![Change::new(
+                Agent::Copy,
+                Status::Generated,
+                Status::Auditing,
+            )],
+            41,
+        ),
+        (
+            vec![
+                Change::new(Agent::Copy, Status::Auditing, Status::Completed)
+                    .with_audit(AuditReport::from_findings(vec![])),
+            ],
+            75,
+        ),
+        (vec![Change::run(Status::Generating, Status::Failed)], 80),
+    ];
+    for (changes, ms) in steps {
+        s.apply(id, changes, at(ms)).await.unwrap();
+    }
+    let closed = s.closed_run(id).await.unwrap();
+    let expected = campaign_shared::domain::run::timings_from_events(
+        closed.created_at,
+        &s.events(id, 0).await.unwrap(),
+    );
+    assert_eq!(closed.timings, expected);
+    assert_eq!(
+        closed.timings.time_to_first_artifact_ms,
+        Some(40),
+        "{closed:?}"
+    );
+    // Otherwise the state, as get_state reads it.
+    let mut state = s.get_state(id).await.unwrap();
+    state.timings = closed.timings.clone();
+    assert_eq!(closed, state);
+}
+
 pub async fn a_retry_run_reuses_artifacts_by_reference(s: Store) {
     let parent = new_run();
     let pid = parent.run_id;
@@ -728,6 +785,7 @@ macro_rules! store_contract_tests {
             no_agent_change_is_accepted_after_the_run_is_terminal,
             attempts_are_counted_only_while_generating,
             audit_reports_and_errors_and_envelopes_are_kept,
+            a_closed_run_is_its_state_with_the_timings_of_its_events,
             a_retry_run_reuses_artifacts_by_reference,
             runs_are_listed_newest_first_with_a_cursor,
             runs_are_filtered_by_status_across_pages,

@@ -97,13 +97,8 @@ async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<E
         .any(|e| e.scope == Scope::Run && e.status.is_terminal())
     {
         // Metrics are best effort: a failed read never fails the transition it reports.
-        let closed = async {
-            let run = deps.store.get_state(run_id).await?;
-            let timings = deps.store.timings(run_id, run.created_at).await?;
-            Ok::<_, StoreError>((run, timings))
-        };
-        match closed.await {
-            Ok((run, timings)) => observe::run_closed(&run, &timings),
+        match deps.store.closed_run(run_id).await {
+            Ok(run) => observe::run_closed(&run, &run.timings),
             Err(e) => {
                 warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "metrics of the closed run not recorded")
             }

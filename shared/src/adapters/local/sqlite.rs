@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
 
-use crate::domain::run::{Mark, Timings, timings_from_marks};
+use crate::domain::run::{Mark, timings_from_marks};
 use crate::domain::transition::{self, Change, Snapshot};
 use crate::domain::{
     Agent, AgentError, AgentSample, AgentState, Artifact, ArtifactId, BrandKit, Brief, Envelope,
@@ -1091,13 +1091,14 @@ impl RunStore for SqliteStore {
         .await
     }
 
-    async fn timings(
-        &self,
-        run_id: RunId,
-        created_at: OffsetDateTime,
-    ) -> Result<Timings, StoreError> {
-        self.with(move |c| Ok(timings_from_marks(created_at, &read_marks(c, run_id)?)))
-            .await
+    /// One request: the state, then the timings from the log's marks only.
+    async fn closed_run(&self, run_id: RunId) -> Result<Run, StoreError> {
+        self.with(move |c| {
+            let mut run = read_run(c, run_id, false)?;
+            run.timings = timings_from_marks(run.created_at, &read_marks(c, run_id)?);
+            Ok(run)
+        })
+        .await
     }
 
     async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError> {
@@ -1799,7 +1800,10 @@ mod tests {
             })
             .await
             .unwrap();
-        let lean = store.timings(run_id, t0).await.unwrap();
+        let lean = store
+            .with(move |c| Ok(timings_from_marks(t0, &read_marks(c, run_id)?)))
+            .await
+            .unwrap();
         assert_eq!(lean, crate::domain::run::timings_from_events(t0, &log));
         assert_eq!(lean.time_to_first_artifact_ms, Some(40));
         assert_eq!(lean.audit_latency_ms, Some(34));
