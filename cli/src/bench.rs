@@ -694,19 +694,13 @@ async fn store_round_trip(n: usize) -> Result<Stats, Error> {
     let db = temp_db("round-trip");
     remove_db(&db);
     let store = campaign_shared::adapters::local::sqlite::SqliteStore::open(&db)?;
-    let run_id = RunId::new();
-    store
-        .create_run(NewRun {
-            run_id,
-            parent_run_id: None,
-            iteration: 1,
-            brief: brief(ExecutionMode::Parallel),
-            execution_mode: ExecutionMode::Parallel,
-            mode_decision: None,
-            reuse: Vec::new(),
-            created_at: time::OffsetDateTime::now_utc(),
-        })
-        .await?;
+    let new = NewRun::first(
+        brief(ExecutionMode::Parallel),
+        ExecutionMode::Parallel,
+        time::OffsetDateTime::now_utc(),
+    );
+    let run_id = new.run_id;
+    store.create_run(new).await?;
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n + n / 10 {
         let started = Instant::now();

@@ -30,6 +30,20 @@ pub struct NewRun {
 }
 
 impl NewRun {
+    /// A first iteration: a new id, no parent, nothing reused, no mode decision.
+    pub fn first(brief: Brief, execution_mode: ExecutionMode, created_at: OffsetDateTime) -> Self {
+        NewRun {
+            run_id: RunId::new(),
+            parent_run_id: None,
+            iteration: 1,
+            brief,
+            execution_mode,
+            mode_decision: None,
+            reuse: Vec::new(),
+            created_at,
+        }
+    }
+
     /// The run's first event: `run.status queued`, seq 1, naming its lineage.
     pub fn first_event(&self) -> Event {
         Event {

@@ -36,16 +36,7 @@ fn brief() -> Brief {
 }
 
 pub fn new_run() -> NewRun {
-    NewRun {
-        run_id: RunId::new(),
-        parent_run_id: None,
-        iteration: 1,
-        brief: brief(),
-        execution_mode: ExecutionMode::Parallel,
-        mode_decision: None,
-        reuse: Vec::new(),
-        created_at: OffsetDateTime::now_utc(),
-    }
+    NewRun::first(brief(), ExecutionMode::Parallel, OffsetDateTime::now_utc())
 }
 
 fn artifact(run_id: RunId, agent: Agent) -> Artifact {

@@ -346,13 +346,11 @@ async fn the_sweeper_closes_runs_whose_execution_ended_without_closing_them() {
     deps.store
         .create_run(NewRun {
             run_id: orphan,
-            parent_run_id: None,
-            iteration: 1,
-            brief: Brief::from_value(&example_brief()).unwrap(),
-            execution_mode: ExecutionMode::Parallel,
-            mode_decision: None,
-            reuse: Vec::new(),
-            created_at: time::OffsetDateTime::now_utc(),
+            ..NewRun::first(
+                Brief::from_value(&example_brief()).unwrap(),
+                ExecutionMode::Parallel,
+                time::OffsetDateTime::now_utc(),
+            )
         })
         .await
         .unwrap();

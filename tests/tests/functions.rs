@@ -736,14 +736,12 @@ async fn the_sweeper_leaves_a_run_whose_execution_ended_a_moment_ago() {
     env.store
         .create_run(NewRun {
             run_id,
-            parent_run_id: None,
-            iteration: 1,
-            brief: campaign_shared::domain::Brief::from_value(&campaign_tests::example_brief())
-                .unwrap(),
-            execution_mode: campaign_shared::domain::ExecutionMode::Parallel,
-            mode_decision: None,
-            reuse: Vec::new(),
-            created_at: hour_ago,
+            ..NewRun::first(
+                campaign_shared::domain::Brief::from_value(&campaign_tests::example_brief())
+                    .unwrap(),
+                campaign_shared::domain::ExecutionMode::Parallel,
+                hour_ago,
+            )
         })
         .await
         .unwrap();

@@ -1625,20 +1625,13 @@ mod tests {
         assert_eq!(store.counts(), StoreCounts::default());
         let brief: serde_json::Value =
             serde_json::from_str(include_str!("../../../../examples/brief.json")).unwrap();
-        let run_id = RunId::new();
-        store
-            .create_run(NewRun {
-                run_id,
-                parent_run_id: None,
-                iteration: 1,
-                brief: Brief::from_value(&brief).unwrap(),
-                execution_mode: ExecutionMode::Parallel,
-                mode_decision: None,
-                reuse: Vec::new(),
-                created_at: OffsetDateTime::now_utc(),
-            })
-            .await
-            .unwrap();
+        let new = NewRun::first(
+            Brief::from_value(&brief).unwrap(),
+            ExecutionMode::Parallel,
+            OffsetDateTime::now_utc(),
+        );
+        let run_id = new.run_id;
+        store.create_run(new).await.unwrap();
         store.get_state(run_id).await.unwrap();
         // Refused: the run is queued, not generating.
         let refused = store
