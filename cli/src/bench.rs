@@ -15,8 +15,12 @@
 //! 8. cold start — process exec → first Runtime API `next`, and stripped binary size;
 //! 9. floors measured in the same run, which the figures are judged against: overhead and
 //!    throughput on an in-memory store, the simulated waits of a run alone (no work: what
-//!    this machine's timers and scheduler add by themselves), durable single-row commits
-//!    per second on this disk, and the spawn of an empty process.
+//!    this machine's timers and scheduler add by themselves), the latency phase with every
+//!    simulated latency zero (nothing idles between steps), reading 1 MiB hot and after
+//!    idling, durable single-row commits per second on this disk, and the spawn of an
+//!    empty process;
+//! 10. the store's requests, refused requests and transactions per run (the same on every
+//!     machine).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -149,7 +153,8 @@ pub struct BenchReport {
     /// The store's work per run under the throughput load (requests grouped).
     pub throughput_store: StorePerRun,
     /// Floors measured in the same run: overhead and throughput on an in-memory store,
-    /// single-row durable commits per second on this disk, an empty process's spawn.
+    /// single-row durable commits per second on this disk, an empty process's spawn (and
+    /// the waits, zero-latency runs and memory reads below).
     pub floor_parallel_overhead_ms: Stats,
     pub floor_sequential_overhead_ms: Stats,
     /// A run's simulated waits alone, in a spawned task awaited like a run: time beyond
@@ -322,8 +327,8 @@ async fn latency(
 }
 
 /// The simulated waits of a run in `mode`, nothing else: in a spawned task (as an
-/// execution is), awaited from this one (as a run's last event is), `runs` times after 5
-/// warm-up ones; each minus the critical path.
+/// execution is), awaited from this one (as a run's last event is), as many times as the
+/// latency phase runs, after 5 warm-up ones; each minus the critical path.
 async fn wait_floor(opts: &BenchOptions, mode: ExecutionMode) -> Result<Stats, Error> {
     use campaign_shared::adapters::faults::precise_sleep;
     let [c, s, v, a] = opts.latencies.map(Duration::from_millis);
@@ -822,7 +827,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
     let warm_parallel = latency(opts, ExecutionMode::Parallel, Store::File, [0; 4]).await?;
     let warm_sequential = latency(opts, ExecutionMode::Sequential, Store::File, [0; 4]).await?;
     let idle = Duration::from_millis(opts.latencies.into_iter().max().unwrap_or(0).max(1));
-    let (memory_hot, memory_after_idle) = memory_after_idle(idle, 100).await;
+    let (memory_hot, memory_cold) = memory_after_idle(idle, 100).await;
     eprintln!("bench: floors: durable single-row commits on this disk, empty process spawns…");
     let commit_db = temp_db("commit-floor");
     remove_db(&commit_db);
@@ -878,7 +883,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         warm_sequential_overhead_ms: warm_sequential.overhead_ms,
         idle_ms: idle.as_millis() as u64,
         memory_read_hot_ms: memory_hot,
-        memory_read_after_idle_ms: memory_after_idle,
+        memory_read_after_idle_ms: memory_cold,
         floor_throughput_runs_per_s: floor_tput,
         commit_floor_per_s: commit_floor,
         store_round_trip_ms: store_round_trip,

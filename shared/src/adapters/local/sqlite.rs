@@ -599,9 +599,11 @@ impl SqliteStore {
             answer,
         }));
         self.shared.lead();
-        let answer = result.await.map_err(|_| {
-            StoreError::Unavailable("the store request was dropped: its transaction failed".into())
-        })?;
+        let answer = result.await.unwrap_or_else(|_| {
+            Err(StoreError::Unavailable(
+                "the store request was dropped: its transaction failed".into(),
+            ))
+        });
         if answer.is_err() {
             Counters::add(&self.shared.counts.refused);
         }
