@@ -6,7 +6,6 @@
 
 use metrics::{Unit, counter, describe_counter, describe_histogram, histogram};
 
-use crate::domain::run::Timings;
 use crate::domain::{Event, Run, Scope, Status};
 
 /// The CloudWatch namespace of the EMF metrics.
@@ -118,7 +117,8 @@ pub fn run_started() {
 
 /// A run reached its terminal status: its figures, from the same event log the API's
 /// timings come from.
-pub fn run_closed(run: &Run, t: &Timings) {
+pub fn run_closed(run: &Run) {
+    let t = &run.timings;
     let outcome = run
         .envelope
         .as_ref()

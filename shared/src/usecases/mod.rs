@@ -98,7 +98,7 @@ async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<E
     {
         // Metrics are best effort: a failed read never fails the transition it reports.
         match deps.store.closed_run(run_id).await {
-            Ok(run) => observe::run_closed(&run, &run.timings),
+            Ok(run) => observe::run_closed(&run),
             Err(e) => {
                 warn!(run_id = %run_id, error = %crate::errors::Chain(&e), "metrics of the closed run not recorded")
             }
