@@ -97,7 +97,14 @@ pub fn describe() {
 /// for a run's creation), with the event it yielded. Every transition of both deployments
 /// goes through here.
 pub fn transitions(moves: &[(Scope, Option<Status>)], events: &[Event]) {
-    for ((scope, from), e) in moves.iter().zip(events) {
+    // The events are the moves that took effect, in order (a change marked
+    // `unless_already` and found done has none): each event pairs with the next move of
+    // its scope.
+    let mut moves = moves.iter();
+    for e in events {
+        let Some((scope, from)) = moves.by_ref().find(|(s, _)| *s == e.scope) else {
+            break;
+        };
         tracing::info!(
             run_id = %e.run_id,
             agent = scope.agent().map(|a| a.as_str()),

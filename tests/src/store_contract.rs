@@ -615,6 +615,86 @@ pub async fn concurrent_writers_never_break_seq(s: Store) {
     );
 }
 
+pub async fn a_change_unless_already_done_is_passed_over_without_a_conflict(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    // Every agent starts at once, each moving the run to generating unless already done:
+    // all three starts are accepted, and the run moves once.
+    let mut tasks = Vec::new();
+    for agent in Agent::ALL {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.apply(
+                id,
+                vec![
+                    Change::run(Status::Queued, Status::Generating).unless_already(),
+                    Change::new(agent, Status::Queued, Status::Generating),
+                ],
+                now(),
+            )
+            .await
+            .unwrap()
+        }));
+    }
+    let mut written = 0;
+    for t in tasks {
+        written += t.await.unwrap().len();
+    }
+    assert_eq!(written, 4, "one run event and three agent events");
+    let events = s.events(id, 0).await.unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=5).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.scope == Scope::Run && e.status == Status::Generating)
+            .count(),
+        1
+    );
+    let run = s.get_run(id).await.unwrap();
+    assert_eq!(run.status, Status::Generating);
+    assert!(run.agents.values().all(|a| a.status == Status::Generating));
+    // Alone and already done, the batch writes nothing.
+    let none = s
+        .apply(
+            id,
+            vec![Change::run(Status::Queued, Status::Generating).unless_already()],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    assert_eq!(s.events(id, 0).await.unwrap().len(), 5);
+    // Once the run is closed it is refused like any change.
+    s.apply(
+        id,
+        vec![Change::run(Status::Generating, Status::Cancelled)],
+        now(),
+    )
+    .await
+    .unwrap();
+    let r = s
+        .apply(
+            id,
+            vec![Change::run(Status::Queued, Status::Generating).unless_already()],
+            now(),
+        )
+        .await;
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::Conflict {
+                run_terminal: true,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}
+
 /// Defines one `#[tokio::test]` per contract rule for a store built by `$make`.
 pub async fn an_auto_runs_decision_is_kept_with_the_run(s: Store) {
     let mut n = new_run();
@@ -781,6 +861,7 @@ macro_rules! store_contract_tests {
             runs_are_listed_newest_first_with_a_cursor,
             runs_are_filtered_by_status_across_pages,
             concurrent_writers_never_break_seq,
+            a_change_unless_already_done_is_passed_over_without_a_conflict,
             a_request_key_is_claimed_once_until_it_expires,
             a_runs_subscribers_are_its_live_subscriptions,
             an_auto_runs_decision_is_kept_with_the_run,

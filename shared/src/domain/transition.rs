@@ -27,6 +27,11 @@ pub struct Change {
     pub envelope: Option<Envelope>,
     /// Free-form detail carried by the event.
     pub detail: Option<Value>,
+    /// A subject found already in `to` makes the change a no-op (nothing written, no
+    /// event) instead of a conflict: for a transition several writers race to make — each
+    /// of the parallel agents moves the run to `generating` with its own start, and only
+    /// the first one's takes effect.
+    pub unless_already: bool,
 }
 
 impl Event {
@@ -55,6 +60,7 @@ impl Change {
             error: None,
             envelope: None,
             detail: None,
+            unless_already: false,
         }
     }
     pub fn run(from: Status, to: Status) -> Self {
@@ -78,6 +84,11 @@ impl Change {
     }
     pub fn with_detail(mut self, d: Value) -> Self {
         self.detail = Some(d);
+        self
+    }
+    /// See [`Change::unless_already`].
+    pub fn unless_already(mut self) -> Self {
+        self.unless_already = true;
         self
     }
 }
@@ -104,10 +115,20 @@ pub enum Refused {
     NoAgent(Agent),
 }
 
+/// A batch that passed [`check`]: the statuses after it, and the changes that take effect
+/// (all of them but those [`Change::unless_already`] found done), in order.
+#[derive(Debug)]
+pub struct Checked<'a> {
+    pub after: Snapshot,
+    pub effective: Vec<&'a Change>,
+}
+
 /// The one check every store applies to a batch (see `RunStore::apply`): each change must
 /// find its subject in `from`, be in the lifecycle table, and an agent change must come
-/// before the run is terminal. Returns the statuses after the batch.
-pub fn check(mut snap: Snapshot, changes: &[Change]) -> Result<Snapshot, Refused> {
+/// before the run is terminal; a change marked [`Change::unless_already`] whose subject is
+/// already in `to` is passed over.
+pub fn check(mut snap: Snapshot, changes: &[Change]) -> Result<Checked<'_>, Refused> {
+    let mut effective = Vec::with_capacity(changes.len());
     for ch in changes {
         let conflict = |actual: Status, run_terminal: bool| Refused::Conflict {
             scope: ch.scope,
@@ -117,6 +138,9 @@ pub fn check(mut snap: Snapshot, changes: &[Change]) -> Result<Snapshot, Refused
         };
         match ch.scope.agent() {
             None => {
+                if ch.unless_already && snap.run == ch.to {
+                    continue;
+                }
                 if snap.run != ch.from || !allowed(Subject::Run, ch.from, ch.to) {
                     return Err(conflict(snap.run, snap.run.is_terminal()));
                 }
@@ -127,14 +151,21 @@ pub fn check(mut snap: Snapshot, changes: &[Change]) -> Result<Snapshot, Refused
                 if snap.run.is_terminal() {
                     return Err(conflict(current, true));
                 }
+                if ch.unless_already && current == ch.to {
+                    continue;
+                }
                 if current != ch.from || !allowed(Subject::Agent, ch.from, ch.to) {
                     return Err(conflict(current, false));
                 }
                 snap.agents.insert(agent, ch.to);
             }
         }
+        effective.push(ch);
     }
-    Ok(snap)
+    Ok(Checked {
+        after: snap,
+        effective,
+    })
 }
 
 #[cfg(test)]
@@ -158,8 +189,43 @@ mod tests {
                 Change::new(Agent::Copy, Status::Generating, Status::Generated),
             ],
         )
-        .unwrap();
+        .unwrap()
+        .after;
         assert_eq!(after, snap(Status::Generating, Status::Generated));
+    }
+
+    #[test]
+    fn a_change_unless_already_is_passed_over_when_done_and_checked_otherwise() {
+        let start = Change::new(Agent::Copy, Status::Queued, Status::Generating);
+        let run = Change::run(Status::Queued, Status::Generating).unless_already();
+        let batch = [run, start.clone()];
+        // The first writer: both take effect.
+        let first = check(snap(Status::Queued, Status::Queued), &batch).unwrap();
+        assert_eq!(first.effective.len(), 2);
+        assert_eq!(first.after, snap(Status::Generating, Status::Generating));
+        // A later one: the run is already generating, only the agent's start takes effect.
+        let later = check(snap(Status::Generating, Status::Queued), &batch).unwrap();
+        assert_eq!(later.effective.len(), 1);
+        assert_eq!(later.effective[0].scope, Scope::Copy);
+        // Anywhere else it is checked like any change: a closed run refuses it.
+        assert_eq!(
+            check(snap(Status::Cancelled, Status::Queued), &batch).unwrap_err(),
+            Refused::Conflict {
+                scope: Scope::Run,
+                expected: Status::Queued,
+                actual: Status::Cancelled,
+                run_terminal: true
+            }
+        );
+        // Without the mark, the same later batch is a conflict.
+        let plain = Change::run(Status::Queued, Status::Generating);
+        assert!(matches!(
+            check(snap(Status::Generating, Status::Queued), &[plain, start]),
+            Err(Refused::Conflict {
+                scope: Scope::Run,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -169,13 +235,14 @@ mod tests {
             check(
                 s.clone(),
                 &[Change::new(Agent::Copy, Status::Queued, Status::Generating)]
-            ),
-            Err(Refused::Conflict {
+            )
+            .unwrap_err(),
+            Refused::Conflict {
                 scope: Scope::Copy,
                 expected: Status::Queued,
                 actual: Status::Generating,
                 run_terminal: false
-            })
+            }
         );
         assert!(matches!(
             check(
@@ -206,8 +273,9 @@ mod tests {
                     Status::Queued,
                     Status::Generating
                 )]
-            ),
-            Err(Refused::NoAgent(Agent::Social))
+            )
+            .unwrap_err(),
+            Refused::NoAgent(Agent::Social)
         );
     }
 }

@@ -9,11 +9,11 @@ use super::{DEFERRED_AUDIT_DELAY, apply};
 use crate::agents;
 use crate::domain::envelope::{self, Outcome};
 use crate::domain::{
-    Agent, AgentError, AgentSample, Artifact, ArtifactId, Change, Run, RunId, Scope, Status,
+    Agent, AgentError, AgentSample, Artifact, ArtifactId, Change, Run, RunId, Status,
 };
 use crate::errors::FlowError;
 use crate::flow::{AgentTask, AuditAction, AuditTask, CaughtError, FinalizeTask};
-use crate::ports::{Deps, StoreError};
+use crate::ports::Deps;
 
 /// Records how long an agent's generator took (or that it was throttled). Best effort:
 /// the figures only steer `auto` runs, so a failed write is logged, never raised.
@@ -119,28 +119,17 @@ pub async fn run_agent(
         Status::Queued => {
             let start = Change::new(agent, Status::Queued, Status::Generating)
                 .with_detail(json!({"attempt": 1}));
-            // The first agent to start moves the run to generating in the same commit; one
-            // that loses that race starts alone.
-            let first = run.status == Status::Queued;
-            let batch = if first {
+            // The first agent to start moves the run to generating in the same commit; the
+            // others, racing it, find the run there and start alone (no conflict to retry).
+            let batch = if run.status == Status::Queued {
                 vec![
-                    Change::run(Status::Queued, Status::Generating),
-                    start.clone(),
+                    Change::run(Status::Queued, Status::Generating).unless_already(),
+                    start,
                 ]
             } else {
-                vec![start.clone()]
+                vec![start]
             };
-            match apply(deps, run_id, batch).await {
-                Ok(_) => {}
-                Err(StoreError::Conflict {
-                    run_terminal: false,
-                    scope: Scope::Run,
-                    ..
-                }) if first => {
-                    apply(deps, run_id, vec![start]).await?;
-                }
-                Err(e) => return Err(e.into()),
-            }
+            apply(deps, run_id, batch).await?;
         }
         Status::Generating => {
             let n = deps.store.bump_attempts(run_id, agent).await?;

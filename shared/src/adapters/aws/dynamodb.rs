@@ -502,6 +502,11 @@ impl DynamoStore {
         for race in 0..MAX_RACES {
             let item = self.load(run_id).await?;
             let (writes, out) = build(item)?;
+            // Nothing to write (a batch whose every change was already done): the read
+            // was the answer.
+            if writes.is_empty() {
+                return Ok(out);
+            }
             match self.transact(writes).await? {
                 Commit::Committed => return Ok(out),
                 other => {
@@ -632,14 +637,18 @@ impl RunStore for DynamoStore {
                 run: item.status,
                 agents: item.agents.iter().map(|(a, s)| (*a, s.status)).collect(),
             };
-            transition::check(snap, &changes).map_err(|r| StoreError::refused(run_id, r))?;
+            let checked =
+                transition::check(snap, &changes).map_err(|r| StoreError::refused(run_id, r))?;
+            if checked.effective.is_empty() {
+                return Ok((Vec::new(), Vec::new()));
+            }
             let read_version = item.version;
             // A transaction may touch an item only once: an artifact created and audited in
             // the same batch is put once, with its report; other reports become updates.
             let mut new_artifacts: Vec<Artifact> = Vec::new();
             let mut audits: Vec<(ArtifactId, AuditReport)> = Vec::new();
-            let mut events = Vec::with_capacity(changes.len());
-            for ch in &changes {
+            let mut events = Vec::with_capacity(checked.effective.len());
+            for ch in checked.effective {
                 match ch.scope.agent() {
                     None => {
                         item.set_status(ch.to);

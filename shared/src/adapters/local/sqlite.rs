@@ -754,9 +754,12 @@ fn apply_tx(
     at: OffsetDateTime,
 ) -> Result<Vec<Event>, StoreError> {
     let (snap, mut seq) = snapshot(tx, run_id)?;
-    transition::check(snap, changes).map_err(|r| StoreError::refused(run_id, r))?;
-    let mut events = Vec::with_capacity(changes.len());
-    for ch in changes {
+    let checked = transition::check(snap, changes).map_err(|r| StoreError::refused(run_id, r))?;
+    let mut events = Vec::with_capacity(checked.effective.len());
+    if checked.effective.is_empty() {
+        return Ok(events);
+    }
+    for ch in checked.effective {
         match ch.scope.agent() {
             None => {
                 let envelope = ch.envelope.as_ref().map(json).transpose()?;
