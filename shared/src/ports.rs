@@ -45,6 +45,45 @@ impl NewRun {
     }
 
     /// The run's first event: `run.status queued`, seq 1, naming its lineage.
+    /// The agents' states once created: queued, or completed with the artifact reused.
+    pub fn agents(&self) -> std::collections::BTreeMap<Agent, crate::domain::AgentState> {
+        use crate::domain::AgentState;
+        Agent::ALL
+            .into_iter()
+            .map(|a| {
+                let st = match self.reuse.iter().find(|(r, _)| *r == a) {
+                    Some((_, id)) => AgentState {
+                        status: Status::Completed,
+                        artifact_id: Some(*id),
+                        reused: true,
+                        ..AgentState::queued()
+                    },
+                    None => AgentState::queued(),
+                };
+                (a, st)
+            })
+            .collect()
+    }
+
+    /// The run's state once created (what `get_state` answers until its first transition).
+    pub fn state(&self) -> crate::domain::Run {
+        crate::domain::Run {
+            run_id: self.run_id,
+            parent_run_id: self.parent_run_id,
+            iteration: self.iteration,
+            status: Status::Queued,
+            execution_mode: self.execution_mode,
+            mode_decision: self.mode_decision.clone(),
+            brief: self.brief.clone(),
+            created_at: self.created_at,
+            updated_at: self.created_at,
+            agents: self.agents(),
+            artifacts: Vec::new(),
+            timings: Default::default(),
+            envelope: None,
+        }
+    }
+
     pub fn first_event(&self) -> Event {
         Event {
             run_id: self.run_id,

@@ -525,23 +525,7 @@ impl DynamoStore {
 impl RunStore for DynamoStore {
     async fn create_run(&self, new: NewRun) -> Result<Event, StoreError> {
         let event = new.first_event();
-        let agents: BTreeMap<Agent, AgentState> = Agent::ALL
-            .into_iter()
-            .map(|a| {
-                let st = match new.reuse.iter().find(|(r, _)| *r == a) {
-                    Some((_, id)) => AgentState {
-                        status: Status::Completed,
-                        artifact_id: Some(*id),
-                        attempts: 0,
-                        error: None,
-                        reused: true,
-                        verdict: None,
-                    },
-                    None => AgentState::queued(),
-                };
-                (a, st)
-            })
-            .collect();
+        let agents = new.agents();
         let product = new.brief.product.clone();
         let item = RunItem {
             pk: run_pk(new.run_id),

@@ -145,7 +145,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
 /// commit has succeeded or failed.
 trait Request: Send {
     /// Runs the request, keeping its outcome; whether it succeeded.
-    fn run(&mut self, c: &Connection) -> bool;
+    fn run(&mut self, c: &Connection, states: &mut States) -> bool;
     /// Answers the caller with the kept outcome, or the commit's failure.
     fn finish(self: Box<Self>, commit: Result<(), String>);
 }
@@ -162,10 +162,10 @@ struct Pending<T, F> {
 impl<T, F> Request for Pending<T, F>
 where
     T: Send,
-    F: FnMut(&Connection) -> Result<T, StoreError> + Send,
+    F: FnMut(&Connection, &mut States) -> Result<T, StoreError> + Send,
 {
-    fn run(&mut self, c: &Connection) -> bool {
-        let outcome = (self.f)(c);
+    fn run(&mut self, c: &Connection, states: &mut States) -> bool {
+        let outcome = (self.f)(c, states);
         let ok = outcome.is_ok();
         self.outcome = Some(outcome);
         ok
@@ -202,7 +202,7 @@ pub struct SqliteStore {
 
 /// The connection and the requests waiting for it.
 struct Shared {
-    conn: std::sync::Mutex<Connection>,
+    conn: std::sync::Mutex<Db>,
     queue: std::sync::Mutex<Vec<Job>>,
     /// Wakes the store thread.
     wake: std::sync::mpsc::Sender<()>,
@@ -237,6 +237,91 @@ impl Counters {
 /// Most requests committed together.
 const GROUP_MAX: usize = 256;
 
+/// The connection, and the states of the runs it has read or written lately.
+struct Db {
+    conn: Connection,
+    states: States,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Runs' states (what `get_state` answers, and the seq of their last event) as last read
+/// or written through the store's connection, so that a flow step's read of its run and a
+/// transition's check of the statuses it changes need no query (a state read was ~40 k
+/// instructions and a transition's snapshot two more queries; a run makes ~12 and ~11 of
+/// them). It never holds what the file does not:
+///
+/// - a request changes it only by what it read, or — as its last step, once all its
+///   statements succeeded — by what it wrote; a request that fails leaves it as before;
+/// - [`commit_group`] empties it whenever a transaction that held writes of other
+///   requests is rolled back, and when another connection has committed to the file since
+///   (`PRAGMA data_version`);
+/// - closed runs leave it (they are read rarely, by clients, with their artifacts).
+///
+/// In debug builds every state answered from it is compared with the file's.
+struct States {
+    runs: hashlink::LruCache<RunId, (Run, u64)>,
+    /// The file's `data_version` as this connection last saw it.
+    data_version: Option<i64>,
+}
+
+/// Runs whose states are kept: more than the runs in flight of any measured load
+/// (10,000), at ~3 KiB each.
+const STATES_KEPT: usize = 16_384;
+
+impl States {
+    fn new() -> Self {
+        States {
+            runs: hashlink::LruCache::new(STATES_KEPT),
+            data_version: None,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.runs.clear();
+    }
+
+    /// Empties the states if another connection committed to the file since last time.
+    fn follow(&mut self, c: &Connection) -> Result<(), rusqlite::Error> {
+        let v: i64 = c
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if self.data_version.is_some_and(|seen| seen != v) {
+            self.clear();
+        }
+        self.data_version = Some(v);
+        Ok(())
+    }
+
+    /// The run's state and last seq: kept, or read and kept.
+    fn get(&mut self, c: &Connection, run_id: RunId) -> Result<&mut (Run, u64), StoreError> {
+        if self.runs.contains_key(&run_id) {
+            #[cfg(debug_assertions)]
+            {
+                let read = read_state(c, run_id)?;
+                let kept = self.runs.get(&run_id).expect("just found");
+                assert_eq!(
+                    &read, kept,
+                    "the kept state of run {run_id} differs from the file's"
+                );
+            }
+        } else {
+            let read = read_state(c, run_id)?;
+            self.runs.insert(run_id, read);
+        }
+        Ok(self.runs.get_mut(&run_id).expect("just kept"))
+    }
+
+    fn forget(&mut self, run_id: RunId) {
+        self.runs.remove(&run_id);
+    }
+}
+
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore").finish_non_exhaustive()
@@ -249,12 +334,16 @@ fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError 
 
 /// Runs `job` in a savepoint: its writes are kept if it succeeds, undone if it fails.
 /// `Err` when the savepoint itself cannot be opened or closed: the transaction is lost.
-fn in_savepoint(c: &Connection, job: &mut Job) -> Result<bool, rusqlite::Error> {
+fn in_savepoint(
+    c: &Connection,
+    states: &mut States,
+    job: &mut Job,
+) -> Result<bool, rusqlite::Error> {
     // Cached statements: these run around every request, and preparing them anew each
     // time was a measurable share of a run's instructions.
     let run = |sql: &str| c.prepare_cached(sql).and_then(|mut s| s.execute([]));
     run("SAVEPOINT step")?;
-    let ok = job.run(c);
+    let ok = job.run(c, states);
     if !ok {
         run("ROLLBACK TO step")?;
     }
@@ -279,7 +368,7 @@ impl Shared {
     /// this caller's request) and answer it. Whatever queued meanwhile is the store
     /// thread's, so a caller never leads for long and groups grow under load.
     fn lead(&self) {
-        let conn = match self.conn.try_lock() {
+        let mut conn = match self.conn.try_lock() {
             Ok(c) => c,
             // A request that panicked left the connection; commit_group rolls back what
             // it left open.
@@ -290,7 +379,7 @@ impl Shared {
         let group = self.take_group();
         if !group.is_empty() {
             Counters::add(&self.counts.groups);
-            commit_group(&conn, group);
+            commit_group(&mut conn, group);
         }
         drop(conn);
         if !self.queue().is_empty() {
@@ -303,14 +392,14 @@ impl Shared {
     fn drain(&self) {
         loop {
             {
-                let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+                let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
                 loop {
                     let group = self.take_group();
                     if group.is_empty() {
                         break;
                     }
                     Counters::add(&self.counts.groups);
-                    commit_group(&conn, group);
+                    commit_group(&mut conn, group);
                 }
             }
             if self.queue().is_empty() {
@@ -342,11 +431,14 @@ fn store_thread(shared: std::sync::Weak<Shared>, wake: std::sync::mpsc::Receiver
 /// transaction is rolled back and the group runs again, each request in a savepoint of
 /// its own — the requests before it see the same database as the first time and do the
 /// same; the failing one fails alone.
-fn commit_group(conn: &Connection, mut group: Vec<Job>) {
+fn commit_group(db: &mut Db, mut group: Vec<Job>) {
+    let Db { conn, states } = db;
+    let conn: &Connection = conn;
     let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
     if !conn.is_autocommit() {
         // Left open by a request that panicked: nothing of it was answered.
         let _ = run("ROLLBACK");
+        states.clear();
     }
     let begin = || {
         run("BEGIN IMMEDIATE").map_err(|e| {
@@ -357,15 +449,22 @@ fn commit_group(conn: &Connection, mut group: Vec<Job>) {
     if begin().is_err() {
         return;
     }
+    // Holding the write lock, nobody else can commit until this transaction ends.
+    if let Err(e) = states.follow(conn) {
+        tracing::error!(error = %crate::errors::Chain(&e), "cannot read the file's data version");
+        let _ = run("ROLLBACK");
+        states.clear();
+        return;
+    }
     // A request that panics must not take its leader (another caller, or the store
     // thread) down with it, nor leave the others waiting: the whole transaction is rolled
     // back and every caller answered `Unavailable` — as when a savepoint cannot be opened.
-    let guarded = |job: &mut Job, savepoint: bool| -> Result<bool, String> {
+    let guarded = |job: &mut Job, states: &mut States, savepoint: bool| -> Result<bool, String> {
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             if savepoint {
-                in_savepoint(conn, job)
+                in_savepoint(conn, states, job)
             } else {
-                Ok(job.run(conn))
+                Ok(job.run(conn, states))
             }
         })) {
             Ok(Ok(ok)) => Ok(ok),
@@ -386,13 +485,13 @@ fn commit_group(conn: &Connection, mut group: Vec<Job>) {
         commit
     };
     // Whether every request succeeded or failed before writing anything (a conflict found
-    // by its reads — the common failure: parallel agents racing to start a run); `false`
-    // when one failed after writing, `Err` when the transaction is lost.
+    // by its reads); `false` when one failed after writing, `Err` when the transaction is
+    // lost.
     let alone = group.len() == 1;
     let mut first = Ok(true);
     for job in group.iter_mut() {
         let before = conn.total_changes();
-        match guarded(job, false) {
+        match guarded(job, states, false) {
             Ok(true) => {}
             Ok(false) if conn.is_autocommit() && !alone => {
                 // SQLite rolled the transaction back itself (an I/O or full-disk error).
@@ -413,7 +512,8 @@ fn commit_group(conn: &Connection, mut group: Vec<Job>) {
     let commit = match first {
         Ok(true) => commit_or_roll_back(),
         // Alone: its own error is its answer, and nothing of it is kept (SQLite may have
-        // rolled the transaction back itself already, on an I/O or full-disk error).
+        // rolled the transaction back itself already, on an I/O or full-disk error). A
+        // failed request left the kept states as they were.
         Ok(false) if alone => {
             if !conn.is_autocommit() {
                 let _ = run("ROLLBACK");
@@ -424,12 +524,14 @@ fn commit_group(conn: &Connection, mut group: Vec<Job>) {
             if !conn.is_autocommit() {
                 let _ = run("ROLLBACK");
             }
+            // The requests before the failing one wrote, and kept what they wrote.
+            states.clear();
             if begin().is_err() {
                 return;
             }
             let again = group
                 .iter_mut()
-                .map(|job| guarded(job, true))
+                .map(|job| guarded(job, states, true))
                 .find_map(Result::err);
             match again {
                 None => commit_or_roll_back(),
@@ -438,6 +540,9 @@ fn commit_group(conn: &Connection, mut group: Vec<Job>) {
         }
         Err(why) => abort(why),
     };
+    if commit.is_err() {
+        states.clear();
+    }
     for job in group {
         job.finish(commit.clone());
     }
@@ -567,7 +672,10 @@ impl SqliteStore {
         migrations().to_latest(&mut conn).map_err(unavailable)?;
         let (wake, woken) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared {
-            conn: std::sync::Mutex::new(conn),
+            conn: std::sync::Mutex::new(Db {
+                conn,
+                states: States::new(),
+            }),
             queue: std::sync::Mutex::new(Vec::new()),
             wake,
             counts: Counters::default(),
@@ -586,10 +694,19 @@ impl SqliteStore {
     /// Runs `f` inside a group's transaction and answers once the group is committed — on
     /// this caller's thread when the store is idle. `f` may run more than once (see
     /// [`commit_group`]): it must depend only on what it captured and on the database.
-    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    async fn with<T, F>(&self, mut f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnMut(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.with_states(move |c, _| f(c)).await
+    }
+
+    /// [`SqliteStore::with`] for a request that reads or writes runs' kept [`States`].
+    async fn with_states<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut States) -> Result<T, StoreError> + Send + 'static,
     {
         let (answer, result) = tokio::sync::oneshot::channel();
         Counters::add(&self.shared.counts.requests);
@@ -671,25 +788,18 @@ impl SqliteStore {
     }
 }
 
-struct RunRow {
-    status: Status,
-    seq: u64,
-}
-
-fn load_run_row(tx: &Connection, run_id: RunId) -> Result<RunRow, StoreError> {
-    let row: Option<(String, i64)> = tx
-        .prepare_cached("SELECT status, seq FROM runs WHERE run_id = ?1")
+/// A run's status alone.
+fn run_status(tx: &Connection, run_id: RunId) -> Result<Status, StoreError> {
+    let status: Option<String> = tx
+        .prepare_cached("SELECT status FROM runs WHERE run_id = ?1")
         .map_err(unavailable)?
-        .query_row(params![run_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![run_id.to_string()], |r| r.get(0))
         .optional()
         .map_err(unavailable)?;
-    let (status, seq) = row.ok_or(StoreError::NotFound(run_id))?;
-    Ok(RunRow {
-        status: status
-            .parse()
-            .map_err(|e| StoreError::corrupt("run status", e))?,
-        seq: seq as u64,
-    })
+    status
+        .ok_or(StoreError::NotFound(run_id))?
+        .parse()
+        .map_err(|e| StoreError::corrupt("run status", e))
 }
 
 fn agent_status(tx: &Connection, run_id: RunId, agent: Agent) -> Result<Status, StoreError> {
@@ -716,50 +826,27 @@ fn insert_event(tx: &Connection, e: &Event) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn snapshot(tx: &Connection, run_id: RunId) -> Result<(Snapshot, u64), StoreError> {
-    let run = load_run_row(tx, run_id)?;
-    let mut agents = std::collections::BTreeMap::new();
-    let mut st = tx
-        .prepare_cached("SELECT agent, status FROM agents WHERE run_id = ?1")
-        .map_err(unavailable)?;
-    let rows = st
-        .query_map(params![run_id.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-        })
-        .map_err(unavailable)?;
-    for row in rows {
-        let (agent, status) = row.map_err(unavailable)?;
-        agents.insert(
-            agent
-                .parse::<Agent>()
-                .map_err(|e| StoreError::corrupt("agent", e))?,
-            status
-                .parse::<Status>()
-                .map_err(|e| StoreError::corrupt("agent status", e))?,
-        );
-    }
-    Ok((
-        Snapshot {
-            run: run.status,
-            agents,
-        },
-        run.seq,
-    ))
-}
-
 fn apply_tx(
     tx: &Connection,
+    states: &mut States,
     run_id: RunId,
     changes: &[Change],
     at: OffsetDateTime,
 ) -> Result<Vec<Event>, StoreError> {
-    let (snap, mut seq) = snapshot(tx, run_id)?;
+    let (snap, mut seq) = {
+        let (run, seq) = states.get(tx, run_id)?;
+        let snap = Snapshot {
+            run: run.status,
+            agents: run.agents.iter().map(|(a, s)| (*a, s.status)).collect(),
+        };
+        (snap, *seq)
+    };
     let checked = transition::check(snap, changes).map_err(|r| StoreError::refused(run_id, r))?;
     let mut events = Vec::with_capacity(checked.effective.len());
     if checked.effective.is_empty() {
         return Ok(events);
     }
-    for ch in checked.effective {
+    for &ch in &checked.effective {
         match ch.scope.agent() {
             None => {
                 let envelope = ch.envelope.as_ref().map(json).transpose()?;
@@ -850,7 +937,48 @@ fn apply_tx(
         .map_err(unavailable)?
         .execute(params![run_id.to_string(), seq as i64, nanos(at)])
         .map_err(unavailable)?;
+    // Every statement succeeded: the kept state follows what was written.
+    if let Some((run, kept_seq)) = states.runs.get_mut(&run_id) {
+        for ch in checked.effective {
+            mirror(run, ch);
+        }
+        run.updated_at = from_nanos(nanos(at))?;
+        *kept_seq = seq;
+        if run.status.is_terminal() {
+            states.forget(run_id);
+        }
+    }
     Ok(events)
+}
+
+/// What [`apply_tx`]'s statements do to a run's state, done to the kept one.
+fn mirror(run: &mut Run, ch: &Change) {
+    match ch.scope.agent() {
+        None => {
+            run.status = ch.to;
+            if let Some(e) = &ch.envelope {
+                run.envelope = Some(e.clone());
+            }
+        }
+        Some(agent) => {
+            let Some(st) = run.agents.get_mut(&agent) else {
+                return;
+            };
+            st.status = ch.to;
+            if let Some(e) = &ch.error {
+                st.error = Some(e.clone());
+            }
+            if let Some(a) = &ch.artifact {
+                st.artifact_id = Some(a.artifact_id);
+            }
+            if ch.to == Status::Generating {
+                st.attempts += 1;
+            }
+            if let Some(report) = &ch.audit {
+                st.verdict = Some(report.verdict);
+            }
+        }
+    }
 }
 
 /// Briefs recently read, by run (per store thread). A run's brief never changes once
@@ -874,6 +1002,15 @@ fn cached_brief(run_id: RunId, text: &str) -> Result<Brief, StoreError> {
 
 /// `full`: with artifacts and timings (what clients see); without, what flow steps need.
 fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError> {
+    read_run_and_seq(c, run_id, full).map(|(run, _)| run)
+}
+
+/// A run's state (see [`read_run`]) and the seq of its last event.
+fn read_state(c: &Connection, run_id: RunId) -> Result<(Run, u64), StoreError> {
+    read_run_and_seq(c, run_id, false)
+}
+
+fn read_run_and_seq(c: &Connection, run_id: RunId, full: bool) -> Result<(Run, u64), StoreError> {
     type Row = (
         Option<String>,
         u32,
@@ -884,19 +1021,20 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
         i64,
         Option<String>,
         Option<String>,
+        i64,
     );
     let row: Option<Row> = c
         .prepare_cached(
-            "SELECT parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, envelope, mode_decision
+            "SELECT parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, envelope, mode_decision, seq
              FROM runs WHERE run_id = ?1",
         )
         .map_err(unavailable)?
         .query_row(params![run_id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
         })
         .optional()
         .map_err(unavailable)?;
-    let (parent, iteration, status, mode, brief, created, updated, envelope, decision) =
+    let (parent, iteration, status, mode, brief, created, updated, envelope, decision, seq) =
         row.ok_or(StoreError::NotFound(run_id))?;
     let mode_decision = decision
         .map(|d| serde_json::from_str(&d))
@@ -971,7 +1109,7 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
     } else {
         Default::default()
     };
-    Ok(Run {
+    let run = Run {
         run_id,
         parent_run_id: parent
             .map(|p| RunId::parse(&p))
@@ -992,7 +1130,8 @@ fn read_run(c: &Connection, run_id: RunId, full: bool) -> Result<Run, StoreError
         artifacts,
         timings,
         envelope,
-    })
+    };
+    Ok((run, seq as u64))
 }
 
 /// An event body read for its [`Mark`] only: the detail's other fields, the ids and the
@@ -1063,19 +1202,20 @@ fn read_events(c: &Connection, run_id: RunId, after: u64) -> Result<Vec<Event>, 
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn create_run(&self, new: NewRun) -> Result<Event, StoreError> {
-        self.with(move |tx| {
+        self.with_states(move |tx, states| {
             let id = new.run_id.to_string();
             if run_exists(tx, new.run_id)? {
                 return Err(StoreError::AlreadyExists(new.run_id));
             }
             let at = nanos(new.created_at);
+            let brief = json(&new.brief)?;
             tx.prepare_cached("INSERT INTO runs (run_id, parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq, mode_decision)
                  VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, 1, ?7)").map_err(unavailable)?.execute(params![
                     id,
                     new.parent_run_id.map(|p| p.to_string()),
                     new.iteration,
                     new.execution_mode.as_str(),
-                    json(&new.brief)?,
+                    brief,
                     at,
                     new.mode_decision.as_ref().map(json).transpose()?
                 ],
@@ -1091,6 +1231,13 @@ impl RunStore for SqliteStore {
             }
             let event = new.first_event();
             insert_event(tx, &event)?;
+            // Kept as the file will read it back: the brief as parsed from what was
+            // stored (the parse that reading it would cost), times to the nanosecond.
+            let mut state = new.state();
+            state.brief = cached_brief(new.run_id, &brief)?;
+            state.created_at = from_nanos(at)?;
+            state.updated_at = state.created_at;
+            states.runs.insert(new.run_id, (state, 1));
             Ok(event)
         })
         .await
@@ -1098,8 +1245,8 @@ impl RunStore for SqliteStore {
 
     /// One request: the state, then the timings from the log's marks only.
     async fn closed_run(&self, run_id: RunId) -> Result<Run, StoreError> {
-        self.with(move |c| {
-            let mut run = read_run(c, run_id, false)?;
+        self.with_states(move |c, states| {
+            let mut run = states.get(c, run_id)?.0.clone();
             run.timings = timings_from_marks(run.created_at, &read_marks(c, run_id)?);
             Ok(run)
         })
@@ -1111,7 +1258,8 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_state(&self, run_id: RunId) -> Result<Run, StoreError> {
-        self.with(move |c| read_run(c, run_id, false)).await
+        self.with_states(move |c, states| Ok(states.get(c, run_id)?.0.clone()))
+            .await
     }
 
     async fn list_runs(
@@ -1154,30 +1302,32 @@ impl RunStore for SqliteStore {
         changes: Vec<Change>,
         at: OffsetDateTime,
     ) -> Result<Vec<Event>, StoreError> {
-        self.with(move |tx| {
-            let events = apply_tx(tx, run_id, &changes, at)?;
-            Ok(events)
-        })
-        .await
+        self.with_states(move |tx, states| apply_tx(tx, states, run_id, &changes, at))
+            .await
     }
 
     async fn bump_attempts(&self, run_id: RunId, agent: Agent) -> Result<u32, StoreError> {
-        self.with(move |tx| {
-            let run = load_run_row(tx, run_id)?;
+        self.with_states(move |tx, states| {
+            let run_status = run_status(tx, run_id)?;
             let current = agent_status(tx, run_id, agent)?;
-            if run.status.is_terminal() || current != Status::Generating {
+            if run_status.is_terminal() || current != Status::Generating {
                 return Err(StoreError::Conflict {
                     run_id,
                     scope: agent.into(),
                     expected: Status::Generating,
                     actual: current,
-                    run_terminal: run.status.is_terminal(),
+                    run_terminal: run_status.is_terminal(),
                 });
             }
             let n: u32 = tx.prepare_cached("UPDATE agents SET attempts = attempts + 1 WHERE run_id = ?1 AND agent = ?2 RETURNING attempts").map_err(unavailable)?.query_row(params![run_id.to_string(), agent.as_str()],
                     |r| r.get(0),
                 )
                 .map_err(unavailable)?;
+            if let Some((run, _)) = states.runs.get_mut(&run_id)
+                && let Some(st) = run.agents.get_mut(&agent)
+            {
+                st.attempts = n;
+            }
             Ok(n)
         })
         .await
@@ -1562,7 +1712,7 @@ mod tests {
     /// told to.
     fn insert(v: &'static str, end: &'static str) -> (Job, Answer) {
         let (answer, result) = tokio::sync::oneshot::channel();
-        let f = move |c: &Connection| -> Result<i64, StoreError> {
+        let f = move |c: &Connection, _: &mut States| -> Result<i64, StoreError> {
             RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if end == "refuse" {
                 return Err(StoreError::NotFound(
@@ -1609,7 +1759,7 @@ mod tests {
             .zip(ends)
             .map(|(v, end)| insert(v, end))
             .unzip();
-        commit_group(&store.shared.conn.lock().unwrap(), jobs);
+        commit_group(&mut store.shared.conn.lock().unwrap(), jobs);
         answers
             .into_iter()
             .map(|mut a| {
@@ -1722,7 +1872,7 @@ mod tests {
             conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
         }
         let (job, mut answer) = insert("x", "fail");
-        commit_group(&store2.shared.conn.lock().unwrap(), vec![job]);
+        commit_group(&mut store2.shared.conn.lock().unwrap(), vec![job]);
         assert!(matches!(
             answer.try_recv(),
             Ok(Err(StoreError::NotFound(_)))
@@ -1945,5 +2095,108 @@ mod tests {
             r.get::<_, i64>(0)
         })
         .unwrap();
+    }
+
+    fn a_new_run() -> crate::ports::NewRun {
+        let brief: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../examples/brief.json")).unwrap();
+        crate::ports::NewRun::first(
+            Brief::from_value(&brief).unwrap(),
+            ExecutionMode::Parallel,
+            OffsetDateTime::now_utc(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_kept_state_follows_what_another_connection_commits_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("states.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let new = a_new_run();
+        let run_id = new.run_id;
+        store.create_run(new).await.unwrap();
+        assert_eq!(
+            store.get_state(run_id).await.unwrap().status,
+            Status::Queued
+        );
+        // Another process moves the run; this store's next read must see it.
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute(
+                "UPDATE runs SET status = 'cancelled' WHERE run_id = ?1",
+                params![run_id.to_string()],
+            )
+            .unwrap();
+        assert_eq!(
+            store.get_state(run_id).await.unwrap().status,
+            Status::Cancelled
+        );
+        // And a transition is checked against the file, not against what was kept.
+        let r = store
+            .apply(
+                run_id,
+                vec![Change::run(Status::Queued, Status::Generating)],
+                OffsetDateTime::now_utc(),
+            )
+            .await;
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::Conflict {
+                    run_terminal: true,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_run_again_after_a_failure_forgets_the_states_its_first_pass_wrote() {
+        let store = SqliteStore::in_memory().unwrap();
+        let new = a_new_run();
+        let run_id = new.run_id;
+        store.create_run(new).await.unwrap();
+        store.get_state(run_id).await.unwrap();
+        {
+            let conn = store.shared.conn.lock().unwrap();
+            conn.execute_batch("CREATE TABLE IF NOT EXISTS t (v TEXT)")
+                .unwrap();
+        }
+        // The first request moves the run (and its kept state); the second writes, then
+        // fails: the transaction is rolled back and both run again, each in a savepoint.
+        let (answer, mut moved) = tokio::sync::oneshot::channel();
+        let start: Job = Box::new(Pending {
+            f: move |c: &Connection, states: &mut States| {
+                apply_tx(
+                    c,
+                    states,
+                    run_id,
+                    &[Change::run(Status::Queued, Status::Generating)],
+                    OffsetDateTime::now_utc(),
+                )
+            },
+            outcome: None,
+            answer,
+        });
+        let (answer, _failed) = tokio::sync::oneshot::channel::<Result<(), StoreError>>();
+        let fails: Job = Box::new(Pending {
+            f: move |c: &Connection, _: &mut States| {
+                c.execute("INSERT INTO t (v) VALUES ('x')", [])
+                    .map_err(unavailable)?;
+                Err(StoreError::NotFound(run_id))
+            },
+            outcome: None,
+            answer,
+        });
+        commit_group(&mut store.shared.conn.lock().unwrap(), vec![start, fails]);
+        // Run again, the move found the run queued (as the file had it), not generating
+        // (as its own first pass had kept it).
+        let events = moved.try_recv().unwrap().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].seq, 2);
+        let state = store.get_state(run_id).await.unwrap();
+        assert_eq!(state.status, Status::Generating);
+        assert_eq!(store.events(run_id, 0).await.unwrap().len(), 2);
     }
 }
