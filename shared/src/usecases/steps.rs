@@ -17,11 +17,11 @@ use crate::ports::Deps;
 
 /// Records how long an agent's generator took (or that it was throttled). Best effort:
 /// the figures only steer `auto` runs, so a failed write is logged, never raised.
-async fn record_sample(deps: &Deps, agent: Agent, started: std::time::Instant, throttled: bool) {
+async fn record_sample(deps: &Deps, agent: Agent, took: std::time::Duration, throttled: bool) {
     let sample = AgentSample {
         agent,
         at: deps.clock.now(),
-        duration_ms: started.elapsed().as_millis() as u64,
+        duration_ms: took.as_millis() as u64,
         throttled,
     };
     if let Err(e) = deps.store.record_sample(sample).await {
@@ -50,10 +50,15 @@ impl CallTimer {
         }
     }
 
-    /// The call ended: record it (`throttled`: it failed in a way worth retrying), or not.
-    async fn ended(mut self, record: Option<bool>) {
-        if let (Some(deps), Some(throttled)) = (self.deps.take(), record) {
-            record_sample(&deps, self.agent, self.started, throttled).await;
+    /// The call ended now: record it (`throttled`: it failed in a way worth retrying), or
+    /// not. The time is taken here; the record is written when the future is awaited.
+    fn ended(mut self, record: Option<bool>) -> impl std::future::Future<Output = ()> {
+        let took = self.started.elapsed();
+        let (deps, agent) = (self.deps.take(), self.agent);
+        async move {
+            if let (Some(deps), Some(throttled)) = (deps, record) {
+                record_sample(&deps, agent, took, throttled).await;
+            }
         }
     }
 }
@@ -64,8 +69,8 @@ impl Drop for CallTimer {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (agent, started) = (self.agent, self.started);
-        runtime.spawn(async move { record_sample(&deps, agent, started, false).await });
+        let (agent, took) = (self.agent, self.started.elapsed());
+        runtime.spawn(async move { record_sample(&deps, agent, took, false).await });
     }
 }
 
@@ -150,11 +155,8 @@ pub async fn run_agent(
             }
         },
     };
-    let generated = match answer {
-        Ok(g) => {
-            timer.ended(Some(false)).await;
-            g
-        }
+    let (generated, recorded) = match answer {
+        Ok(g) => (g, timer.ended(Some(false))),
         Err(e) => {
             let transient = matches!(e, crate::ports::GeneratorError::Transient(_));
             timer.ended(transient.then_some(true)).await;
@@ -172,7 +174,9 @@ pub async fn run_agent(
         model: generated.model,
     };
     let id = artifact.artifact_id;
-    apply(
+    // The sample and the artifact are independent writes: made together, the step waits
+    // for one round trip to the store instead of two.
+    let stored = apply(
         deps,
         run_id,
         vec![
@@ -180,8 +184,9 @@ pub async fn run_agent(
                 .with_artifact(artifact)
                 .with_detail(json!({ "artifactId": id })),
         ],
-    )
-    .await?;
+    );
+    let ((), stored) = tokio::join!(recorded, stored);
+    stored?;
     Ok(agent_output(agent, Status::Generated, Some(id)))
 }
 
