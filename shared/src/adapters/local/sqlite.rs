@@ -261,7 +261,8 @@ impl std::ops::Deref for Db {
 /// - [`commit_group`] empties it whenever a transaction that held writes of other
 ///   requests is rolled back, and when another connection has committed to the file since
 ///   (`PRAGMA data_version`);
-/// - closed runs leave it (they are read rarely, by clients, with their artifacts).
+/// - closed runs leave it, and are not kept when read (they are read rarely, by clients,
+///   with their artifacts).
 ///
 /// In debug builds every state answered from it is compared with the file's.
 struct States {
@@ -298,23 +299,32 @@ impl States {
         Ok(())
     }
 
-    /// The run's state and last seq: kept, or read and kept.
-    fn get(&mut self, c: &Connection, run_id: RunId) -> Result<&mut (Run, u64), StoreError> {
-        if self.runs.contains_key(&run_id) {
+    /// What `f` makes of the run's state and last seq: the kept ones, or the file's (kept
+    /// from then on while the run is open).
+    fn with<T>(
+        &mut self,
+        c: &Connection,
+        run_id: RunId,
+        f: impl FnOnce(&Run, u64) -> T,
+    ) -> Result<T, StoreError> {
+        if let Some((run, seq)) = self.runs.get(&run_id) {
             #[cfg(debug_assertions)]
             {
                 let read = read_state(c, run_id)?;
-                let kept = self.runs.get(&run_id).expect("just found");
                 assert_eq!(
-                    &read, kept,
+                    (&read.0, read.1),
+                    (run, *seq),
                     "the kept state of run {run_id} differs from the file's"
                 );
             }
-        } else {
-            let read = read_state(c, run_id)?;
-            self.runs.insert(run_id, read);
+            return Ok(f(run, *seq));
         }
-        Ok(self.runs.get_mut(&run_id).expect("just kept"))
+        let (run, seq) = read_state(c, run_id)?;
+        let out = f(&run, seq);
+        if !run.status.is_terminal() {
+            self.runs.insert(run_id, (run, seq));
+        }
+        Ok(out)
     }
 
     fn forget(&mut self, run_id: RunId) {
@@ -833,14 +843,13 @@ fn apply_tx(
     changes: &[Change],
     at: OffsetDateTime,
 ) -> Result<Vec<Event>, StoreError> {
-    let (snap, mut seq) = {
-        let (run, seq) = states.get(tx, run_id)?;
+    let (snap, mut seq) = states.with(tx, run_id, |run, seq| {
         let snap = Snapshot {
             run: run.status,
             agents: run.agents.iter().map(|(a, s)| (*a, s.status)).collect(),
         };
-        (snap, *seq)
-    };
+        (snap, seq)
+    })?;
     let checked = transition::check(snap, changes).map_err(|r| StoreError::refused(run_id, r))?;
     let mut events = Vec::with_capacity(checked.effective.len());
     if checked.effective.is_empty() {
@@ -1246,7 +1255,7 @@ impl RunStore for SqliteStore {
     /// One request: the state, then the timings from the log's marks only.
     async fn closed_run(&self, run_id: RunId) -> Result<Run, StoreError> {
         self.with_states(move |c, states| {
-            let mut run = states.get(c, run_id)?.0.clone();
+            let mut run = states.with(c, run_id, |run, _| run.clone())?;
             run.timings = timings_from_marks(run.created_at, &read_marks(c, run_id)?);
             Ok(run)
         })
@@ -1258,7 +1267,7 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_state(&self, run_id: RunId) -> Result<Run, StoreError> {
-        self.with_states(move |c, states| Ok(states.get(c, run_id)?.0.clone()))
+        self.with_states(move |c, states| states.with(c, run_id, |run, _| run.clone()))
             .await
     }
 
@@ -2198,5 +2207,39 @@ mod tests {
         let state = store.get_state(run_id).await.unwrap();
         assert_eq!(state.status, Status::Generating);
         assert_eq!(store.events(run_id, 0).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_closed_run_is_not_kept_even_when_read_again() {
+        let store = SqliteStore::in_memory().unwrap();
+        let new = a_new_run();
+        let run_id = new.run_id;
+        store.create_run(new).await.unwrap();
+        let kept = |store: &SqliteStore| {
+            store
+                .shared
+                .conn
+                .lock()
+                .unwrap()
+                .states
+                .runs
+                .contains_key(&run_id)
+        };
+        assert!(kept(&store), "a created run is kept");
+        store
+            .apply(
+                run_id,
+                vec![Change::run(Status::Queued, Status::Cancelled)],
+                OffsetDateTime::now_utc(),
+            )
+            .await
+            .unwrap();
+        assert!(!kept(&store), "its close drops it");
+        assert_eq!(
+            store.get_state(run_id).await.unwrap().status,
+            Status::Cancelled
+        );
+        store.closed_run(run_id).await.unwrap();
+        assert!(!kept(&store), "reading it again does not keep it");
     }
 }
