@@ -44,7 +44,6 @@ impl NewRun {
         }
     }
 
-    /// The run's first event: `run.status queued`, seq 1, naming its lineage.
     /// The agents' states once created: queued, or completed with the artifact reused.
     pub fn agents(&self) -> std::collections::BTreeMap<Agent, crate::domain::AgentState> {
         use crate::domain::AgentState;
@@ -84,6 +83,7 @@ impl NewRun {
         }
     }
 
+    /// The run's first event: `run.status queued`, seq 1, naming its lineage.
     pub fn first_event(&self) -> Event {
         Event {
             run_id: self.run_id,

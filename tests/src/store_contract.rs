@@ -56,6 +56,20 @@ fn artifact(run_id: RunId, agent: Agent) -> Artifact {
     }
 }
 
+/// The answer a change made after the run closed gets: a conflict naming the closed run.
+fn refused_as_closed<T: std::fmt::Debug>(r: &Result<T, StoreError>) {
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::Conflict {
+                run_terminal: true,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+}
+
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
@@ -228,16 +242,7 @@ pub async fn no_agent_change_is_accepted_after_the_run_is_terminal(s: Store) {
             now(),
         )
         .await;
-    assert!(
-        matches!(
-            r,
-            Err(StoreError::Conflict {
-                run_terminal: true,
-                ..
-            })
-        ),
-        "{r:?}"
-    );
+    refused_as_closed(&r);
     assert!(matches!(
         s.bump_attempts(id, Agent::Copy).await,
         Err(StoreError::Conflict { .. })
@@ -683,16 +688,7 @@ pub async fn a_change_unless_already_done_is_passed_over_without_a_conflict(s: S
             now(),
         )
         .await;
-    assert!(
-        matches!(
-            r,
-            Err(StoreError::Conflict {
-                run_terminal: true,
-                ..
-            })
-        ),
-        "{r:?}"
-    );
+    refused_as_closed(&r);
 }
 
 /// Defines one `#[tokio::test]` per contract rule for a store built by `$make`.
