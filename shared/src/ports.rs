@@ -64,8 +64,10 @@ impl NewRun {
             .collect()
     }
 
-    /// The run's state once created (what `get_state` answers until its first transition).
-    pub fn state(&self) -> crate::domain::Run {
+    /// The run's state once created (what `get_state` answers until its first transition),
+    /// with `brief` as the store reads it back (a brief's JSON does not carry every field
+    /// of the parsed one).
+    pub fn state(&self, brief: Brief) -> crate::domain::Run {
         crate::domain::Run {
             run_id: self.run_id,
             parent_run_id: self.parent_run_id,
@@ -73,7 +75,7 @@ impl NewRun {
             status: Status::Queued,
             execution_mode: self.execution_mode,
             mode_decision: self.mode_decision.clone(),
-            brief: self.brief.clone(),
+            brief,
             created_at: self.created_at,
             updated_at: self.created_at,
             agents: self.agents(),

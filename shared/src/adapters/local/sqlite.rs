@@ -243,13 +243,6 @@ struct Db {
     states: States,
 }
 
-impl std::ops::Deref for Db {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.conn
-    }
-}
-
 /// Runs' states (what `get_state` answers, and the seq of their last event) as last read
 /// or written through the store's connection, so that a flow step's read of its run and a
 /// transition's check of the statuses it changes need no query (a state read was ~40 k
@@ -1242,8 +1235,7 @@ impl RunStore for SqliteStore {
             insert_event(tx, &event)?;
             // Kept as the file will read it back: the brief as parsed from what was
             // stored (the parse that reading it would cost), times to the nanosecond.
-            let mut state = new.state();
-            state.brief = cached_brief(new.run_id, &brief)?;
+            let mut state = new.state(cached_brief(new.run_id, &brief)?);
             state.created_at = from_nanos(at)?;
             state.updated_at = state.created_at;
             states.runs.insert(new.run_id, (state, 1));
@@ -1749,8 +1741,8 @@ mod tests {
     }
 
     fn rows(store: &SqliteStore) -> Vec<String> {
-        let conn = store.shared.conn.lock().unwrap();
-        let mut st = conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        let db = store.shared.conn.lock().unwrap();
+        let mut st = db.conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
         st.query_map([], |r| r.get(0))
             .unwrap()
             .map(Result::unwrap)
@@ -1759,8 +1751,9 @@ mod tests {
 
     fn group_of(store: &SqliteStore, ends: [&'static str; 3]) -> Vec<Result<i64, StoreError>> {
         {
-            let conn = store.shared.conn.lock().unwrap();
-            conn.execute_batch("CREATE TABLE IF NOT EXISTS t (v TEXT); DELETE FROM t;")
+            let db = store.shared.conn.lock().unwrap();
+            db.conn
+                .execute_batch("CREATE TABLE IF NOT EXISTS t (v TEXT); DELETE FROM t;")
                 .unwrap();
         }
         let (jobs, answers): (Vec<Job>, Vec<Answer>) = ["a", "b", "c"]
@@ -1778,22 +1771,26 @@ mod tests {
             .collect()
     }
 
+    /// A first run of the example brief, parallel.
+    fn a_new_run() -> crate::ports::NewRun {
+        let brief: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../examples/brief.json")).unwrap();
+        crate::ports::NewRun::first(
+            Brief::from_value(&brief).unwrap(),
+            ExecutionMode::Parallel,
+            OffsetDateTime::now_utc(),
+        )
+    }
+
     fn runs() -> usize {
         RUNS.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     #[tokio::test]
     async fn the_counts_tell_requests_refusals_and_groups() {
-        use crate::ports::NewRun;
         let store = SqliteStore::in_memory().unwrap();
         assert_eq!(store.counts(), StoreCounts::default());
-        let brief: serde_json::Value =
-            serde_json::from_str(include_str!("../../../../examples/brief.json")).unwrap();
-        let new = NewRun::first(
-            Brief::from_value(&brief).unwrap(),
-            ExecutionMode::Parallel,
-            OffsetDateTime::now_utc(),
-        );
+        let new = a_new_run();
         let run_id = new.run_id;
         store.create_run(new).await.unwrap();
         store.get_state(run_id).await.unwrap();
@@ -1877,8 +1874,8 @@ mod tests {
         // A request failing alone keeps nothing either.
         let store2 = SqliteStore::in_memory().unwrap();
         {
-            let conn = store2.shared.conn.lock().unwrap();
-            conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
+            let db = store2.shared.conn.lock().unwrap();
+            db.conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
         }
         let (job, mut answer) = insert("x", "fail");
         commit_group(&mut store2.shared.conn.lock().unwrap(), vec![job]);
@@ -2106,16 +2103,6 @@ mod tests {
         .unwrap();
     }
 
-    fn a_new_run() -> crate::ports::NewRun {
-        let brief: serde_json::Value =
-            serde_json::from_str(include_str!("../../../../examples/brief.json")).unwrap();
-        crate::ports::NewRun::first(
-            Brief::from_value(&brief).unwrap(),
-            ExecutionMode::Parallel,
-            OffsetDateTime::now_utc(),
-        )
-    }
-
     #[tokio::test]
     async fn a_kept_state_follows_what_another_connection_commits_to_the_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -2168,8 +2155,9 @@ mod tests {
         store.create_run(new).await.unwrap();
         store.get_state(run_id).await.unwrap();
         {
-            let conn = store.shared.conn.lock().unwrap();
-            conn.execute_batch("CREATE TABLE IF NOT EXISTS t (v TEXT)")
+            let db = store.shared.conn.lock().unwrap();
+            db.conn
+                .execute_batch("CREATE TABLE IF NOT EXISTS t (v TEXT)")
                 .unwrap();
         }
         // The first request moves the run (and its kept state); the second writes, then
