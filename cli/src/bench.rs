@@ -653,8 +653,8 @@ async fn admission_burst(limit: usize) -> Result<(usize, usize, usize), Error> {
     Ok((accepted.len(), refused, lost))
 }
 
-/// The function binaries, with the environment each needs to start.
-const BINARIES: &[&str] = &[
+/// The function binaries (each started with the environment of `function_env`).
+pub const BINARIES: &[&str] = &[
     "api",
     "copy-agent",
     "social-agent",

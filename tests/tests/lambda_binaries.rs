@@ -208,3 +208,18 @@ async fn the_binary_that_closes_a_run_emits_the_seed_metrics_as_emf_lines() {
     );
     find(observe::AGENTS);
 }
+
+/// Every function binary is linked position-dependent (`functions/no-pie.rs`): the loader
+/// has no relative relocations to write at a cold start. ELF `e_type` 2 is an executable
+/// at a fixed address; 3 (a shared object) is what a position-independent one is.
+#[test]
+fn every_function_binary_is_linked_at_a_fixed_address() {
+    for name in campaign_cli::bench::BINARIES {
+        let path = binary(name);
+        let mut header = [0u8; 18];
+        std::io::Read::read_exact(&mut std::fs::File::open(&path).unwrap(), &mut header).unwrap();
+        assert_eq!(&header[..4], b"\x7fELF", "{}", path.display());
+        let e_type = u16::from_le_bytes([header[16], header[17]]);
+        assert_eq!(e_type, 2, "{name} is not ET_EXEC (got {e_type})");
+    }
+}

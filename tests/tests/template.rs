@@ -43,11 +43,19 @@ fn env_of(binary: &str) -> &'static [&'static str] {
     }
 }
 
+/// The function packages' directories (`functions/` also holds their shared build script).
+fn function_packages() -> Vec<PathBuf> {
+    std::fs::read_dir(root().join("functions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .collect()
+}
+
 /// Binary names of every function crate: `[[bin]]` names and `src/bin/*.rs`.
 fn function_binaries() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
-    for entry in std::fs::read_dir(root().join("functions")).unwrap() {
-        let dir = entry.unwrap().path();
+    for dir in function_packages() {
         let manifest: toml_like::Manifest = toml_like::read(&dir.join("Cargo.toml"));
         out.extend(manifest.bins);
         if let Ok(bins) = std::fs::read_dir(dir.join("src/bin")) {
@@ -142,10 +150,24 @@ fn every_function_is_built_from_its_own_package() {
     }
 }
 
+/// Every function package links its binaries with the shared build script
+/// (`functions/no-pie.rs`: position-dependent, for the cold start) — a new function too.
+#[test]
+fn every_function_package_uses_the_shared_build_script() {
+    for dir in function_packages() {
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        let has_bins = !toml_like::read(&dir.join("Cargo.toml")).bins.is_empty()
+            || dir.join("src/bin").is_dir();
+        let uses = manifest
+            .lines()
+            .any(|l| l.trim() == r#"build = "../no-pie.rs""#);
+        assert_eq!(uses, has_bins, "{}", dir.display());
+    }
+}
+
 /// The package (`name` in its Cargo.toml) whose crate defines `binary`.
 fn package_of(binary: &str) -> String {
-    for entry in std::fs::read_dir(root().join("functions")).unwrap() {
-        let dir = entry.unwrap().path();
+    for dir in function_packages() {
         let manifest = toml_like::read(&dir.join("Cargo.toml"));
         let in_bin_dir = dir.join("src/bin").join(format!("{binary}.rs")).exists();
         if manifest.bins.iter().any(|b| b == binary) || in_bin_dir {

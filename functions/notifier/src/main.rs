@@ -2,7 +2,7 @@
 
 use campaign_shared::ports::{Pusher, Subscriptions};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_notifier::ENV);

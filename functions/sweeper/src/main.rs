@@ -1,6 +1,6 @@
 //! The `sweeper` Lambda: init logs and metrics, build config and clients once, run.
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let metrics = campaign_lambda::init();
     let config = campaign_lambda::config_or_exit(campaign_sweeper::ENV);

@@ -3,7 +3,7 @@
 use campaign_shared::domain::Agent;
 use campaign_shared::usecases::TaskFunction;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     campaign_tasks::main(TaskFunction::Agent(Agent::Social)).await
 }
