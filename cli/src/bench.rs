@@ -17,10 +17,11 @@
 //!    throughput on an in-memory store, the simulated waits of a run alone (no work: what
 //!    this machine's timers and scheduler add by themselves), the latency phase with every
 //!    simulated latency zero (nothing idles between steps), reading 1 MiB hot and after
-//!    idling, durable single-row commits per second on this disk, and the spawn of an
-//!    empty process;
-//! 10. the store's requests, refused requests and transactions per run (the same on every
-//!     machine).
+//!    idling, durable single-row commits per second on this disk (and, from it, the
+//!    throughput were each of a run's writes one such commit), and the spawn of an empty
+//!    process;
+//! 10. the store's requests, refused requests, writes and transactions per run (the same
+//!     on every machine).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -108,12 +109,14 @@ pub struct ModeLatency {
     pub store: StorePerRun,
 }
 
-/// A store's requests, refused requests and groups (transactions) per run, over a phase:
-/// the same on every machine, unlike the times.
+/// A store's requests, refused requests, requests that wrote, and groups (transactions)
+/// per run, over a phase: the same on every machine, unlike the times.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct StorePerRun {
     pub requests: f64,
     pub refused: f64,
+    /// A run's atomic writes: the durable commits it needs, were each its own transaction.
+    pub writes: f64,
     pub transactions: f64,
 }
 
@@ -123,6 +126,7 @@ impl StorePerRun {
         StorePerRun {
             requests: per(before.requests, after.requests),
             refused: per(before.refused, after.refused),
+            writes: per(before.writes, after.writes),
             transactions: per(before.groups, after.groups),
         }
     }
@@ -172,6 +176,10 @@ pub struct BenchReport {
     pub memory_read_after_idle_ms: Stats,
     pub floor_throughput_runs_per_s: f64,
     pub commit_floor_per_s: f64,
+    /// The durable-commit floor of throughput: runs per second were each of a run's writes
+    /// under the throughput load (`throughput_store.writes`) one single-row commit at
+    /// `commit_floor_per_s` — what the disk alone allows, with nothing else done.
+    pub commit_floor_runs_per_s: f64,
     /// One store request answered, alone (`get_state` of a run, one after another): what
     /// each of a run's ~40 store requests costs at least.
     pub store_round_trip_ms: Stats,
@@ -886,6 +894,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
         memory_read_after_idle_ms: memory_cold,
         floor_throughput_runs_per_s: floor_tput,
         commit_floor_per_s: commit_floor,
+        commit_floor_runs_per_s: commit_floor / tput_store.writes.max(f64::MIN_POSITIVE),
         store_round_trip_ms: store_round_trip,
         spawn_floor_ms: spawn_floor,
         event_delivery_ms: events,
@@ -907,8 +916,8 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
 /// A phase's store work per run, as a table row.
 fn store_row(phase: &str, s: &StorePerRun) -> String {
     format!(
-        "| store work per run, {phase}: requests / refused / transactions | {:.1} / {:.1} / {:.1} | | (context) | |\n",
-        s.requests, s.refused, s.transactions
+        "| store work per run, {phase}: requests / refused / writes / transactions | {:.1} / {:.1} / {:.1} / {:.1} | | (context) | |\n",
+        s.requests, s.refused, s.writes, s.transactions
     )
 }
 
@@ -995,11 +1004,15 @@ pub fn table(r: &BenchReport) -> String {
         r.memory_read_after_idle_ms.p99,
     ));
     o.push_str(&format!(
-        "| floor: throughput, in-memory store | {:.0} runs/s | | | |\n| throughput ÷ in-memory floor | {:.2} | | ≥ 0.5 | {} |\n| floor: durable single-row commits on this disk (WAL, synchronous=NORMAL) | {:.0} commits/s | | | |\n| one run to completed, in single-row commits' time | {:.1} commits | | (context) | |\n",
+        "| floor: throughput, in-memory store | {:.0} runs/s | | | |\n| throughput ÷ in-memory floor | {:.2} | | ≥ 0.5 | {} |\n| floor: durable single-row commits on this disk (WAL, synchronous=NORMAL) | {:.0} commits/s | | | |\n| floor: throughput, a run's {:.1} writes each one such commit | {:.0} runs/s | | | |\n| throughput ÷ durable-commit floor | {:.2} | | ≥ 0.5 | {} |\n| one run to completed, in single-row commits' time | {:.1} commits | | (context) | |\n",
         r.floor_throughput_runs_per_s,
         r.throughput_runs_per_s / r.floor_throughput_runs_per_s,
         verdict(r.throughput_runs_per_s * 2.0 >= r.floor_throughput_runs_per_s),
         r.commit_floor_per_s,
+        r.throughput_store.writes,
+        r.commit_floor_runs_per_s,
+        r.throughput_runs_per_s / r.commit_floor_runs_per_s,
+        verdict(r.throughput_runs_per_s * 2.0 >= r.commit_floor_runs_per_s),
         r.commit_floor_per_s / r.throughput_runs_per_s,
     ));
     o.push_str(&format!(

@@ -33,11 +33,24 @@ async fn every_phase_of_the_bench_runs_and_reports_its_figures() {
             "{name}: {:?}",
             m.store
         );
+        // Every run writes (its creation, its steps, its close), and not with every
+        // request (the engine reads a run's state too).
+        assert!(
+            m.store.writes >= 5.0 && m.store.writes < m.store.requests,
+            "{name}: {:?}",
+            m.store
+        );
     }
     assert!(
         r.throughput_store.transactions <= r.throughput_store.requests,
         "{:?}",
         r.throughput_store
+    );
+    // The durable-commit floor of throughput: the disk's commits over a run's writes.
+    let per_run = r.commit_floor_per_s / r.throughput_store.writes;
+    assert!(
+        (r.commit_floor_runs_per_s - per_run).abs() < 1e-6 * per_run,
+        "{r:?}"
     );
     assert_eq!(r.parallel.critical_path_ms, 5.0);
     assert_eq!(r.sequential.critical_path_ms, 12.0);
@@ -70,7 +83,8 @@ async fn every_phase_of_the_bench_runs_and_reports_its_figures() {
     let printed = table(&r);
     for row in [
         "orchestration overhead, parallel",
-        "store work per run, sequential: requests / refused / transactions",
+        "store work per run, sequential: requests / refused / writes / transactions",
+        "throughput ÷ durable-commit floor",
         "floor: a sequential run's simulated waits alone",
         "every simulated latency zero",
         "reading 1 MiB once, hot / after 4 ms idle",

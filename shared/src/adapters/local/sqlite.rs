@@ -210,13 +210,17 @@ struct Shared {
 }
 
 /// What a store has done since it was opened: how many requests its callers made, how
-/// many were answered with an error, and how many groups (one transaction each) carried
-/// them — a machine-independent measure of a run's store work (`campaign bench`).
+/// many were answered with an error, how many of them wrote, and how many groups (one
+/// transaction each) carried them — a machine-independent measure of a run's store work
+/// (`campaign bench`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoreCounts {
     pub requests: u64,
     /// Requests answered with an error: mostly conflicts their reads found.
     pub refused: u64,
+    /// Requests that wrote and were committed: the commits a caller needs, were every
+    /// write its own transaction.
+    pub writes: u64,
     /// Groups run (a group run again after a failure counts once).
     pub groups: u64,
 }
@@ -225,12 +229,17 @@ pub struct StoreCounts {
 struct Counters {
     requests: std::sync::atomic::AtomicU64,
     refused: std::sync::atomic::AtomicU64,
+    writes: std::sync::atomic::AtomicU64,
     groups: std::sync::atomic::AtomicU64,
 }
 
 impl Counters {
     fn add(n: &std::sync::atomic::AtomicU64) {
-        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self::add_n(n, 1);
+    }
+
+    fn add_n(n: &std::sync::atomic::AtomicU64, by: u64) {
+        n.fetch_add(by, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -382,7 +391,7 @@ impl Shared {
         let group = self.take_group();
         if !group.is_empty() {
             Counters::add(&self.counts.groups);
-            commit_group(&mut conn, group);
+            Counters::add_n(&self.counts.writes, commit_group(&mut conn, group));
         }
         drop(conn);
         if !self.queue().is_empty() {
@@ -402,7 +411,7 @@ impl Shared {
                         break;
                     }
                     Counters::add(&self.counts.groups);
-                    commit_group(&mut conn, group);
+                    Counters::add_n(&self.counts.writes, commit_group(&mut conn, group));
                 }
             }
             if self.queue().is_empty() {
@@ -424,7 +433,8 @@ fn store_thread(shared: std::sync::Weak<Shared>, wake: std::sync::mpsc::Receiver
     }
 }
 
-/// Runs `group` in one transaction, commits, answers.
+/// Runs `group` in one transaction, commits, answers; returns how many of its requests
+/// wrote something that was committed.
 ///
 /// The requests run one after another without savepoints: a savepoint's journal copies
 /// every page its request touches, which was 5–8% of all the instructions of a run under
@@ -434,7 +444,7 @@ fn store_thread(shared: std::sync::Weak<Shared>, wake: std::sync::mpsc::Receiver
 /// transaction is rolled back and the group runs again, each request in a savepoint of
 /// its own — the requests before it see the same database as the first time and do the
 /// same; the failing one fails alone.
-fn commit_group(db: &mut Db, mut group: Vec<Job>) {
+fn commit_group(db: &mut Db, mut group: Vec<Job>) -> u64 {
     let Db { conn, states } = db;
     let conn: &Connection = conn;
     let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
@@ -450,14 +460,14 @@ fn commit_group(db: &mut Db, mut group: Vec<Job>) {
         })
     };
     if begin().is_err() {
-        return;
+        return 0;
     }
     // Holding the write lock, nobody else can commit until this transaction ends.
     if let Err(e) = states.follow(conn) {
         tracing::error!(error = %crate::errors::Chain(&e), "cannot read the file's data version");
         let _ = run("ROLLBACK");
         states.clear();
-        return;
+        return 0;
     }
     // A request that panics must not take its leader (another caller, or the store
     // thread) down with it, nor leave the others waiting: the whole transaction is rolled
@@ -492,10 +502,12 @@ fn commit_group(db: &mut Db, mut group: Vec<Job>) {
     // lost.
     let alone = group.len() == 1;
     let mut first = Ok(true);
+    // Requests that wrote (what they wrote is committed with the group, or nothing is).
+    let mut wrote = 0;
     for job in group.iter_mut() {
         let before = conn.total_changes();
         match guarded(job, states, false) {
-            Ok(true) => {}
+            Ok(true) => wrote += u64::from(conn.total_changes() != before),
             Ok(false) if conn.is_autocommit() && !alone => {
                 // SQLite rolled the transaction back itself (an I/O or full-disk error).
                 first = Err("the transaction was rolled back by SQLite".to_string());
@@ -530,12 +542,20 @@ fn commit_group(db: &mut Db, mut group: Vec<Job>) {
             // The requests before the failing one wrote, and kept what they wrote.
             states.clear();
             if begin().is_err() {
-                return;
+                return 0;
             }
-            let again = group
-                .iter_mut()
-                .map(|job| guarded(job, states, true))
-                .find_map(Result::err);
+            wrote = 0;
+            let mut again = None;
+            for job in group.iter_mut() {
+                let before = conn.total_changes();
+                match guarded(job, states, true) {
+                    Ok(ok) => wrote += u64::from(ok && conn.total_changes() != before),
+                    Err(why) => {
+                        again = Some(why);
+                        break;
+                    }
+                }
+            }
             match again {
                 None => commit_or_roll_back(),
                 Some(why) => abort(why),
@@ -545,10 +565,12 @@ fn commit_group(db: &mut Db, mut group: Vec<Job>) {
     };
     if commit.is_err() {
         states.clear();
+        wrote = 0;
     }
     for job in group {
         job.finish(commit.clone());
     }
+    wrote
 }
 
 /// One artifact by id, `None` if unknown.
@@ -737,6 +759,7 @@ impl SqliteStore {
         StoreCounts {
             requests: get(&c.requests),
             refused: get(&c.refused),
+            writes: get(&c.writes),
             groups: get(&c.groups),
         }
     }
@@ -1749,7 +1772,11 @@ mod tests {
             .collect()
     }
 
-    fn group_of(store: &SqliteStore, ends: [&'static str; 3]) -> Vec<Result<i64, StoreError>> {
+    /// The three requests' answers, and how many of them wrote and were committed.
+    fn group_of(
+        store: &SqliteStore,
+        ends: [&'static str; 3],
+    ) -> (Vec<Result<i64, StoreError>>, u64) {
         {
             let db = store.shared.conn.lock().unwrap();
             db.conn
@@ -1761,14 +1788,15 @@ mod tests {
             .zip(ends)
             .map(|(v, end)| insert(v, end))
             .unzip();
-        commit_group(&mut store.shared.conn.lock().unwrap(), jobs);
-        answers
+        let wrote = commit_group(&mut store.shared.conn.lock().unwrap(), jobs);
+        let answers = answers
             .into_iter()
             .map(|mut a| {
                 a.try_recv()
                     .unwrap_or_else(|_| Err(StoreError::Unavailable("dropped".into())))
             })
-            .collect()
+            .collect();
+        (answers, wrote)
     }
 
     /// A first run of the example brief, parallel.
@@ -1787,7 +1815,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_counts_tell_requests_refusals_and_groups() {
+    async fn the_counts_tell_requests_refusals_writes_and_groups() {
         let store = SqliteStore::in_memory().unwrap();
         assert_eq!(store.counts(), StoreCounts::default());
         let new = a_new_run();
@@ -1812,6 +1840,7 @@ mod tests {
             StoreCounts {
                 requests: 3,
                 refused: 1,
+                writes: 1,
                 groups: 3
             }
         );
@@ -1822,8 +1851,9 @@ mod tests {
         let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let store = SqliteStore::in_memory().unwrap();
         let before = runs();
-        let answers = group_of(&store, ["ok", "refuse", "ok"]);
+        let (answers, wrote) = group_of(&store, ["ok", "refuse", "ok"]);
         assert_eq!(runs() - before, 3, "each request ran once");
+        assert_eq!(wrote, 2, "the refused request wrote nothing");
         assert!(answers[0].is_ok() && answers[2].is_ok(), "{answers:?}");
         assert!(
             matches!(answers[1], Err(StoreError::NotFound(_))),
@@ -1838,9 +1868,13 @@ mod tests {
         let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let store = SqliteStore::in_memory().unwrap();
         let before = runs();
-        let answers = group_of(&store, ["ok", "fail", "ok"]);
+        let (answers, wrote) = group_of(&store, ["ok", "fail", "ok"]);
         // a, b (failing after its write), then all three again with savepoints.
         assert_eq!(runs() - before, 5);
+        assert_eq!(
+            wrote, 2,
+            "a and c, counted once; b's undone write is not counted"
+        );
         assert!(answers[0].is_ok(), "{:?}", answers[0]);
         assert!(
             matches!(answers[1], Err(StoreError::NotFound(_))),
@@ -1851,11 +1885,9 @@ mod tests {
         // "a" ran twice (before and after the failure) and is kept once; "b" is undone.
         assert_eq!(rows(&store), ["a", "c"]);
         // The store goes on: a group where all succeed commits all.
-        assert!(
-            group_of(&store, ["ok", "ok", "ok"])
-                .iter()
-                .all(Result::is_ok)
-        );
+        let (answers, wrote) = group_of(&store, ["ok", "ok", "ok"]);
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        assert_eq!(wrote, 3);
         assert_eq!(rows(&store), ["a", "b", "c"]);
     }
 
@@ -1863,13 +1895,14 @@ mod tests {
     fn a_request_panicking_in_a_group_rolls_the_group_back_and_every_caller_hears_it() {
         let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let store = SqliteStore::in_memory().unwrap();
-        let answers = group_of(&store, ["ok", "panic", "ok"]);
+        let (answers, wrote) = group_of(&store, ["ok", "panic", "ok"]);
         assert!(
             answers
                 .iter()
                 .all(|a| matches!(a, Err(StoreError::Unavailable(_)))),
             "{answers:?}"
         );
+        assert_eq!(wrote, 0, "nothing was committed");
         assert!(rows(&store).is_empty());
         // A request failing alone keeps nothing either.
         let store2 = SqliteStore::in_memory().unwrap();
@@ -1878,7 +1911,8 @@ mod tests {
             db.conn.execute_batch("CREATE TABLE t (v TEXT)").unwrap();
         }
         let (job, mut answer) = insert("x", "fail");
-        commit_group(&mut store2.shared.conn.lock().unwrap(), vec![job]);
+        let wrote = commit_group(&mut store2.shared.conn.lock().unwrap(), vec![job]);
+        assert_eq!(wrote, 0);
         assert!(matches!(
             answer.try_recv(),
             Ok(Err(StoreError::NotFound(_)))
