@@ -117,6 +117,14 @@ const SCHEMA_V5_AUDIT_COLUMN: &str = r#"
 ALTER TABLE artifacts ADD COLUMN audit TEXT;
 "#;
 
+/// Event bodies without the run id and seq, which are the row's key ([`StoredEvent`]).
+/// Nothing to change in the tables — bodies written before, with the ids, read as they
+/// are — but a `campaign` from before this version would not read the new bodies, so it
+/// is told the file is ahead of it rather than reading them wrong.
+const SCHEMA_V6_EVENT_BODIES_WITHOUT_IDS: &str = r#"
+-- event bodies without runId and seq
+"#;
+
 /// Prepared statements kept per connection (more than the store has).
 const STATEMENT_CACHE: usize = 64;
 
@@ -137,6 +145,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(SCHEMA_V3_AUTO_MODE_AND_BRANDS),
         rusqlite_migration::M::up(SCHEMA_V4_SUBSCRIPTIONS),
         rusqlite_migration::M::up(SCHEMA_V5_AUDIT_COLUMN),
+        rusqlite_migration::M::up(SCHEMA_V6_EVENT_BODIES_WITHOUT_IDS),
     ])
 }
 
@@ -574,25 +583,30 @@ fn commit_group(db: &mut Db, mut group: Vec<Job>) -> u64 {
 }
 
 /// One artifact by id, `None` if unknown.
-/// An artifact with its audit report (kept in its own column since schema v5; a file
-/// from before has it inside the body).
 fn read_artifact(c: &Connection, id: &str) -> Result<Option<Artifact>, StoreError> {
-    let row: Option<(String, Option<String>)> = c
-        .prepare_cached("SELECT body, audit FROM artifacts WHERE artifact_id = ?1")
+    artifact_row(c, id)?.map(parse_artifact).transpose()
+}
+
+/// An artifact's stored body and audit report, unparsed: parsing is left to the caller,
+/// outside the store's one-at-a-time groups.
+fn artifact_row(c: &Connection, id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
+    c.prepare_cached("SELECT body, audit FROM artifacts WHERE artifact_id = ?1")
         .map_err(unavailable)?
         .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
-        .map_err(unavailable)?;
-    let Some((body, audit)) = row else {
-        return Ok(None);
-    };
+        .map_err(unavailable)
+}
+
+/// An artifact with its audit report (kept in its own column since schema v5; a file
+/// from before has it inside the body).
+fn parse_artifact((body, audit): (String, Option<String>)) -> Result<Artifact, StoreError> {
     let mut artifact: Artifact =
         serde_json::from_str(&body).map_err(|e| StoreError::corrupt("artifact", e))?;
     if let Some(a) = audit {
         artifact.audit =
             Some(serde_json::from_str(&a).map_err(|e| StoreError::corrupt("audit report", e))?);
     }
-    Ok(Some(artifact))
+    Ok(artifact)
 }
 
 fn run_exists(c: &Connection, run_id: RunId) -> Result<bool, StoreError> {
@@ -844,19 +858,87 @@ fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::corrupt("serialize", e))
 }
 
-fn insert_event(tx: &Connection, e: &Event) -> Result<(), StoreError> {
+fn insert_event(tx: &Connection, run_id: &str, seq: u64, body: &str) -> Result<(), StoreError> {
     tx.prepare_cached("INSERT INTO events (run_id, seq, body) VALUES (?1, ?2, ?3)")
         .map_err(unavailable)?
-        .execute(params![e.run_id.to_string(), e.seq as i64, json(e)?])
+        .execute(params![run_id, seq as i64, body])
         .map_err(unavailable)?;
     Ok(())
 }
 
+/// An event as the events table keeps it (schema v6): the run id and seq are the row's
+/// key, the body holds the rest. Bodies written before also hold the ids: ignored.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredEvent<'a> {
+    #[serde(rename = "type")]
+    kind: crate::domain::EventType,
+    scope: crate::domain::Scope,
+    status: Status,
+    #[serde(with = "time::serde::rfc3339")]
+    at: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    detail: Option<std::borrow::Cow<'a, serde_json::Value>>,
+}
+
+impl StoredEvent<'_> {
+    /// The body of `e`.
+    fn body_of(e: &Event) -> Result<String, StoreError> {
+        json(&StoredEvent {
+            kind: e.kind,
+            scope: e.scope,
+            status: e.status,
+            at: e.at,
+            detail: e.detail.as_ref().map(std::borrow::Cow::Borrowed),
+        })
+    }
+
+    fn parse(body: &str) -> Result<StoredEvent<'static>, StoreError> {
+        serde_json::from_str(body).map_err(|e| StoreError::corrupt("event", e))
+    }
+
+    fn into_event(self, run_id: RunId, seq: u64) -> Event {
+        Event {
+            run_id,
+            seq,
+            kind: self.kind,
+            scope: self.scope,
+            status: self.status,
+            at: self.at,
+            detail: self.detail.map(std::borrow::Cow::into_owned),
+        }
+    }
+}
+
+/// What a change writes as JSON, serialized by the caller before its request queues for
+/// the store's one-at-a-time groups (serializing inside them was a tenth of their work).
+struct Written {
+    event: String,
+    artifact: Option<String>,
+    audit: Option<String>,
+    error: Option<String>,
+    envelope: Option<String>,
+}
+
+impl Written {
+    fn of(run_id: RunId, ch: &Change, at: OffsetDateTime) -> Result<Written, StoreError> {
+        Ok(Written {
+            // The seq is the row's, given when the change is applied.
+            event: StoredEvent::body_of(&Event::of_change(run_id, 0, ch, at))?,
+            artifact: ch.artifact.as_ref().map(json).transpose()?,
+            audit: ch.audit.as_ref().map(json).transpose()?,
+            error: ch.error.as_ref().map(json).transpose()?,
+            envelope: ch.envelope.as_ref().map(json).transpose()?,
+        })
+    }
+}
+
+/// `written[i]` is what `changes[i]` writes ([`Written::of`]).
 fn apply_tx(
     tx: &Connection,
     states: &mut States,
     run_id: RunId,
     changes: &[Change],
+    written: &[Written],
     at: OffsetDateTime,
 ) -> Result<Vec<Event>, StoreError> {
     let (snap, mut seq) = states.with(tx, run_id, |run, seq| {
@@ -871,19 +953,23 @@ fn apply_tx(
     if checked.effective.is_empty() {
         return Ok(events);
     }
+    let id = run_id.to_string();
     for &ch in &checked.effective {
+        let w = changes
+            .iter()
+            .position(|c| std::ptr::eq(c, ch))
+            .and_then(|i| written.get(i))
+            .ok_or_else(|| StoreError::corrupt("apply", "a change without its written form"))?;
         match ch.scope.agent() {
             None => {
-                let envelope = ch.envelope.as_ref().map(json).transpose()?;
                 tx.prepare_cached(
                     "UPDATE runs SET status = ?2, envelope = COALESCE(?3, envelope) WHERE run_id = ?1",
                 )
                 .map_err(unavailable)?
-                .execute(params![run_id.to_string(), ch.to.as_str(), envelope])
+                .execute(params![id, ch.to.as_str(), w.envelope])
                 .map_err(unavailable)?;
             }
             Some(agent) => {
-                let error = ch.error.as_ref().map(json).transpose()?;
                 let artifact_id = ch.artifact.as_ref().map(|a| a.artifact_id.to_string());
                 let starts = ch.to == Status::Generating;
                 tx.prepare_cached(
@@ -894,10 +980,10 @@ fn apply_tx(
                 )
                 .map_err(unavailable)?
                 .execute(params![
-                    run_id.to_string(),
+                    id,
                     agent.as_str(),
                     ch.to.as_str(),
-                    error,
+                    w.error,
                     artifact_id,
                     starts as i64
                 ])
@@ -907,34 +993,26 @@ fn apply_tx(
                         "INSERT INTO artifacts (artifact_id, run_id, body) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(unavailable)?
-                    .execute(params![
-                        a.artifact_id.to_string(),
-                        run_id.to_string(),
-                        json(a)?
-                    ])
+                    .execute(params![a.artifact_id.to_string(), id, w.artifact])
                     .map_err(unavailable)?;
                 }
-                if let Some(report) = &ch.audit {
+                if let (Some(report), Some(audit)) = (&ch.audit, &w.audit) {
                     let verdict = serde_json::to_value(report.verdict)
                         .map_err(|e| StoreError::corrupt("verdict", e))?;
                     tx.prepare_cached(
                         "UPDATE agents SET verdict = ?3 WHERE run_id = ?1 AND agent = ?2",
                     )
                     .map_err(unavailable)?
-                    .execute(params![
-                        run_id.to_string(),
-                        agent.as_str(),
-                        verdict.as_str()
-                    ])
+                    .execute(params![id, agent.as_str(), verdict.as_str()])
                     .map_err(unavailable)?;
-                    let id: Option<String> = tx
+                    let audited: Option<String> = tx
                         .prepare_cached(
                             "SELECT artifact_id FROM agents WHERE run_id = ?1 AND agent = ?2",
                         )
                         .map_err(unavailable)?
-                        .query_row(params![run_id.to_string(), agent.as_str()], |r| r.get(0))
+                        .query_row(params![id, agent.as_str()], |r| r.get(0))
                         .map_err(unavailable)?;
-                    let id = id.ok_or_else(|| {
+                    let audited = audited.ok_or_else(|| {
                         StoreError::corrupt("audit", format!("{agent} has no artifact to audit"))
                     })?;
                     // The report has a column of its own: the artifact's body is not read,
@@ -942,25 +1020,24 @@ fn apply_tx(
                     let updated = tx
                         .prepare_cached("UPDATE artifacts SET audit = ?2 WHERE artifact_id = ?1")
                         .map_err(unavailable)?
-                        .execute(params![id, json(report)?])
+                        .execute(params![audited, audit])
                         .map_err(unavailable)?;
                     if updated != 1 {
                         return Err(StoreError::corrupt(
                             "audit",
-                            format!("artifact {id} is missing"),
+                            format!("artifact {audited} is missing"),
                         ));
                     }
                 }
             }
         }
         seq += 1;
-        let event = Event::of_change(run_id, seq, ch, at);
-        insert_event(tx, &event)?;
-        events.push(event);
+        insert_event(tx, &id, seq, &w.event)?;
+        events.push(Event::of_change(run_id, seq, ch, at));
     }
     tx.prepare_cached("UPDATE runs SET seq = ?2, updated_at = ?3 WHERE run_id = ?1")
         .map_err(unavailable)?
-        .execute(params![run_id.to_string(), seq as i64, nanos(at)])
+        .execute(params![id, seq as i64, nanos(at)])
         .map_err(unavailable)?;
     // Every statement succeeded: the kept state follows what was written.
     if let Some((run, kept_seq)) = states.runs.get_mut(&run_id) {
@@ -1180,16 +1257,26 @@ struct MarkDetail {
 
 /// The marks of a run's event log, in order.
 fn read_marks(c: &Connection, run_id: RunId) -> Result<Vec<Mark>, StoreError> {
+    marks_of(run_id, &event_bodies(c, run_id)?)
+}
+
+/// The bodies of a run's events, in order, unparsed: parsing is left to the caller,
+/// outside the store's one-at-a-time groups.
+fn event_bodies(c: &Connection, run_id: RunId) -> Result<Vec<String>, StoreError> {
     let mut st = c
         .prepare_cached("SELECT body FROM events WHERE run_id = ?1 ORDER BY seq")
         .map_err(unavailable)?;
     let rows = st
         .query_map(params![run_id.to_string()], |r| r.get::<_, String>(0))
         .map_err(unavailable)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let body = row.map_err(unavailable)?;
-        let mark = match serde_json::from_str::<MarkBody>(&body) {
+    rows.map(|r| r.map_err(unavailable)).collect()
+}
+
+/// The marks of a run's event bodies (all of them, in order).
+fn marks_of(run_id: RunId, bodies: &[String]) -> Result<Vec<Mark>, StoreError> {
+    let mut out = Vec::with_capacity(bodies.len());
+    for (i, body) in bodies.iter().enumerate() {
+        let mark = match serde_json::from_str::<MarkBody>(body) {
             Ok(m) => Mark {
                 scope: m.scope,
                 status: m.status,
@@ -1197,10 +1284,7 @@ fn read_marks(c: &Connection, run_id: RunId) -> Result<Vec<Mark>, StoreError> {
                 verdict: m.detail.is_some_and(|d| d.verdict.is_some()),
             },
             // A detail that is not an object: read the whole event.
-            Err(_) => Mark::of(
-                &serde_json::from_str::<Event>(&body)
-                    .map_err(|e| StoreError::corrupt("event", e))?,
-            ),
+            Err(_) => Mark::of(&StoredEvent::parse(body)?.into_event(run_id, i as u64 + 1)),
         };
         out.push(mark);
     }
@@ -1209,17 +1293,17 @@ fn read_marks(c: &Connection, run_id: RunId) -> Result<Vec<Mark>, StoreError> {
 
 fn read_events(c: &Connection, run_id: RunId, after: u64) -> Result<Vec<Event>, StoreError> {
     let mut st = c
-        .prepare_cached("SELECT body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
+        .prepare_cached("SELECT seq, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
         .map_err(unavailable)?;
     let rows = st
         .query_map(params![run_id.to_string(), after as i64], |r| {
-            r.get::<_, String>(0)
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })
         .map_err(unavailable)?;
     let mut out = Vec::new();
     for row in rows {
-        let body = row.map_err(unavailable)?;
-        out.push(serde_json::from_str(&body).map_err(|e| StoreError::corrupt("event", e))?);
+        let (seq, body) = row.map_err(unavailable)?;
+        out.push(StoredEvent::parse(&body)?.into_event(run_id, seq as u64));
     }
     Ok(out)
 }
@@ -1227,13 +1311,17 @@ fn read_events(c: &Connection, run_id: RunId, after: u64) -> Result<Vec<Event>, 
 #[async_trait]
 impl RunStore for SqliteStore {
     async fn create_run(&self, new: NewRun) -> Result<Event, StoreError> {
+        // Serialized before the request queues (see [`Written`]).
+        let brief = json(&new.brief)?;
+        let mode_decision = new.mode_decision.as_ref().map(json).transpose()?;
+        let event = new.first_event();
+        let body = StoredEvent::body_of(&event)?;
         self.with_states(move |tx, states| {
             let id = new.run_id.to_string();
             if run_exists(tx, new.run_id)? {
                 return Err(StoreError::AlreadyExists(new.run_id));
             }
             let at = nanos(new.created_at);
-            let brief = json(&new.brief)?;
             tx.prepare_cached("INSERT INTO runs (run_id, parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq, mode_decision)
                  VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, 1, ?7)").map_err(unavailable)?.execute(params![
                     id,
@@ -1242,7 +1330,7 @@ impl RunStore for SqliteStore {
                     new.execution_mode.as_str(),
                     brief,
                     at,
-                    new.mode_decision.as_ref().map(json).transpose()?
+                    mode_decision
                 ],
             )
             .map_err(unavailable)?;
@@ -1254,27 +1342,29 @@ impl RunStore for SqliteStore {
                 )
                 .map_err(unavailable)?;
             }
-            let event = new.first_event();
-            insert_event(tx, &event)?;
+            insert_event(tx, &id, event.seq, &body)?;
             // Kept as the file will read it back: the brief as parsed from what was
             // stored (the parse that reading it would cost), times to the nanosecond.
             let mut state = new.state(cached_brief(new.run_id, &brief)?);
             state.created_at = from_nanos(at)?;
             state.updated_at = state.created_at;
             states.runs.insert(new.run_id, (state, 1));
-            Ok(event)
+            Ok(event.clone())
         })
         .await
     }
 
-    /// One request: the state, then the timings from the log's marks only.
+    /// One request: the state and the log's event bodies; the timings are read from the
+    /// bodies' marks once the request is answered.
     async fn closed_run(&self, run_id: RunId) -> Result<Run, StoreError> {
-        self.with_states(move |c, states| {
-            let mut run = states.with(c, run_id, |run, _| run.clone())?;
-            run.timings = timings_from_marks(run.created_at, &read_marks(c, run_id)?);
-            Ok(run)
-        })
-        .await
+        let (mut run, bodies) = self
+            .with_states(move |c, states| {
+                let run = states.with(c, run_id, |run, _| run.clone())?;
+                Ok((run, event_bodies(c, run_id)?))
+            })
+            .await?;
+        run.timings = timings_from_marks(run.created_at, &marks_of(run_id, &bodies)?);
+        Ok(run)
     }
 
     async fn get_run(&self, run_id: RunId) -> Result<Run, StoreError> {
@@ -1326,7 +1416,11 @@ impl RunStore for SqliteStore {
         changes: Vec<Change>,
         at: OffsetDateTime,
     ) -> Result<Vec<Event>, StoreError> {
-        self.with_states(move |tx, states| apply_tx(tx, states, run_id, &changes, at))
+        let written = changes
+            .iter()
+            .map(|ch| Written::of(run_id, ch, at))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.with_states(move |tx, states| apply_tx(tx, states, run_id, &changes, &written, at))
             .await
     }
 
@@ -1385,7 +1479,10 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_artifact(&self, id: ArtifactId) -> Result<Option<Artifact>, StoreError> {
-        self.with(move |c| read_artifact(c, &id.to_string())).await
+        self.with(move |c| artifact_row(c, &id.to_string()))
+            .await?
+            .map(parse_artifact)
+            .transpose()
     }
 
     async fn record_sample(&self, s: AgentSample) -> Result<(), StoreError> {
@@ -2091,7 +2188,47 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
+    }
+
+    #[tokio::test]
+    async fn events_are_read_from_bodies_with_or_without_their_ids() {
+        use crate::domain::{EventType, Scope};
+        let store = SqliteStore::in_memory().unwrap();
+        let new = a_new_run();
+        let run_id = new.run_id;
+        let first = store.create_run(new).await.unwrap();
+        // A body as written before schema v6: the whole event, ids included.
+        let old = Event {
+            run_id,
+            seq: 2,
+            kind: EventType::RunStatus,
+            scope: Scope::Run,
+            status: Status::Generating,
+            at: OffsetDateTime::now_utc(),
+            detail: Some(serde_json::json!({ "reason": "written by an older campaign" })),
+        };
+        {
+            let db = store.shared.conn.lock().unwrap();
+            db.conn
+                .execute(
+                    "INSERT INTO events (run_id, seq, body) VALUES (?1, 2, ?2)",
+                    params![run_id.to_string(), serde_json::to_string(&old).unwrap()],
+                )
+                .unwrap();
+            let body: String = db
+                .conn
+                .query_row("SELECT body FROM events WHERE seq = 1", [], |r| r.get(0))
+                .unwrap();
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["at", "detail", "scope", "status", "type"], "{body}");
+        }
+        assert_eq!(
+            store.events(run_id, 0).await.unwrap(),
+            vec![first, old.clone()]
+        );
+        assert_eq!(store.events(run_id, 1).await.unwrap(), vec![old]);
     }
 
     #[test]
@@ -2114,7 +2251,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         let runs: i64 = c
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .unwrap();
@@ -2199,13 +2336,10 @@ mod tests {
         let (answer, mut moved) = tokio::sync::oneshot::channel();
         let start: Job = Box::new(Pending {
             f: move |c: &Connection, states: &mut States| {
-                apply_tx(
-                    c,
-                    states,
-                    run_id,
-                    &[Change::run(Status::Queued, Status::Generating)],
-                    OffsetDateTime::now_utc(),
-                )
+                let at = OffsetDateTime::now_utc();
+                let change = Change::run(Status::Queued, Status::Generating);
+                let written = Written::of(run_id, &change, at)?;
+                apply_tx(c, states, run_id, &[change], &[written], at)
             },
             outcome: None,
             answer,
