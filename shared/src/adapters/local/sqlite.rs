@@ -272,8 +272,9 @@ struct Db {
 /// - [`commit_group`] empties it whenever a transaction that held writes of other
 ///   requests is rolled back, and when another connection has committed to the file since
 ///   (`PRAGMA data_version`);
-/// - closed runs leave it, and are not kept when read (they are read rarely, by clients,
-///   with their artifacts).
+/// - a run closed by a transition leaves it when its close is read (`closed_run`, which the
+///   flow calls right after), or as the least recently used; a closed run read from the
+///   file is not kept (they are read rarely, by clients, with their artifacts).
 ///
 /// In debug builds every state answered from it is compared with the file's.
 struct States {
@@ -1046,9 +1047,7 @@ fn apply_tx(
         }
         run.updated_at = from_nanos(nanos(at))?;
         *kept_seq = seq;
-        if run.status.is_terminal() {
-            states.forget(run_id);
-        }
+        // A closed run stays until its close is read (`closed_run`, right after).
     }
     Ok(events)
 }
@@ -1354,12 +1353,15 @@ impl RunStore for SqliteStore {
         .await
     }
 
-    /// One request: the state and the log's event bodies; the timings are read from the
-    /// bodies' marks once the request is answered.
+    /// One request: the state (no longer kept once its close is read) and the log's event
+    /// bodies; the timings are read from the bodies' marks once the request is answered.
     async fn closed_run(&self, run_id: RunId) -> Result<Run, StoreError> {
         let (mut run, bodies) = self
             .with_states(move |c, states| {
                 let run = states.with(c, run_id, |run, _| run.clone())?;
+                if run.status.is_terminal() {
+                    states.forget(run_id);
+                }
                 Ok((run, event_bodies(c, run_id)?))
             })
             .await?;
@@ -2366,7 +2368,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_closed_run_is_not_kept_even_when_read_again() {
+    async fn a_closed_run_is_kept_until_its_close_is_read_and_not_when_read_again() {
         let store = SqliteStore::in_memory().unwrap();
         let new = a_new_run();
         let run_id = new.run_id;
@@ -2390,7 +2392,14 @@ mod tests {
             )
             .await
             .unwrap();
-        assert!(!kept(&store), "its close drops it");
+        assert!(kept(&store), "kept for the read of its close");
+        assert_eq!(
+            store.get_state(run_id).await.unwrap().status,
+            Status::Cancelled
+        );
+        let closed = store.closed_run(run_id).await.unwrap();
+        assert_eq!(closed.status, Status::Cancelled);
+        assert!(!kept(&store), "the read of its close drops it");
         assert_eq!(
             store.get_state(run_id).await.unwrap().status,
             Status::Cancelled
