@@ -145,6 +145,12 @@ const scenarios = {
     await fillBrief();
     await submit();
     await page.waitForSelector('[data-agent="copy"][data-status="generating"]');
+    // The button survives the refreshes the other agents' events cause: one replaced
+    // between a press and its release would lose the click.
+    const button = await page.$("#cancel");
+    await page.waitForSelector('[data-agent="visual"][data-status="generated"]');
+    await page.waitForTimeout(500);
+    assert.ok(await button.evaluate((b) => b.isConnected), "the cancel button was replaced");
     await page.click("#cancel");
     await waitRun("cancelled");
     await page.waitForSelector('#envelope[data-outcome="cancelled"]');

@@ -504,19 +504,25 @@ function runView(id) {
   }
 
   function renderActions(run) {
-    actions.replaceChildren();
     if (!TERMINAL.has(run.status)) {
-      actions.append(el("button", {
+      // The same button across refreshes while the run is open: one replaced between a
+      // press and its release (an event's refresh landing mid-click) loses the click.
+      if (actions.querySelector("#cancel")) return;
+      actions.replaceChildren(el("button", {
         type: "button", id: "cancel", class: "danger",
         onclick: async (ev) => {
           ev.target.disabled = true;
           const r = await api("POST", `/campaigns/${id}/cancel`, {});
-          if (r.status !== 200) message.textContent = problemText(r);
+          if (r.status !== 200) {
+            message.textContent = problemText(r);
+            ev.target.disabled = false;
+          }
           scheduleRefresh();
         },
       }, "Cancel run"));
       return;
     }
+    actions.replaceChildren();
     const failed = run.envelope?.retry?.agents || [];
     const boxes = AGENTS.map((a) => el("label", { class: "check" },
       el("input", { type: "checkbox", name: "retry-agent", value: a, checked: failed.includes(a) }), ` ${a}`));
