@@ -53,6 +53,43 @@ pub fn sanitize(text: &str, prohibited: &[String]) -> String {
 
 /// Collapses whitespace and the punctuation debris removal leaves behind.
 pub fn tidy(text: &str) -> String {
+    // Most texts (every generated one) are tidy already: one pass says so, instead of a
+    // split, a join and eight scans (a fifth of the built-in generator's instructions).
+    if is_tidy(text) {
+        return text.to_string();
+    }
+    tidy_slowly(text)
+}
+
+/// Characters [`tidy`] trims from both ends.
+fn trimmed(c: char) -> bool {
+    c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-' | '—')
+}
+
+/// Whether [`tidy`] would return `text` unchanged: single ASCII spaces between words,
+/// none before `,.!?:`, no `,,` or `()`, nothing trimmable at either end.
+fn is_tidy(text: &str) -> bool {
+    let (Some(first), Some(last)) = (text.chars().next(), text.chars().next_back()) else {
+        return true;
+    };
+    if trimmed(first) || trimmed(last) {
+        return false;
+    }
+    let mut prev = first;
+    for c in text.chars().skip(1) {
+        let debris = match (prev, c) {
+            (' ', ' ' | ',' | '.' | '!' | '?' | ':') | (',', ',') | ('(', ')') => true,
+            _ => c.is_whitespace() && c != ' ',
+        };
+        if debris {
+            return false;
+        }
+        prev = c;
+    }
+    true
+}
+
+fn tidy_slowly(text: &str) -> String {
     let mut s = text.split_whitespace().collect::<Vec<_>>().join(" ");
     for (from, to) in [
         (" ,", ","),
@@ -68,8 +105,7 @@ pub fn tidy(text: &str) -> String {
             s = s.replace(from, to);
         }
     }
-    s.trim_matches(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | ':' | '-' | '—'))
-        .to_string()
+    s.trim_matches(trimmed).to_string()
 }
 
 pub fn char_len(s: &str) -> usize {
@@ -136,6 +172,34 @@ pub fn bare(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_text_called_tidy_is_what_tidying_it_returns() {
+        // Every string of up to five characters over the characters tidying looks at.
+        let alphabet = [
+            ' ', '\t', '\u{a0}', 'a', ',', '.', '!', ':', ';', '(', ')', '-', '—',
+        ];
+        let mut texts = vec![String::new()];
+        let mut tidy_ones = 0;
+        for _ in 0..5 {
+            texts = texts
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            for t in &texts {
+                let slow = tidy_slowly(t);
+                if is_tidy(t) {
+                    tidy_ones += 1;
+                    assert_eq!(slow, *t, "{t:?} was called tidy");
+                }
+                assert_eq!(tidy(t), slow, "{t:?}");
+            }
+        }
+        // The fast path is taken, and not only for single words.
+        assert!(tidy_ones > 10_000, "{tidy_ones}");
+        assert!(is_tidy("Fresh bread, daily (since 1990): order now!"));
+        assert!(!is_tidy("Fresh bread , daily"));
+    }
 
     #[test]
     fn sanitizing_removes_what_the_audit_would_flag_and_tidies() {
