@@ -7,7 +7,7 @@ use std::sync::Arc;
 use campaign_shared::domain::artifact::CopyContent;
 use campaign_shared::domain::{
     Agent, AgentError, Artifact, ArtifactId, AuditReport, Brief, Content, ExecutionMode, RunId,
-    Scope, Status,
+    Scope, Status, Verdict,
 };
 use campaign_shared::domain::{
     AgentSample, BrandInput, BrandKit, Change, ModeDecision, ModePolicy,
@@ -298,7 +298,10 @@ pub async fn audit_reports_and_errors_and_envelopes_are_kept(s: Store) {
     .await
     .unwrap();
     let run = s.get_run(id).await.unwrap();
+    assert_eq!(run.status, Status::Generating);
     assert!(run.artifacts[0].audit.is_some());
+    assert_eq!(run.agents[&Agent::Copy].verdict, Some(Verdict::Pass));
+    assert_eq!(run.agents[&Agent::Copy].attempts, 1);
     assert_eq!(
         run.agents[&Agent::Social].error.as_ref().unwrap().message,
         "boom"
@@ -311,7 +314,8 @@ pub async fn audit_reports_and_errors_and_envelopes_are_kept(s: Store) {
     )
     .await
     .unwrap();
-    assert_eq!(s.get_run(id).await.unwrap().envelope, Some(env));
+    let run = s.get_run(id).await.unwrap();
+    assert_eq!((run.status, run.envelope), (Status::Failed, Some(env)));
     assert!(s.unfinished_runs().await.unwrap().iter().all(|r| *r != id));
 }
 

@@ -111,6 +111,17 @@ pub enum Verdict {
     Fail,
 }
 
+impl Verdict {
+    /// Its name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "fail",
+        }
+    }
+}
+
 /// Where a finding is: a text field of the content and a character range in it
 /// (Unicode scalar values, `start` inclusive, `end` exclusive).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,4 +194,16 @@ pub struct ModelUse {
     pub latency_ms: u64,
     /// The first answer broke a rule and was repaired.
     pub repaired: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_verdict_s_name_is_its_serialized_name() {
+        for v in [Verdict::Pass, Verdict::Warn, Verdict::Fail] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.as_str());
+        }
+    }
 }
