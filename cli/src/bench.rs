@@ -423,8 +423,15 @@ async fn throughput(n: usize, store: Store) -> Result<(f64, StorePerRun), Error>
     let counted = app.store.counts();
     let start = Instant::now();
     let b = brief(ExecutionMode::Parallel);
+    // All submitted at once, as by many clients: one client submitting one after another
+    // would measure its own round trips, not how many runs the system completes.
+    let mut submissions = tokio::task::JoinSet::new();
     for _ in 0..n {
-        usecases::submit(&app.deps, b.clone(), None).await?;
+        let (deps, b) = (app.deps.clone(), b.clone());
+        submissions.spawn(async move { usecases::submit(&deps, b, None).await });
+    }
+    while let Some(submitted) = submissions.join_next().await {
+        submitted.map_err(|e| format!("a submission panicked: {e}"))??;
     }
     // Done when the store has no unfinished run (the bus may drop events under this
     // load, the store does not).
@@ -474,6 +481,8 @@ async fn memory(n: usize) -> Result<f64, Error> {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = rss_kib();
     let b = brief(ExecutionMode::Parallel);
+    // One after another: what is read is the memory a run in flight holds, not the peak of
+    // ten thousand submissions in progress at once.
     for _ in 0..n {
         usecases::submit(&app.deps, b.clone(), None).await?;
     }
