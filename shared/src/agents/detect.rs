@@ -29,28 +29,94 @@ fn is_separator(c: char) -> bool {
 /// space, so hashtags' words are words.
 struct Skeleton {
     chars: Vec<char>,
-    origin: Vec<usize>,
+    /// `None` when each char is its own origin (ASCII text without CamelCase).
+    origin: Option<Vec<usize>>,
 }
 
 impl Skeleton {
     fn new(text: &str) -> Self {
+        let b = text.as_bytes();
+        if text.is_ascii()
+            && !b
+                .windows(2)
+                .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+        {
+            // The common case: ASCII without CamelCase folds to its ASCII lowercase, one
+            // char per byte, each its own origin (what `folded` gives, without its case
+            // tables and decomposition: tested).
+            return Skeleton {
+                chars: b
+                    .iter()
+                    .map(|&c| char::from(c.to_ascii_lowercase()))
+                    .collect(),
+                origin: None,
+            };
+        }
+        Skeleton::folded(text)
+    }
+
+    fn folded(text: &str) -> Self {
         let mut chars = Vec::with_capacity(text.len());
         let mut origin = Vec::with_capacity(text.len());
-        if text.is_ascii() {
-            // The common case, without Unicode case tables or decomposition (the same
-            // result: an ASCII char folds to its ASCII lowercase).
-            let mut prev_lower = false;
-            for (i, b) in text.bytes().enumerate() {
-                if b.is_ascii_uppercase() && prev_lower {
+        let mut prev_lower = false;
+        // `i`: the char index of `rest`'s first char.
+        let (mut i, mut rest) = (0, text);
+        while !rest.is_empty() {
+            // A run of ASCII, whose bytes are its chars.
+            let n = rest
+                .bytes()
+                .position(|b| !b.is_ascii())
+                .unwrap_or(rest.len());
+            let run = &rest.as_bytes()[..n];
+            let camel = (prev_lower && run.first().is_some_and(u8::is_ascii_uppercase))
+                || run
+                    .windows(2)
+                    .any(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase());
+            if camel {
+                for (k, &b) in run.iter().enumerate() {
+                    if b.is_ascii_uppercase() && prev_lower {
+                        chars.push(' ');
+                        origin.push(i + k);
+                    }
+                    prev_lower = b.is_ascii_lowercase();
+                    chars.push(char::from(b.to_ascii_lowercase()));
+                    origin.push(i + k);
+                }
+            } else if let Some(last) = run.last() {
+                chars.extend(run.iter().map(|&b| char::from(b.to_ascii_lowercase())));
+                origin.extend(i..i + n);
+                prev_lower = last.is_ascii_lowercase();
+            }
+            i += n;
+            rest = &rest[n..];
+            // Then one char outside ASCII, decomposed without its accents.
+            if let Some(c) = rest.chars().next() {
+                if c.is_uppercase() && prev_lower {
                     chars.push(' ');
                     origin.push(i);
                 }
-                prev_lower = b.is_ascii_lowercase();
-                chars.push(char::from(b.to_ascii_lowercase()));
-                origin.push(i);
+                prev_lower = c.is_lowercase();
+                for d in std::iter::once(c).nfkd().filter(|d| !is_combining_mark(*d)) {
+                    for l in d.to_lowercase() {
+                        chars.push(l);
+                        origin.push(i);
+                    }
+                }
+                i += 1;
+                rest = &rest[c.len_utf8()..];
             }
-            return Skeleton { chars, origin };
         }
+        Skeleton {
+            chars,
+            origin: Some(origin),
+        }
+    }
+
+    /// [`Skeleton::folded`] one char at a time: what it must equal.
+    #[cfg(test)]
+    fn folded_char_by_char(text: &str) -> Self {
+        let mut chars = Vec::with_capacity(text.len());
+        let mut origin = Vec::with_capacity(text.len());
         let mut prev_lower = false;
         for (i, c) in text.chars().enumerate() {
             if c.is_ascii() {
@@ -75,7 +141,15 @@ impl Skeleton {
                 }
             }
         }
-        Skeleton { chars, origin }
+        Skeleton {
+            chars,
+            origin: Some(origin),
+        }
+    }
+
+    /// The index of the original char the `k`-th folded char came from.
+    fn origin(&self, k: usize) -> usize {
+        self.origin.as_ref().map_or(k, |o| o[k])
     }
 
     fn is_word(&self, i: usize) -> bool {
@@ -148,8 +222,8 @@ fn find_in(sk: &Skeleton, letters: &[char]) -> Vec<Hit> {
             }
             if ok && !sk.is_word(p) {
                 hits.push(Hit {
-                    start: sk.origin[s],
-                    end: sk.origin[p - 1] + 1,
+                    start: sk.origin(s),
+                    end: sk.origin(p - 1) + 1,
                 });
                 s = p;
                 continue;
@@ -212,8 +286,36 @@ static PLACEHOLDER_CI: LazyLock<Regex> = LazyLock::new(|| {
 static PLACEHOLDER_CS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\bTODO\b|\bTBD\b|\bXXX+\b|\bFIXME\b").expect("marker regex"));
 
+/// Whether `text` holds what every match of the placeholder patterns needs: a bracket or
+/// brace, `lorem` or `placeholder` in any case (no char outside ASCII folds to one of
+/// their letters: tested), or an upper-case marker.
+fn may_hold_placeholder(text: &str) -> bool {
+    let b = text.as_bytes();
+    let at = |i: usize, word: &[u8]| {
+        b.get(i..i + word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    };
+    (0..b.len()).any(|i| match b[i] {
+        b'[' | b'{' => true,
+        b'l' | b'L' => at(i, b"lorem"),
+        b'p' | b'P' => at(i, b"placeholder"),
+        b'T' => b[i..].starts_with(b"TODO") || b[i..].starts_with(b"TBD"),
+        b'X' => b[i..].starts_with(b"XXX"),
+        b'F' => b[i..].starts_with(b"FIXME"),
+        _ => false,
+    })
+}
+
 /// Placeholder text left in copy.
 pub fn find_placeholders(text: &str) -> Vec<Hit> {
+    // Most texts hold none: ruled out without running the two regexes.
+    if !may_hold_placeholder(text) {
+        return Vec::new();
+    }
+    placeholders_by_regex(text)
+}
+
+fn placeholders_by_regex(text: &str) -> Vec<Hit> {
     let mut hits: Vec<Hit> = PLACEHOLDER_CI
         .find_iter(text)
         .chain(PLACEHOLDER_CS.find_iter(text))
@@ -284,6 +386,85 @@ pub fn error_hits(text: &str, prohibited: &[String]) -> Vec<Hit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every string of up to `len` pieces drawn from `pieces`.
+    fn strings(pieces: &[&str], len: u32) -> Vec<String> {
+        let mut out = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..len {
+            last = last
+                .iter()
+                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+                .collect();
+            out.extend(last.iter().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn ascii_folds_as_the_general_folding_does() {
+        let alphabet = ["a", "Z", "q", "F", "7", " ", "-", "#", "'", "\t"];
+        for t in strings(&alphabet, 5) {
+            let (fast, general) = (Skeleton::new(&t), Skeleton::folded_char_by_char(&t));
+            assert_eq!(fast.chars, general.chars, "{t:?}");
+            let origins =
+                |s: &Skeleton| (0..s.chars.len()).map(|k| s.origin(k)).collect::<Vec<_>>();
+            assert_eq!(origins(&fast), origins(&general), "{t:?}");
+        }
+    }
+
+    #[test]
+    fn folding_by_runs_equals_folding_char_by_char() {
+        let alphabet = [
+            "a", "Z", "-", " ", "é", "É", "ß", "’", "\u{FB01}", "e\u{301}", "Ω",
+        ];
+        for t in strings(&alphabet, 5) {
+            let (runs, one_by_one) = (Skeleton::folded(&t), Skeleton::folded_char_by_char(&t));
+            assert_eq!(runs.chars, one_by_one.chars, "{t:?}");
+            assert_eq!(runs.origin, one_by_one.origin, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn no_char_outside_ascii_folds_to_a_letter_of_lorem_or_placeholder() {
+        let all: String = (0x80..=0x10FFFF).filter_map(char::from_u32).collect();
+        let letters = Regex::new("(?i)[loremplacehd]").unwrap();
+        assert_eq!(letters.find(&all).map(|m| m.as_str().to_string()), None);
+        // The check itself would see one: the Kelvin sign folds to `k`.
+        assert!(Regex::new("(?i)k").unwrap().is_match("\u{212A}"));
+    }
+
+    #[test]
+    fn the_placeholder_prefilter_never_hides_a_match() {
+        let pieces = [
+            "lorem",
+            "LoReM",
+            " ",
+            "ipsum",
+            "[",
+            "]",
+            "insert",
+            "{{",
+            "}}",
+            "placeholder",
+            "PLACEHOLDER",
+            "TODO",
+            "TBD",
+            "XXX",
+            "FIXME",
+            "todo",
+            "x",
+            "é",
+            "\u{17F}",
+        ];
+        let mut matched = 0;
+        for t in strings(&pieces, 4) {
+            let expected = placeholders_by_regex(&t);
+            matched += usize::from(!expected.is_empty());
+            assert_eq!(find_placeholders(&t), expected, "{t:?}");
+        }
+        assert!(matched > 10_000, "{matched}");
+    }
 
     fn spans(text: &str, term: &str) -> Vec<(usize, usize)> {
         find_term(text, term)
