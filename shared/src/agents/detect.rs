@@ -178,7 +178,7 @@ pub fn find_terms(text: &str, terms: &[String]) -> Vec<Hit> {
 }
 
 fn find_in(sk: &Skeleton, letters: &[char]) -> Vec<Hit> {
-    let Some(&first) = letters.first() else {
+    let Some((&first, rest)) = letters.split_first() else {
         return Vec::new();
     };
     // Each kind of skeleton gets its own copy of the scan, its char reads inlined, and
@@ -190,7 +190,7 @@ fn find_in(sk: &Skeleton, letters: &[char]) -> Vec<Hit> {
                 memchr::memchr2(l, l.to_ascii_uppercase(), &b[from..]).map(|i| from + i)
             };
             let at = |k: usize| char::from(b[k].to_ascii_lowercase());
-            scan(b.len(), at, |k| k, next, letters)
+            scan(b.len(), at, |k| k, next, rest)
         }
         Skeleton::Folded { chars, origin } => {
             let next = |from: usize| {
@@ -199,23 +199,20 @@ fn find_in(sk: &Skeleton, letters: &[char]) -> Vec<Hit> {
                     .position(|&c| c == first)
                     .map(|i| from + i)
             };
-            scan(chars.len(), |k| chars[k], |k| origin[k], next, letters)
+            scan(chars.len(), |k| chars[k], |k| origin[k], next, rest)
         }
     }
 }
 
-/// The hits of `letters` in the `n` folded chars `at` gives, mapped back by `origin`;
-/// `next(k)` is the first place from `k` on holding `letters[0]`.
+/// The hits of a term in the `n` folded chars `at` gives, mapped back by `origin`:
+/// `next(k)` is the first place from `k` on holding its first letter, `rest` its others.
 fn scan(
     n: usize,
     at: impl Fn(usize) -> char,
     origin: impl Fn(usize) -> usize,
     next: impl Fn(usize) -> Option<usize>,
-    letters: &[char],
+    rest: &[char],
 ) -> Vec<Hit> {
-    let Some((_, rest)) = letters.split_first() else {
-        return Vec::new();
-    };
     let is_word = |k: usize| k < n && at(k).is_alphanumeric();
     let mut hits = Vec::new();
     let mut from = 0;
@@ -403,20 +400,7 @@ pub fn error_hits(text: &str, prohibited: &[String]) -> Vec<Hit> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Every string of up to `len` pieces drawn from `pieces`.
-    fn strings(pieces: &[&str], len: u32) -> Vec<String> {
-        let mut out = vec![String::new()];
-        let mut last = vec![String::new()];
-        for _ in 0..len {
-            last = last
-                .iter()
-                .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
-                .collect();
-            out.extend(last.iter().cloned());
-        }
-        out
-    }
+    use crate::agents::every_string as strings;
 
     #[test]
     fn ascii_folds_as_the_general_folding_does() {

@@ -39,3 +39,19 @@ pub fn tags_for(agent: Agent, brief: &Brief) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Every string of up to `len` pieces drawn from `pieces`, the empty one included: the
+/// inputs of the exhaustive tests that tie a fast path to the code it stands in for.
+#[cfg(test)]
+pub(crate) fn every_string(pieces: &[&str], len: u32) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut last = vec![String::new()];
+    for _ in 0..len {
+        last = last
+            .iter()
+            .flat_map(|s| pieces.iter().map(move |p| format!("{s}{p}")))
+            .collect();
+        out.extend(last.iter().cloned());
+    }
+    out
+}
