@@ -2779,10 +2779,10 @@ mod tests {
         let closed = store.closed_run(run_id).await.unwrap();
         assert_eq!(kept(&store), (None, None), "both leave with the run");
         // The timings of the kept marks are those the file's log gives.
-        let db = store.shared.conn.lock().unwrap();
-        let from_file =
-            timings_from_marks(closed.created_at, &read_marks(&db.conn, run_id).unwrap());
-        drop(db);
+        let from_file = {
+            let db = store.shared.conn.lock().unwrap();
+            timings_from_marks(closed.created_at, &read_marks(&db.conn, run_id).unwrap())
+        };
         assert_eq!(closed.timings, from_file);
         assert!(closed.timings.total_ms.is_some());
         assert_eq!(
