@@ -2121,6 +2121,20 @@ mod tests {
         )
     }
 
+    /// The built-in copy agent's artifact for `run_id`, not audited.
+    fn a_copy_artifact(run_id: RunId, brief: &Brief) -> Artifact {
+        Artifact {
+            artifact_id: ArtifactId::new(),
+            run_id,
+            agent: Agent::Copy,
+            content: crate::agents::generate(Agent::Copy, brief, run_id).unwrap(),
+            tags: Vec::new(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            audit: None,
+            model: None,
+        }
+    }
+
     fn runs() -> usize {
         RUNS.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -2364,14 +2378,8 @@ mod tests {
         .unwrap();
         let run_id = RunId::new();
         let artifact = Artifact {
-            artifact_id: ArtifactId::new(),
-            run_id,
-            agent: Agent::Copy,
-            content: crate::agents::generate(Agent::Copy, &brief, run_id).unwrap(),
-            tags: Vec::new(),
-            created_at: OffsetDateTime::UNIX_EPOCH,
             audit: Some(crate::domain::AuditReport::from_findings(Vec::new())),
-            model: None,
+            ..a_copy_artifact(run_id, &brief)
         };
         drop(SqliteStore::open(&path).unwrap());
         {
@@ -2704,14 +2712,9 @@ mod tests {
         store.create_run(new).await.unwrap();
         let now = OffsetDateTime::now_utc;
         let artifact = Artifact {
-            artifact_id: ArtifactId::new(),
-            run_id,
-            agent: Agent::Copy,
-            content: crate::agents::generate(Agent::Copy, &brief, run_id).unwrap(),
             tags: vec!["launch".into()],
             created_at: now(),
-            audit: None,
-            model: None,
+            ..a_copy_artifact(run_id, &brief)
         };
         let id = artifact.artifact_id;
         let steps = [
@@ -2810,18 +2813,11 @@ mod tests {
         states.keep(first, kept(first));
         let id = ArtifactId::new();
         states.runs.get_mut(&first).unwrap().artifacts.push(id);
-        let brief = a_new_run().brief;
         states.artifacts.insert(
             id,
             Artifact {
                 artifact_id: id,
-                run_id: first,
-                agent: Agent::Copy,
-                content: crate::agents::generate(Agent::Copy, &brief, first).unwrap(),
-                tags: Vec::new(),
-                created_at: OffsetDateTime::UNIX_EPOCH,
-                audit: None,
-                model: None,
+                ..a_copy_artifact(first, &a_new_run().brief)
             },
         );
         for _ in 1..STATES_KEPT {
