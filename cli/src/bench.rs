@@ -434,9 +434,9 @@ async fn throughput(n: usize, store: Store) -> Result<(f64, StorePerRun), Error>
         submitted.map_err(|e| format!("a submission panicked: {e}"))??;
     }
     // Done when the store has no unfinished run (the bus may drop events under this
-    // load, the store does not) — asked once no execution is in flight: the list of
-    // thousands of unfinished runs, read every few milliseconds, took the store's one
-    // writing thread from the runs being measured.
+    // load, the store does not) — asked once no execution is in flight, so the list of
+    // thousands of unfinished runs is not read every few milliseconds on the store's one
+    // writing thread while the measured runs need it.
     loop {
         if app.workflow.in_flight() == 0 && app.deps.store.unfinished_runs().await?.is_empty() {
             break;

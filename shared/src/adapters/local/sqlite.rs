@@ -128,7 +128,8 @@ const SCHEMA_V6_EVENT_BODIES_WITHOUT_IDS: &str = r#"
 /// The index of unfinished runs without its `NOT IN` list: SQLite evaluates a list of more
 /// than two constants through a temporary table it builds for every statement that writes
 /// a row the index may hold — twice for each change of a run's status (old and new row),
-/// ~7 per run, a tenth of the store's work under load (callgrind). Three comparisons
+/// ~7 per run (callgrind: 4,773 temporary B-trees for 661 runs; BENCHMARKS.md, ninth part,
+/// has what the store's groups cost before and after). Three comparisons
 /// instead; [`UNFINISHED`] is the same condition, so the query can use the index.
 const SCHEMA_V7_UNFINISHED_WITHOUT_IN_LIST: &str = r#"
 DROP INDEX IF EXISTS runs_unfinished;
