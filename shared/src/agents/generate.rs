@@ -338,7 +338,13 @@ fn social(i: &Inputs, s: u64, max: usize) -> Result<SocialContent, GenerateError
         } else {
             char_len(&used.join(" ")) + 1
         };
-        let body = finish(&text, limit - tag_len, p);
+        // `text` is sanitized already: if it fits, `finish` would only scan it again and
+        // hand it back unchanged.
+        let body = if char_len(&text) <= limit - tag_len {
+            text.clone()
+        } else {
+            finish(&text, limit - tag_len, p)
+        };
         if body.is_empty() {
             continue;
         }
