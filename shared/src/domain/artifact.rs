@@ -166,7 +166,7 @@ pub struct Artifact {
     pub agent: Agent,
     pub content: Content,
     pub tags: Vec<String>,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Absent until audited.
     #[serde(default, skip_serializing_if = "Option::is_none")]

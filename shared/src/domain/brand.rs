@@ -27,9 +27,9 @@ pub struct BrandKit {
     /// prohibited terms added to the brief's own.
     #[serde(default)]
     pub constraints: Constraints,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     pub updated_at: OffsetDateTime,
 }
 

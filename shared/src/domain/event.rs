@@ -93,7 +93,7 @@ pub struct Event {
     pub kind: EventType,
     pub scope: Scope,
     pub status: Status,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     pub at: OffsetDateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<Value>,

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod lifecycle;
 pub mod mode;
 pub mod palette;
+pub mod rfc3339;
 pub mod run;
 pub mod tags;
 pub mod transition;

@@ -16,7 +16,7 @@ use super::brief::ExecutionMode;
 #[serde(rename_all = "camelCase")]
 pub struct AgentSample {
     pub agent: Agent,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     pub at: OffsetDateTime,
     /// How long the generator took (a throttled call: until it was refused).
     pub duration_ms: u64,

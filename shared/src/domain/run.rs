@@ -74,9 +74,9 @@ pub struct Run {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode_decision: Option<super::mode::ModeDecision>,
     pub brief: Brief,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     pub updated_at: OffsetDateTime,
     pub agents: BTreeMap<Agent, AgentState>,
     pub artifacts: Vec<Artifact>,
@@ -95,7 +95,7 @@ pub struct RunSummary {
     pub iteration: u32,
     pub status: Status,
     pub execution_mode: ExecutionMode,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     pub created_at: OffsetDateTime,
     pub outcome: Option<super::envelope::Outcome>,
     pub product: String,

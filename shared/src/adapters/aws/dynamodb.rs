@@ -118,9 +118,9 @@ struct RunItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     mode_decision: Option<ModeDecision>,
     brief: Brief,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     updated_at: OffsetDateTime,
     seq: u64,
     version: u64,
@@ -143,7 +143,7 @@ struct RunSummaryItem {
     iteration: u32,
     status: Status,
     execution_mode: ExecutionMode,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     created_at: OffsetDateTime,
     #[serde(default)]
     outcome: Option<Outcome>,

@@ -1044,7 +1044,7 @@ struct StoredEvent<'a> {
     kind: crate::domain::EventType,
     scope: crate::domain::Scope,
     status: Status,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     at: OffsetDateTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     detail: Option<std::borrow::Cow<'a, serde_json::Value>>,
@@ -1440,7 +1440,7 @@ fn read_run_and_seq(c: &Connection, run_id: RunId, full: bool) -> Result<(Run, u
 struct MarkBody {
     scope: crate::domain::Scope,
     status: Status,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::domain::rfc3339")]
     at: OffsetDateTime,
     #[serde(default)]
     detail: Option<MarkDetail>,
