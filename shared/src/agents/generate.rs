@@ -237,11 +237,10 @@ fn hashtags(i: &Inputs) -> Vec<String> {
         candidates.push(last.join(" "));
     }
     candidates.push(i.tone.split(' ').next().unwrap_or_default().to_string());
-    for c in candidates {
-        if let Some(t) = hashtag(&c)
-            && detect::error_hits(&t, &i.prohibited).is_empty()
-            && !tags.iter().any(|x| x.eq_ignore_ascii_case(&t))
-        {
+    let hashtags: Vec<String> = candidates.iter().filter_map(|c| hashtag(c)).collect();
+    let clean = detect::clean_each(&hashtags, &i.prohibited);
+    for (t, ok) in hashtags.into_iter().zip(clean) {
+        if ok && !tags.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
             tags.push(t);
         }
     }

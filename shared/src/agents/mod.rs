@@ -31,10 +31,9 @@ pub fn tags_for(agent: Agent, brief: &Brief) -> Vec<String> {
     );
     raw.extend(brief.brand_guidelines.tone_adjectives.iter().cloned());
     raw.push(brief.product.chars().take(40).collect());
-    normalize_tags(raw.iter().filter(|t| {
-        detect::error_hits(t, &brief.constraints.prohibited_terms).is_empty()
-            && t.chars().count() <= 40
-    }))
+    raw.retain(|t| t.chars().count() <= 40);
+    let clean = detect::clean_each(&raw, &brief.constraints.prohibited_terms);
+    normalize_tags(raw.iter().zip(clean).filter(|(_, ok)| *ok).map(|(t, _)| t))
 }
 
 #[cfg(test)]
