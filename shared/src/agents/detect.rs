@@ -446,7 +446,7 @@ pub fn clean_each<S: AsRef<str>>(texts: &[S], prohibited: &[String]) -> Vec<bool
         let mut touched = ranges
             .iter()
             .enumerate()
-            .filter(|(_, r)| h.start < r.end.max(r.start + 1) && r.start < h.end);
+            .filter(|(_, r)| h.start < r.end && r.start < h.end);
         match (touched.next(), touched.next()) {
             (Some((k, r)), None) if r.start <= h.start && h.end <= r.end => clean[k] = false,
             (first, second) => {
