@@ -137,6 +137,25 @@ CREATE INDEX runs_unfinished ON runs(status)
     WHERE status <> 'completed' AND status <> 'failed' AND status <> 'cancelled';
 "#;
 
+/// The event log in the order it is written: a row id per event (so a group's events go
+/// to the last pages of the table, whichever runs they belong to) and an index by run and
+/// seq. Keyed by (run id, seq) as before, every event went to its run's place in the log:
+/// with thousands of runs in flight each event dirtied a page of its own, split pages
+/// in the middle, and missed the page cache (`campaign bench`, BENCHMARKS.md, eleventh
+/// part). The index's entries are a tenth of a row's size, so far more fit a page.
+const SCHEMA_V8_EVENTS_IN_WRITE_ORDER: &str = r#"
+CREATE TABLE events_v8 (
+    id     INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    seq    INTEGER NOT NULL,
+    body   TEXT NOT NULL
+);
+INSERT INTO events_v8 (run_id, seq, body) SELECT run_id, seq, body FROM events ORDER BY run_id, seq;
+DROP TABLE events;
+ALTER TABLE events_v8 RENAME TO events;
+CREATE UNIQUE INDEX events_of_run ON events(run_id, seq);
+"#;
+
 /// Unfinished runs, in order: the condition of schema v7's index, which the query names so
 /// it cannot fall back to reading every run.
 const UNFINISHED: &str = "SELECT run_id FROM runs INDEXED BY runs_unfinished
@@ -173,6 +192,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(SCHEMA_V5_AUDIT_COLUMN),
         rusqlite_migration::M::up(SCHEMA_V6_EVENT_BODIES_WITHOUT_IDS),
         rusqlite_migration::M::up(SCHEMA_V7_UNFINISHED_WITHOUT_IN_LIST),
+        rusqlite_migration::M::up(SCHEMA_V8_EVENTS_IN_WRITE_ORDER),
     ])
 }
 
@@ -2411,7 +2431,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, 8);
     }
 
     #[test]
@@ -2505,6 +2525,71 @@ mod tests {
         assert_eq!(store.events(run_id, 1).await.unwrap(), vec![old]);
     }
 
+    #[tokio::test]
+    async fn a_version_7_file_keeps_its_events_in_order_when_the_log_moves_to_write_order() {
+        use crate::domain::{EventType, Scope};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v7.db");
+        let run_id = RunId::new();
+        let event = |seq: u64, status: Status| Event {
+            run_id,
+            seq,
+            kind: EventType::RunStatus,
+            scope: Scope::Run,
+            status,
+            at: OffsetDateTime::UNIX_EPOCH + Duration::from_secs(seq),
+            detail: None,
+        };
+        let events = [
+            event(1, Status::Queued),
+            event(2, Status::Generating),
+            event(3, Status::Failed),
+        ];
+        {
+            let mut c = Connection::open(&path).unwrap();
+            migrations().to_version(&mut c, 7).unwrap();
+            c.execute(
+                "INSERT INTO runs (run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq)
+                 VALUES (?1, 1, 'failed', 'parallel', '{}', 0, 0, 3)",
+                [run_id.to_string()],
+            )
+            .unwrap();
+            // Written out of order: the old table's key put them in order, the new one's
+            // index must.
+            for e in [&events[2], &events[0], &events[1]] {
+                c.execute(
+                    "INSERT INTO events (run_id, seq, body) VALUES (?1, ?2, ?3)",
+                    params![
+                        run_id.to_string(),
+                        e.seq as i64,
+                        StoredEvent::body_of(e).unwrap()
+                    ],
+                )
+                .unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.events(run_id, 0).await.unwrap(), events);
+        assert_eq!(store.events(run_id, 1).await.unwrap(), events[1..]);
+        // A seq written twice is refused, as the old key refused it.
+        let db = store.shared.conn.lock().unwrap();
+        assert!(insert_event(&db.conn, &run_id.to_string(), 2, "{}").is_err());
+        // Reading a run's events goes through the index, not over the whole log.
+        let plan: Vec<String> = db
+            .conn
+            .prepare("EXPLAIN QUERY PLAN SELECT seq, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
+            .unwrap()
+            .query_map(params!["x", 0], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("USING INDEX events_of_run")),
+            "{plan:?}"
+        );
+    }
+
     #[test]
     fn a_file_from_before_versioning_is_adopted_and_upgraded() {
         let dir = tempfile::tempdir().unwrap();
@@ -2525,7 +2610,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, 8);
         let runs: i64 = c
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .unwrap();
