@@ -209,10 +209,14 @@ trait Request: Send {
 type Job = Box<dyn Request>;
 
 /// A request's closure, its last outcome and its caller.
+///
+/// The closure goes back to the caller with the answer, so what it owns (a transition's
+/// changes and their JSON, an artifact) is freed on the caller's thread, not in the
+/// store's one-at-a-time groups.
 struct Pending<T, F> {
     f: F,
     outcome: Option<Result<T, StoreError>>,
-    answer: tokio::sync::oneshot::Sender<Result<T, StoreError>>,
+    answer: tokio::sync::oneshot::Sender<(Result<T, StoreError>, F)>,
 }
 
 impl<T, F> Request for Pending<T, F>
@@ -228,7 +232,12 @@ where
     }
 
     fn finish(self: Box<Self>, commit: Result<(), String>) {
-        let answer = match (commit, self.outcome) {
+        let Pending {
+            f,
+            outcome,
+            answer: to,
+        } = *self;
+        let answer = match (commit, outcome) {
             (Ok(()), Some(outcome)) => outcome,
             (Ok(()), None) => Err(StoreError::Unavailable(
                 "the store request did not run".into(),
@@ -237,7 +246,7 @@ where
                 format!("commit failed: {e}").into(),
             )),
         };
-        let _ = self.answer.send(answer);
+        let _ = to.send((answer, f));
     }
 }
 
@@ -341,14 +350,15 @@ struct Db {
 struct States {
     runs: hashlink::LruCache<RunId, Kept>,
     /// The artifacts of the kept runs that this connection wrote.
-    artifacts: std::collections::HashMap<ArtifactId, Artifact>,
+    artifacts: std::collections::HashMap<ArtifactId, Arc<Artifact>>,
     /// The file's `data_version` as this connection last saw it.
     data_version: Option<i64>,
 }
 
-/// What [`States`] keeps of a run.
+/// What [`States`] keeps of a run. The run and its artifacts are shared with the
+/// requests that read them, which copy them once answered, outside the store's groups.
 struct Kept {
-    run: Run,
+    run: Arc<Run>,
     /// The seq of its last event.
     seq: u64,
     /// The marks of its events, in order.
@@ -434,7 +444,7 @@ impl States {
                 let read = read_state(c, run_id)?;
                 assert_eq!(
                     (&read.0, read.1),
-                    (&kept.run, kept.seq),
+                    (&*kept.run, kept.seq),
                     "the kept state of run {run_id} differs from the file's"
                 );
                 assert_eq!(
@@ -453,7 +463,7 @@ impl States {
             } else {
                 Vec::new()
             },
-            run,
+            run: Arc::new(run),
             seq,
             artifacts: Vec::new(),
         };
@@ -465,19 +475,23 @@ impl States {
     }
 
     /// A kept artifact.
-    fn artifact(&self, c: &Connection, id: ArtifactId) -> Result<Option<Artifact>, StoreError> {
+    fn artifact(
+        &self,
+        c: &Connection,
+        id: ArtifactId,
+    ) -> Result<Option<Arc<Artifact>>, StoreError> {
         let Some(artifact) = self.artifacts.get(&id) else {
             return Ok(None);
         };
         #[cfg(debug_assertions)]
         assert_eq!(
             read_artifact(c, &id.to_string())?.as_ref(),
-            Some(artifact),
+            Some(&**artifact),
             "the kept artifact {id} differs from the file's"
         );
         #[cfg(not(debug_assertions))]
         let _ = c;
-        Ok(Some(artifact.clone()))
+        Ok(Some(Arc::clone(artifact)))
     }
 
     fn forget(&mut self, run_id: RunId) {
@@ -945,11 +959,15 @@ impl SqliteStore {
             answer,
         }));
         self.shared.lead();
-        let answer = result.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(
+        let answer = match result.await {
+            Ok((answer, f)) => {
+                drop(f);
+                answer
+            }
+            Err(_) => Err(StoreError::Unavailable(
                 "the store request was dropped: its transaction failed".into(),
-            ))
-        });
+            )),
+        };
         if answer.is_err() {
             Counters::add(&self.shared.counts.refused);
         }
@@ -1102,6 +1120,8 @@ impl StoredEvent<'_> {
 /// What a change writes as JSON, serialized by the caller before its request queues for
 /// the store's one-at-a-time groups (serializing inside them was a tenth of their work).
 struct Written {
+    /// The change's artifact as the store keeps it (copied by the caller).
+    kept: Option<Arc<Artifact>>,
     event: String,
     artifact: Option<String>,
     audit: Option<String>,
@@ -1112,6 +1132,7 @@ struct Written {
 impl Written {
     fn of(run_id: RunId, ch: &Change, at: OffsetDateTime) -> Result<Written, StoreError> {
         Ok(Written {
+            kept: ch.artifact.clone().map(Arc::new),
             // The seq is the row's, given when the change is applied.
             event: StoredEvent::body_of(&Event::of_change(run_id, 0, ch, at))?,
             artifact: ch.artifact.as_ref().map(json).transpose()?,
@@ -1153,8 +1174,9 @@ fn apply_tx(
     // (the last run-scoped change's) and envelope (the last one given) with its seq.
     let mut run_status: Option<Status> = None;
     let mut envelope: Option<&str> = None;
-    // The audit reports recorded, by artifact.
+    // The audit reports recorded, by artifact, and the artifacts written.
     let mut audited_now = Vec::new();
+    let mut written_now = Vec::new();
     for &ch in &checked.effective {
         let w = changes
             .iter()
@@ -1201,6 +1223,10 @@ fn apply_tx(
                     .execute(params![a.artifact_id.to_string(), id, w.artifact])
                     .map_err(unavailable)?;
                     *known = Some(a.artifact_id);
+                    written_now.push(match &w.kept {
+                        Some(kept) if kept.artifact_id == a.artifact_id => Arc::clone(kept),
+                        _ => Arc::new(a.clone()),
+                    });
                 }
                 if let (Some(audit), Some(report)) = (&w.audit, &ch.audit) {
                     let audited = known.ok_or_else(|| {
@@ -1248,21 +1274,20 @@ fn apply_tx(
     // Every statement succeeded: the kept state follows what was written.
     let updated_at = from_nanos(nanos(at))?;
     if let Some(kept) = states.runs.get_mut(&run_id) {
+        let run = Arc::make_mut(&mut kept.run);
         for ch in &checked.effective {
-            mirror(&mut kept.run, ch);
+            mirror(run, ch);
         }
-        kept.run.updated_at = updated_at;
+        run.updated_at = updated_at;
         kept.seq = seq;
         kept.marks.extend(events.iter().map(Mark::of));
-        for ch in &checked.effective {
-            if let Some(a) = &ch.artifact {
-                kept.artifacts.push(a.artifact_id);
-                states.artifacts.insert(a.artifact_id, a.clone());
-            }
+        for a in written_now {
+            kept.artifacts.push(a.artifact_id);
+            states.artifacts.insert(a.artifact_id, a);
         }
         for (id, report) in audited_now {
             if let Some(artifact) = states.artifacts.get_mut(&id) {
-                artifact.audit = Some(report.clone());
+                Arc::make_mut(artifact).audit = Some(report.clone());
             }
         }
         // A closed run stays until its close is read (`closed_run`, right after).
@@ -1533,12 +1558,22 @@ impl RunStore for SqliteStore {
         let mode_decision = new.mode_decision.as_ref().map(json).transpose()?;
         let event = new.first_event();
         let body = StoredEvent::body_of(&event)?;
+        // Kept as the file will read it back: the brief as parsed from what is stored,
+        // times to the nanosecond.
+        let at = nanos(new.created_at);
+        let state = {
+            let parsed =
+                serde_json::from_str(&brief).map_err(|e| StoreError::corrupt("brief", e))?;
+            let mut state = new.state(parsed);
+            state.created_at = from_nanos(at)?;
+            state.updated_at = state.created_at;
+            Arc::new(state)
+        };
         self.with_states(move |tx, states| {
             let id = new.run_id.to_string();
             if run_exists(tx, new.run_id)? {
                 return Err(StoreError::AlreadyExists(new.run_id));
             }
-            let at = nanos(new.created_at);
             tx.prepare_cached(INSERT_RUN).map_err(unavailable)?.execute(params![
                     id,
                     new.parent_run_id.map(|p| p.to_string()),
@@ -1559,13 +1594,8 @@ impl RunStore for SqliteStore {
                 .map_err(unavailable)?;
             }
             insert_event(tx, &id, event.seq, &body)?;
-            // Kept as the file will read it back: the brief as parsed from what was
-            // stored (the parse that reading it would cost), times to the nanosecond.
-            let mut state = new.state(cached_brief(new.run_id, &brief)?);
-            state.created_at = from_nanos(at)?;
-            state.updated_at = state.created_at;
             let kept = Kept {
-                run: state,
+                run: Arc::clone(&state),
                 seq: 1,
                 marks: vec![Mark::of(&event)],
                 artifacts: Vec::new(),
@@ -1579,16 +1609,17 @@ impl RunStore for SqliteStore {
     /// One request: the state and the marks of its events — kept (and no longer kept once
     /// its close is read), or read from the file.
     async fn closed_run(&self, run_id: RunId) -> Result<Run, StoreError> {
-        let (mut run, marks) = self
+        let (run, marks) = self
             .with_states(move |c, states| {
                 let (run, marks) =
-                    states.with_kept(c, run_id, true, |k| (k.run.clone(), k.marks.clone()))?;
+                    states.with_kept(c, run_id, true, |k| (Arc::clone(&k.run), k.marks.clone()))?;
                 if run.status.is_terminal() {
                     states.forget(run_id);
                 }
                 Ok((run, marks))
             })
             .await?;
+        let mut run = Arc::unwrap_or_clone(run);
         run.timings = timings_from_marks(run.created_at, &marks);
         Ok(run)
     }
@@ -1598,8 +1629,11 @@ impl RunStore for SqliteStore {
     }
 
     async fn get_state(&self, run_id: RunId) -> Result<Run, StoreError> {
-        self.with_states(move |c, states| states.with(c, run_id, |run, _| run.clone()))
-            .await
+        self.with_states(move |c, states| {
+            states.with_kept(c, run_id, false, |k| Arc::clone(&k.run))
+        })
+        .await
+        .map(Arc::unwrap_or_clone)
     }
 
     async fn list_runs(
@@ -1668,7 +1702,7 @@ impl RunStore for SqliteStore {
                 )
                 .map_err(unavailable)?;
             if let Some(kept) = states.runs.get_mut(&run_id)
-                && let Some(st) = kept.run.agents.get_mut(&agent)
+                && let Some(st) = Arc::make_mut(&mut kept.run).agents.get_mut(&agent)
             {
                 st.attempts = n;
             }
@@ -1715,7 +1749,7 @@ impl RunStore for SqliteStore {
             .await?;
         match found {
             None => Ok(None),
-            Some(Ok(kept)) => Ok(Some(kept)),
+            Some(Ok(kept)) => Ok(Some(Arc::unwrap_or_clone(kept))),
             Some(Err(row)) => parse_artifact(row).map(Some),
         }
     }
@@ -2057,7 +2091,9 @@ impl RequestKeys for SqliteStore {
 mod tests {
     use super::*;
 
-    type Answer = tokio::sync::oneshot::Receiver<Result<i64, StoreError>>;
+    /// A test request's closure, boxed so its answer has a type to name.
+    type Insert = Box<dyn FnMut(&Connection, &mut States) -> Result<i64, StoreError> + Send>;
+    type Answer = tokio::sync::oneshot::Receiver<(Result<i64, StoreError>, Insert)>;
 
     /// Requests run, by every test of this module (each test compares before and after
     /// under a lock).
@@ -2068,23 +2104,25 @@ mod tests {
     /// told to.
     fn insert(v: &'static str, end: &'static str) -> (Job, Answer) {
         let (answer, result) = tokio::sync::oneshot::channel();
-        let f = move |c: &Connection, _: &mut States| -> Result<i64, StoreError> {
-            RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            if end == "refuse" {
-                return Err(StoreError::NotFound(
-                    RunId::parse("01J00000000000000000000000").unwrap(),
-                ));
-            }
-            c.execute("INSERT INTO t (v) VALUES (?1)", params![v])
-                .map_err(unavailable)?;
-            match end {
-                "fail" => Err(StoreError::NotFound(
-                    RunId::parse("01J00000000000000000000000").unwrap(),
-                )),
-                "panic" => panic!("a request panicked"),
-                _ => Ok(c.last_insert_rowid()),
-            }
-        };
+        let f: Insert = Box::new(
+            move |c: &Connection, _: &mut States| -> Result<i64, StoreError> {
+                RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if end == "refuse" {
+                    return Err(StoreError::NotFound(
+                        RunId::parse("01J00000000000000000000000").unwrap(),
+                    ));
+                }
+                c.execute("INSERT INTO t (v) VALUES (?1)", params![v])
+                    .map_err(unavailable)?;
+                match end {
+                    "fail" => Err(StoreError::NotFound(
+                        RunId::parse("01J00000000000000000000000").unwrap(),
+                    )),
+                    "panic" => panic!("a request panicked"),
+                    _ => Ok(c.last_insert_rowid()),
+                }
+            },
+        );
         (
             Box::new(Pending {
                 f,
@@ -2125,6 +2163,7 @@ mod tests {
             .into_iter()
             .map(|mut a| {
                 a.try_recv()
+                    .map(|(answer, _)| answer)
                     .unwrap_or_else(|_| Err(StoreError::Unavailable("dropped".into())))
             })
             .collect();
@@ -2261,7 +2300,7 @@ mod tests {
         assert_eq!(wrote, 0);
         assert!(matches!(
             answer.try_recv(),
-            Ok(Err(StoreError::NotFound(_)))
+            Ok((Err(StoreError::NotFound(_)), _))
         ));
         assert!(rows(&store2).is_empty());
     }
@@ -2727,12 +2766,12 @@ mod tests {
             outcome: None,
             answer,
         });
-        let (answer, _failed) = tokio::sync::oneshot::channel::<Result<(), StoreError>>();
+        let (answer, _failed) = tokio::sync::oneshot::channel();
         let fails: Job = Box::new(Pending {
             f: move |c: &Connection, _: &mut States| {
                 c.execute("INSERT INTO t (v) VALUES ('x')", [])
                     .map_err(unavailable)?;
-                Err(StoreError::NotFound(run_id))
+                Err::<(), _>(StoreError::NotFound(run_id))
             },
             outcome: None,
             answer,
@@ -2740,7 +2779,7 @@ mod tests {
         commit_group(&mut store.shared.conn.lock().unwrap(), vec![start, fails]);
         // Run again, the move found the run queued (as the file had it), not generating
         // (as its own first pass had kept it).
-        let events = moved.try_recv().unwrap().unwrap();
+        let events = moved.try_recv().unwrap().0.unwrap();
         assert_eq!(events.len(), 1);
         assert_eq!(events[0].seq, 2);
         let state = store.get_state(run_id).await.unwrap();
@@ -2824,7 +2863,7 @@ mod tests {
         let kept = |store: &SqliteStore| {
             let db = store.shared.conn.lock().unwrap();
             let marks = db.states.runs.peek(&run_id).map(|k| k.marks.len());
-            (db.states.artifacts.get(&id).cloned(), marks)
+            (db.states.artifacts.get(&id).map(|a| (**a).clone()), marks)
         };
         assert_eq!(kept(&store), (Some(artifact.clone()), Some(5)));
         // Answered as kept (in debug builds also compared with the file's).
@@ -2890,7 +2929,7 @@ mod tests {
             new.state(new.brief.clone())
         };
         let kept = |run_id| Kept {
-            run: run(run_id),
+            run: Arc::new(run(run_id)),
             seq: 1,
             marks: Vec::new(),
             artifacts: Vec::new(),
@@ -2901,10 +2940,10 @@ mod tests {
         states.runs.get_mut(&first).unwrap().artifacts.push(id);
         states.artifacts.insert(
             id,
-            Artifact {
+            Arc::new(Artifact {
                 artifact_id: id,
                 ..a_copy_artifact(first, &a_new_run().brief)
-            },
+            }),
         );
         for _ in 1..STATES_KEPT {
             let r = RunId::new();
