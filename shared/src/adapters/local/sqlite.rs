@@ -15,8 +15,8 @@ use time::OffsetDateTime;
 use crate::domain::run::{Mark, timings_from_marks};
 use crate::domain::transition::{self, Change, Snapshot};
 use crate::domain::{
-    Agent, AgentError, AgentSample, AgentState, Artifact, ArtifactId, BrandKit, Brief, Envelope,
-    Event, ExecutionMode, Run, RunId, Status,
+    Agent, AgentSample, AgentState, Artifact, ArtifactId, BrandKit, Brief, Envelope, Event,
+    ExecutionMode, Run, RunId, Status,
 };
 use crate::ports::{
     BrandError, BrandLibrary, CONNECTION_TTL, DeferredAudits, KeyClaim, NewRun, RequestKeys,
@@ -156,6 +156,24 @@ ALTER TABLE events_v8 RENAME TO events;
 CREATE UNIQUE INDEX events_of_run ON events(run_id, seq);
 "#;
 
+/// The agents' states in their run's row, as JSON (the API's `agents` object), instead of
+/// a row each: a transition wrote its agent's row and then its run's (for the seq) — two
+/// statements and, with thousands of runs in flight, two pages of their own per commit.
+/// Now it writes the run's row alone (`campaign bench`, BENCHMARKS.md, eleventh part).
+const SCHEMA_V9_AGENTS_IN_THE_RUN_ROW: &str = r#"
+ALTER TABLE runs ADD COLUMN agents TEXT NOT NULL DEFAULT '{}';
+UPDATE runs SET agents = (
+    SELECT json_group_object(agent, json_object(
+        'status', status,
+        'artifactId', artifact_id,
+        'attempts', attempts,
+        'error', json(error),
+        'reused', json(CASE WHEN reused THEN 'true' ELSE 'false' END),
+        'verdict', verdict))
+    FROM agents WHERE agents.run_id = runs.run_id);
+DROP TABLE agents;
+"#;
+
 /// Unfinished runs, in order: the condition of schema v7's index, which the query names so
 /// it cannot fall back to reading every run.
 const UNFINISHED: &str = "SELECT run_id FROM runs INDEXED BY runs_unfinished
@@ -163,12 +181,13 @@ const UNFINISHED: &str = "SELECT run_id FROM runs INDEXED BY runs_unfinished
      ORDER BY run_id";
 
 /// The statements that write a run's row ([`apply_tx`], `create_run`).
-const SET_RUN_SEQ: &str = "UPDATE runs SET seq = ?2, updated_at = ?3 WHERE run_id = ?1";
+const SET_RUN_SEQ: &str = "UPDATE runs SET seq = ?2, updated_at = ?3,
+     agents = COALESCE(?4, agents) WHERE run_id = ?1";
 const SET_RUN_STATUS: &str = "UPDATE runs SET seq = ?2, updated_at = ?3, status = ?4,
-     envelope = COALESCE(?5, envelope) WHERE run_id = ?1";
+     envelope = COALESCE(?5, envelope), agents = COALESCE(?6, agents) WHERE run_id = ?1";
 const INSERT_RUN: &str = "INSERT INTO runs (run_id, parent_run_id, iteration, status,
-     execution_mode, brief, created_at, updated_at, seq, mode_decision)
-     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, 1, ?7)";
+     execution_mode, brief, created_at, updated_at, seq, mode_decision, agents)
+     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, 1, ?7, ?8)";
 
 /// Prepared statements kept per connection (more than the store has).
 const STATEMENT_CACHE: usize = 64;
@@ -193,6 +212,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(SCHEMA_V6_EVENT_BODIES_WITHOUT_IDS),
         rusqlite_migration::M::up(SCHEMA_V7_UNFINISHED_WITHOUT_IN_LIST),
         rusqlite_migration::M::up(SCHEMA_V8_EVENTS_IN_WRITE_ORDER),
+        rusqlite_migration::M::up(SCHEMA_V9_AGENTS_IN_THE_RUN_ROW),
     ])
 }
 
@@ -1036,32 +1056,6 @@ impl SqliteStore {
     }
 }
 
-/// A run's status alone.
-fn run_status(tx: &Connection, run_id: RunId) -> Result<Status, StoreError> {
-    let status: Option<String> = tx
-        .prepare_cached("SELECT status FROM runs WHERE run_id = ?1")
-        .map_err(unavailable)?
-        .query_row(params![run_id.to_string()], |r| r.get(0))
-        .optional()
-        .map_err(unavailable)?;
-    status
-        .ok_or(StoreError::NotFound(run_id))?
-        .parse()
-        .map_err(|e| StoreError::corrupt("run status", e))
-}
-
-fn agent_status(tx: &Connection, run_id: RunId, agent: Agent) -> Result<Status, StoreError> {
-    let s: String = tx
-        .prepare_cached("SELECT status FROM agents WHERE run_id = ?1 AND agent = ?2")
-        .map_err(unavailable)?
-        .query_row(params![run_id.to_string(), agent.as_str()], |r| r.get(0))
-        .optional()
-        .map_err(unavailable)?
-        .ok_or(StoreError::NotFound(run_id))?;
-    s.parse()
-        .map_err(|e| StoreError::corrupt("agent status", e))
-}
-
 fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
     serde_json::to_string(v).map_err(|e| StoreError::corrupt("serialize", e))
 }
@@ -1125,7 +1119,6 @@ struct Written {
     event: String,
     artifact: Option<String>,
     audit: Option<String>,
-    error: Option<String>,
     envelope: Option<String>,
 }
 
@@ -1137,7 +1130,6 @@ impl Written {
             event: StoredEvent::body_of(&Event::of_change(run_id, 0, ch, at))?,
             artifact: ch.artifact.as_ref().map(json).transpose()?,
             audit: ch.audit.as_ref().map(json).transpose()?,
-            error: ch.error.as_ref().map(json).transpose()?,
             envelope: ch.envelope.as_ref().map(json).transpose()?,
         })
     }
@@ -1152,17 +1144,12 @@ fn apply_tx(
     written: &[Written],
     at: OffsetDateTime,
 ) -> Result<Vec<Event>, StoreError> {
-    let (snap, mut seq, mut artifact_ids) = states.with(tx, run_id, |run, seq| {
+    let (snap, mut seq, mut agents) = states.with(tx, run_id, |run, seq| {
         let snap = Snapshot {
             run: run.status,
             agents: run.agents.iter().map(|(a, s)| (*a, s.status)).collect(),
         };
-        let artifact_ids: Vec<(Agent, Option<ArtifactId>)> = run
-            .agents
-            .iter()
-            .map(|(a, s)| (*a, s.artifact_id))
-            .collect();
-        (snap, seq, artifact_ids)
+        (snap, seq, run.agents.clone())
     })?;
     let checked = transition::check(snap, changes).map_err(|r| StoreError::refused(run_id, r))?;
     let mut events = Vec::with_capacity(checked.effective.len());
@@ -1170,9 +1157,11 @@ fn apply_tx(
         return Ok(events);
     }
     let id = run_id.to_string();
-    // The run's own row is written once, after its agents' rows and events: its status
-    // (the last run-scoped change's) and envelope (the last one given) with its seq.
+    // The run's own row is written once, after its events: its status (the last
+    // run-scoped change's), envelope (the last one given) and agents (if any changed),
+    // with its seq.
     let mut run_status: Option<Status> = None;
+    let mut agents_changed = false;
     let mut envelope: Option<&str> = None;
     // The audit reports recorded, by artifact, and the artifacts written.
     let mut audited_now = Vec::new();
@@ -1189,32 +1178,14 @@ fn apply_tx(
                 envelope = w.envelope.as_deref().or(envelope);
             }
             Some(agent) => {
-                let artifact_id = ch.artifact.as_ref().map(|a| a.artifact_id.to_string());
-                let starts = ch.to == Status::Generating;
-                let verdict = ch.audit.as_ref().map(|r| r.verdict.as_str());
-                tx.prepare_cached(
-                    "UPDATE agents SET status = ?3, error = COALESCE(?4, error),
-                         artifact_id = COALESCE(?5, artifact_id),
-                         attempts = attempts + ?6, verdict = COALESCE(?7, verdict)
-                     WHERE run_id = ?1 AND agent = ?2",
-                )
-                .map_err(unavailable)?
-                .execute(params![
-                    id,
-                    agent.as_str(),
-                    ch.to.as_str(),
-                    w.error,
-                    artifact_id,
-                    starts as i64,
-                    verdict
-                ])
-                .map_err(unavailable)?;
-                // The agent's artifact as the kept state knows it, and as this batch sets it
+                // The agent as the kept state knows it, and as this batch sets it
                 // (`transition::check` refused any change of an agent the run does not have).
-                let known = match artifact_ids.iter_mut().find(|(a, _)| *a == agent) {
-                    Some((_, known)) => known,
-                    None => return Err(StoreError::corrupt("apply", format!("no {agent} agent"))),
+                let Some(state) = agents.get_mut(&agent) else {
+                    return Err(StoreError::corrupt("apply", format!("no {agent} agent")));
                 };
+                mirror_agent(state, ch);
+                agents_changed = true;
+                let known = state.artifact_id;
                 if let Some(a) = &ch.artifact {
                     tx.prepare_cached(
                         "INSERT INTO artifacts (artifact_id, run_id, body) VALUES (?1, ?2, ?3)",
@@ -1222,7 +1193,6 @@ fn apply_tx(
                     .map_err(unavailable)?
                     .execute(params![a.artifact_id.to_string(), id, w.artifact])
                     .map_err(unavailable)?;
-                    *known = Some(a.artifact_id);
                     written_now.push(match &w.kept {
                         Some(kept) if kept.artifact_id == a.artifact_id => Arc::clone(kept),
                         _ => Arc::new(a.clone()),
@@ -1253,12 +1223,13 @@ fn apply_tx(
         insert_event(tx, &id, seq, &w.event)?;
         events.push(Event::of_change(run_id, seq, ch, at));
     }
+    let agents_json = agents_changed.then(|| json(&agents)).transpose()?;
     match run_status {
         // Without a status the run's partial index of unfinished runs is not touched.
         None => tx
             .prepare_cached(SET_RUN_SEQ)
             .map_err(unavailable)?
-            .execute(params![id, seq as i64, nanos(at)]),
+            .execute(params![id, seq as i64, nanos(at), agents_json]),
         Some(status) => tx
             .prepare_cached(SET_RUN_STATUS)
             .map_err(unavailable)?
@@ -1267,7 +1238,8 @@ fn apply_tx(
                 seq as i64,
                 nanos(at),
                 status.as_str(),
-                envelope
+                envelope,
+                agents_json
             ]),
     }
     .map_err(unavailable)?;
@@ -1276,8 +1248,11 @@ fn apply_tx(
     if let Some(kept) = states.runs.get_mut(&run_id) {
         let run = Arc::make_mut(&mut kept.run);
         for ch in &checked.effective {
-            mirror(run, ch);
+            if ch.scope.agent().is_none() {
+                mirror(run, ch);
+            }
         }
+        run.agents = agents;
         run.updated_at = updated_at;
         kept.seq = seq;
         kept.marks.extend(events.iter().map(Mark::of));
@@ -1305,23 +1280,27 @@ fn mirror(run: &mut Run, ch: &Change) {
             }
         }
         Some(agent) => {
-            let Some(st) = run.agents.get_mut(&agent) else {
-                return;
-            };
-            st.status = ch.to;
-            if let Some(e) = &ch.error {
-                st.error = Some(e.clone());
-            }
-            if let Some(a) = &ch.artifact {
-                st.artifact_id = Some(a.artifact_id);
-            }
-            if ch.to == Status::Generating {
-                st.attempts += 1;
-            }
-            if let Some(report) = &ch.audit {
-                st.verdict = Some(report.verdict);
+            if let Some(st) = run.agents.get_mut(&agent) {
+                mirror_agent(st, ch);
             }
         }
+    }
+}
+
+/// What an agent's change does to its state.
+fn mirror_agent(st: &mut AgentState, ch: &Change) {
+    st.status = ch.to;
+    if let Some(e) = &ch.error {
+        st.error = Some(e.clone());
+    }
+    if let Some(a) = &ch.artifact {
+        st.artifact_id = Some(a.artifact_id);
+    }
+    if ch.to == Status::Generating {
+        st.attempts += 1;
+    }
+    if let Some(report) = &ch.audit {
+        st.verdict = Some(report.verdict);
     }
 }
 
@@ -1366,19 +1345,20 @@ fn read_run_and_seq(c: &Connection, run_id: RunId, full: bool) -> Result<(Run, u
         Option<String>,
         Option<String>,
         i64,
+        String,
     );
     let row: Option<Row> = c
         .prepare_cached(
-            "SELECT parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, envelope, mode_decision, seq
+            "SELECT parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, envelope, mode_decision, seq, agents
              FROM runs WHERE run_id = ?1",
         )
         .map_err(unavailable)?
         .query_row(params![run_id.to_string()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?))
         })
         .optional()
         .map_err(unavailable)?;
-    let (parent, iteration, status, mode, brief, created, updated, envelope, decision, seq) =
+    let (parent, iteration, status, mode, brief, created, updated, envelope, decision, seq, agents) =
         row.ok_or(StoreError::NotFound(run_id))?;
     let mode_decision = decision
         .map(|d| serde_json::from_str(&d))
@@ -1389,58 +1369,9 @@ fn read_run_and_seq(c: &Connection, run_id: RunId, full: bool) -> Result<(Run, u
         .map(|e| serde_json::from_str(&e))
         .transpose()
         .map_err(|e| StoreError::corrupt("envelope", e))?;
-    let mut agents = std::collections::BTreeMap::new();
-    let mut artifact_ids = Vec::new();
-    {
-        let mut st = c
-            .prepare_cached(
-                "SELECT agent, status, artifact_id, attempts, error, reused, verdict FROM agents WHERE run_id = ?1",
-            )
-            .map_err(unavailable)?;
-        let rows = st
-            .query_map(params![run_id.to_string()], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, u32>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, bool>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                ))
-            })
-            .map_err(unavailable)?;
-        for row in rows {
-            let (agent, status, artifact_id, attempts, error, reused, verdict) =
-                row.map_err(unavailable)?;
-            let agent: Agent = agent.parse().map_err(|e| StoreError::corrupt("agent", e))?;
-            let artifact_id = artifact_id
-                .map(|s| ArtifactId::parse(&s))
-                .transpose()
-                .map_err(|e| StoreError::corrupt("artifact id", e))?;
-            artifact_ids.extend(artifact_id);
-            let error: Option<AgentError> = error
-                .map(|e| serde_json::from_str(&e))
-                .transpose()
-                .map_err(|e| StoreError::corrupt("agent error", e))?;
-            agents.insert(
-                agent,
-                AgentState {
-                    status: status
-                        .parse()
-                        .map_err(|e| StoreError::corrupt("agent status", e))?,
-                    artifact_id,
-                    attempts,
-                    error,
-                    reused,
-                    verdict: verdict
-                        .map(|v| serde_json::from_value(serde_json::Value::String(v)))
-                        .transpose()
-                        .map_err(|e| StoreError::corrupt("verdict", e))?,
-                },
-            );
-        }
-    }
+    let agents: std::collections::BTreeMap<Agent, AgentState> =
+        serde_json::from_str(&agents).map_err(|e| StoreError::corrupt("agents", e))?;
+    let artifact_ids: Vec<ArtifactId> = agents.values().filter_map(|a| a.artifact_id).collect();
     let mut artifacts = Vec::with_capacity(artifact_ids.len());
     for id in artifact_ids.into_iter().filter(|_| full) {
         artifacts.push(read_artifact(c, &id.to_string())?.ok_or_else(|| {
@@ -1569,30 +1500,25 @@ impl RunStore for SqliteStore {
             state.updated_at = state.created_at;
             Arc::new(state)
         };
+        let agents = json(&state.agents)?;
         self.with_states(move |tx, states| {
             let id = new.run_id.to_string();
             if run_exists(tx, new.run_id)? {
                 return Err(StoreError::AlreadyExists(new.run_id));
             }
-            tx.prepare_cached(INSERT_RUN).map_err(unavailable)?.execute(params![
+            tx.prepare_cached(INSERT_RUN)
+                .map_err(unavailable)?
+                .execute(params![
                     id,
                     new.parent_run_id.map(|p| p.to_string()),
                     new.iteration,
                     new.execution_mode.as_str(),
                     brief,
                     at,
-                    mode_decision
-                ],
-            )
-            .map_err(unavailable)?;
-            for agent in Agent::ALL {
-                let reused = new.reuse.iter().find(|(a, _)| *a == agent).map(|(_, id)| *id);
-                let status = if reused.is_some() { Status::Completed } else { Status::Queued };
-                tx.prepare_cached("INSERT INTO agents (run_id, agent, status, artifact_id, attempts, error, reused)
-                     VALUES (?1, ?2, ?3, ?4, 0, NULL, ?5)").map_err(unavailable)?.execute(params![id, agent.as_str(), status.as_str(), reused.map(|r| r.to_string()), reused.is_some()],
-                )
+                    mode_decision,
+                    agents
+                ])
                 .map_err(unavailable)?;
-            }
             insert_event(tx, &id, event.seq, &body)?;
             let kept = Kept {
                 run: Arc::clone(&state),
@@ -1686,8 +1612,12 @@ impl RunStore for SqliteStore {
 
     async fn bump_attempts(&self, run_id: RunId, agent: Agent) -> Result<u32, StoreError> {
         self.with_states(move |tx, states| {
-            let run_status = run_status(tx, run_id)?;
-            let current = agent_status(tx, run_id, agent)?;
+            let (run_status, mut agents) =
+                states.with(tx, run_id, |run, _| (run.status, run.agents.clone()))?;
+            let Some(state) = agents.get_mut(&agent) else {
+                return Err(StoreError::NotFound(run_id));
+            };
+            let current = state.status;
             if run_status.is_terminal() || current != Status::Generating {
                 return Err(StoreError::Conflict {
                     run_id,
@@ -1697,14 +1627,14 @@ impl RunStore for SqliteStore {
                     run_terminal: run_status.is_terminal(),
                 });
             }
-            let n: u32 = tx.prepare_cached("UPDATE agents SET attempts = attempts + 1 WHERE run_id = ?1 AND agent = ?2 RETURNING attempts").map_err(unavailable)?.query_row(params![run_id.to_string(), agent.as_str()],
-                    |r| r.get(0),
-                )
+            state.attempts += 1;
+            let n = state.attempts;
+            tx.prepare_cached("UPDATE runs SET agents = ?2 WHERE run_id = ?1")
+                .map_err(unavailable)?
+                .execute(params![run_id.to_string(), json(&agents)?])
                 .map_err(unavailable)?;
-            if let Some(kept) = states.runs.get_mut(&run_id)
-                && let Some(st) = Arc::make_mut(&mut kept.run).agents.get_mut(&agent)
-            {
-                st.attempts = n;
+            if let Some(kept) = states.runs.get_mut(&run_id) {
+                Arc::make_mut(&mut kept.run).agents = agents;
             }
             Ok(n)
         })
@@ -2470,7 +2400,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, 9);
     }
 
     #[test]
@@ -2629,6 +2559,111 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_version_8_files_agent_rows_move_into_their_runs_row_as_they_were() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v8.db");
+        let run_id = RunId::new();
+        let (copy, visual) = (ArtifactId::new(), ArtifactId::new());
+        {
+            let mut c = Connection::open(&path).unwrap();
+            migrations().to_version(&mut c, 8).unwrap();
+            c.execute(
+                "INSERT INTO runs (run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq)
+                 VALUES (?1, 1, 'generating', 'parallel', ?2, 0, 0, 1)",
+                params![run_id.to_string(), json(&a_new_run().brief).unwrap()],
+            )
+            .unwrap();
+            let mut agent = c
+                .prepare(
+                    "INSERT INTO agents (run_id, agent, status, artifact_id, attempts, error, reused, verdict)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .unwrap();
+            let error = r#"{"code":"AgentFailed","message":"the model said \"no\""}"#;
+            for row in [
+                params![
+                    run_id.to_string(),
+                    "copy",
+                    "completed",
+                    copy.to_string(),
+                    2,
+                    None::<String>,
+                    false,
+                    "pass"
+                ],
+                params![
+                    run_id.to_string(),
+                    "social",
+                    "generating",
+                    None::<String>,
+                    3,
+                    error,
+                    false,
+                    None::<String>
+                ],
+                params![
+                    run_id.to_string(),
+                    "visual",
+                    "completed",
+                    visual.to_string(),
+                    0,
+                    None::<String>,
+                    true,
+                    None::<String>
+                ],
+            ] {
+                agent.execute(row).unwrap();
+            }
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let agents = store.get_state(run_id).await.unwrap().agents;
+        let expected: std::collections::BTreeMap<Agent, AgentState> = [
+            (
+                Agent::Copy,
+                AgentState {
+                    status: Status::Completed,
+                    artifact_id: Some(copy),
+                    attempts: 2,
+                    verdict: Some(crate::domain::Verdict::Pass),
+                    ..AgentState::queued()
+                },
+            ),
+            (
+                Agent::Social,
+                AgentState {
+                    status: Status::Generating,
+                    attempts: 3,
+                    error: Some(crate::domain::AgentError {
+                        code: "AgentFailed".into(),
+                        message: "the model said \"no\"".into(),
+                    }),
+                    ..AgentState::queued()
+                },
+            ),
+            (
+                Agent::Visual,
+                AgentState {
+                    status: Status::Completed,
+                    artifact_id: Some(visual),
+                    reused: true,
+                    ..AgentState::queued()
+                },
+            ),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(agents, expected);
+        // And the moved states go on being written: a retried attempt is counted.
+        assert_eq!(store.bump_attempts(run_id, Agent::Social).await.unwrap(), 4);
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            store.get_state(run_id).await.unwrap().agents[&Agent::Social].attempts,
+            4
+        );
+    }
+
     #[test]
     fn a_file_from_before_versioning_is_adopted_and_upgraded() {
         let dir = tempfile::tempdir().unwrap();
@@ -2649,7 +2684,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 8);
+        assert_eq!(version, 9);
         let runs: i64 = c
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .unwrap();
