@@ -1186,17 +1186,15 @@ fn apply_tx(
                 mirror_agent(state, ch);
                 agents_changed = true;
                 let known = state.artifact_id;
-                if let Some(a) = &ch.artifact {
+                // The change's artifact, as the caller copied it for keeping.
+                if let Some(a) = &w.kept {
                     tx.prepare_cached(
                         "INSERT INTO artifacts (artifact_id, run_id, body) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(unavailable)?
                     .execute(params![a.artifact_id.to_string(), id, w.artifact])
                     .map_err(unavailable)?;
-                    written_now.push(match &w.kept {
-                        Some(kept) if kept.artifact_id == a.artifact_id => Arc::clone(kept),
-                        _ => Arc::new(a.clone()),
-                    });
+                    written_now.push(Arc::clone(a));
                 }
                 if let (Some(audit), Some(report)) = (&w.audit, &ch.audit) {
                     let audited = known.ok_or_else(|| {
@@ -1249,7 +1247,7 @@ fn apply_tx(
         let run = Arc::make_mut(&mut kept.run);
         for ch in &checked.effective {
             if ch.scope.agent().is_none() {
-                mirror(run, ch);
+                mirror_run(run, ch);
             }
         }
         run.agents = agents;
@@ -1270,24 +1268,16 @@ fn apply_tx(
     Ok(events)
 }
 
-/// What [`apply_tx`]'s statements do to a run's state, done to the kept one.
-fn mirror(run: &mut Run, ch: &Change) {
-    match ch.scope.agent() {
-        None => {
-            run.status = ch.to;
-            if let Some(e) = &ch.envelope {
-                run.envelope = Some(e.clone());
-            }
-        }
-        Some(agent) => {
-            if let Some(st) = run.agents.get_mut(&agent) {
-                mirror_agent(st, ch);
-            }
-        }
+/// What [`apply_tx`]'s statements do to a run's own state (a run-scoped change), done to
+/// the kept one.
+fn mirror_run(run: &mut Run, ch: &Change) {
+    run.status = ch.to;
+    if let Some(e) = &ch.envelope {
+        run.envelope = Some(e.clone());
     }
 }
 
-/// What an agent's change does to its state.
+/// What an agent's change does to its state (in the run's row, and kept).
 fn mirror_agent(st: &mut AgentState, ch: &Change) {
     st.status = ch.to;
     if let Some(e) = &ch.error {
@@ -2100,6 +2090,19 @@ mod tests {
         (answers, wrote)
     }
 
+    /// The steps of SQLite's plan for `sql`, its parameters all NULL.
+    fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
+        let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = st.parameter_count();
+        st.query_map(
+            rusqlite::params_from_iter(vec![rusqlite::types::Null; n]),
+            |r| r.get::<_, String>(3),
+        )
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+    }
+
     /// A first run of the example brief, parallel.
     fn a_new_run() -> crate::ports::NewRun {
         let brief: serde_json::Value =
@@ -2439,14 +2442,7 @@ mod tests {
                 .any(|op| op == "OpenEphemeral")
         );
         db.conn.execute_batch("DROP INDEX old_unfinished").unwrap();
-        let plan: Vec<String> = db
-            .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {UNFINISHED}"))
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = query_plan(&db.conn, UNFINISHED);
         assert!(
             plan.iter()
                 .any(|step| step.contains("USING INDEX runs_unfinished")),
@@ -2544,14 +2540,10 @@ mod tests {
         let db = store.shared.conn.lock().unwrap();
         assert!(insert_event(&db.conn, &run_id.to_string(), 2, "{}").is_err());
         // Reading a run's events goes through the index, not over the whole log.
-        let plan: Vec<String> = db
-            .conn
-            .prepare("EXPLAIN QUERY PLAN SELECT seq, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq")
-            .unwrap()
-            .query_map(params!["x", 0], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = query_plan(
+            &db.conn,
+            "SELECT seq, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
+        );
         assert!(
             plan.iter()
                 .any(|step| step.contains("USING INDEX events_of_run")),
