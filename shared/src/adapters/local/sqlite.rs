@@ -2108,17 +2108,23 @@ mod tests {
         (answers, wrote)
     }
 
-    /// The steps of SQLite's plan for `sql`, its parameters all NULL.
-    fn query_plan(c: &Connection, sql: &str) -> Vec<String> {
+    /// Asserts that SQLite's plan for `sql` (its parameters all NULL) reads `index`.
+    fn assert_plan_uses(c: &Connection, sql: &str, index: &str) {
         let mut st = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
         let n = st.parameter_count();
-        st.query_map(
-            rusqlite::params_from_iter(vec![rusqlite::types::Null; n]),
-            |r| r.get::<_, String>(3),
-        )
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        let plan: Vec<String> = st
+            .query_map(
+                rusqlite::params_from_iter(vec![rusqlite::types::Null; n]),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains(&format!("USING INDEX {index}"))),
+            "{sql}: {plan:?}"
+        );
     }
 
     /// A first run of the example brief, parallel.
@@ -2460,12 +2466,7 @@ mod tests {
                 .any(|op| op == "OpenEphemeral")
         );
         db.conn.execute_batch("DROP INDEX old_unfinished").unwrap();
-        let plan = query_plan(&db.conn, UNFINISHED);
-        assert!(
-            plan.iter()
-                .any(|step| step.contains("USING INDEX runs_unfinished")),
-            "{plan:?}"
-        );
+        assert_plan_uses(&db.conn, UNFINISHED, "runs_unfinished");
     }
 
     #[tokio::test]
@@ -2558,14 +2559,10 @@ mod tests {
         let db = store.shared.conn.lock().unwrap();
         assert!(insert_event(&db.conn, &run_id.to_string(), 2, "{}").is_err());
         // Reading a run's events goes through the index, not over the whole log.
-        let plan = query_plan(
+        assert_plan_uses(
             &db.conn,
             "SELECT seq, body FROM events WHERE run_id = ?1 AND seq > ?2 ORDER BY seq",
-        );
-        assert!(
-            plan.iter()
-                .any(|step| step.contains("USING INDEX events_of_run")),
-            "{plan:?}"
+            "events_of_run",
         );
     }
 
