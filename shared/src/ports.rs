@@ -251,6 +251,20 @@ pub trait RunStore: Send + Sync {
     /// largest window a mode policy may ask for).
     async fn record_sample(&self, sample: AgentSample) -> Result<(), StoreError>;
 
+    /// [`RunStore::apply`] and [`RunStore::record_sample`] together (an agent's artifact and
+    /// its generator call's sample): a store may make both in one round trip, one
+    /// transaction. They stay independent: the sample failing never refuses the batch, nor
+    /// the batch the sample; each outcome is answered apart.
+    async fn apply_with_sample(
+        &self,
+        run_id: RunId,
+        changes: Vec<Change>,
+        at: OffsetDateTime,
+        sample: AgentSample,
+    ) -> (Result<Vec<Event>, StoreError>, Result<(), StoreError>) {
+        tokio::join!(self.apply(run_id, changes, at), self.record_sample(sample))
+    }
+
     /// The agent's most recent samples, newest first, at most `limit`.
     async fn recent_samples(
         &self,

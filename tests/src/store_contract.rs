@@ -763,6 +763,59 @@ pub async fn agent_samples_come_back_newest_first_per_agent(s: Store) {
     assert_eq!(social[5].duration_ms, 100);
 }
 
+pub async fn a_batch_and_its_sample_are_written_together_each_on_its_own(s: Store) {
+    let n = new_run();
+    let id = n.run_id;
+    s.create_run(n).await.unwrap();
+    let sample = |ms| AgentSample {
+        agent: Agent::Copy,
+        at: now(),
+        duration_ms: ms,
+        throttled: false,
+    };
+    // Refused batch: the sample is kept all the same, nothing of the batch is.
+    let (refused, sampled) = s
+        .apply_with_sample(
+            id,
+            vec![Change::new(
+                Agent::Copy,
+                Status::Generating,
+                Status::Generated,
+            )],
+            now(),
+            sample(7),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict { .. })),
+        "{refused:?}"
+    );
+    sampled.unwrap();
+    assert_eq!(s.events(id, 0).await.unwrap().len(), 1);
+    // Both applied: the events come back, the sample is the newest.
+    let (events, sampled) = s
+        .apply_with_sample(
+            id,
+            vec![
+                Change::run(Status::Queued, Status::Generating),
+                Change::new(Agent::Copy, Status::Queued, Status::Generating),
+            ],
+            now(),
+            sample(9),
+        )
+        .await;
+    sampled.unwrap();
+    assert_eq!(
+        events.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [2, 3]
+    );
+    let kept = s.recent_samples(Agent::Copy, 5).await.unwrap();
+    assert_eq!(
+        kept.iter().map(|x| x.duration_ms).collect::<Vec<_>>(),
+        [9, 7]
+    );
+}
+
 fn kit_input(body: serde_json::Value) -> BrandInput {
     BrandInput::parse(body.to_string().as_bytes()).unwrap()
 }
@@ -866,6 +919,7 @@ macro_rules! store_contract_tests {
             a_runs_subscribers_are_its_live_subscriptions,
             an_auto_runs_decision_is_kept_with_the_run,
             agent_samples_come_back_newest_first_per_agent,
+            a_batch_and_its_sample_are_written_together_each_on_its_own,
             brand_kits_are_created_once_replaced_by_version_and_deleted
         );
     };

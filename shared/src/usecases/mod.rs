@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tracing::warn;
 
-use crate::domain::{Agent, Change, Event, ExecutionMode, Run, RunId, Scope, Status};
+use crate::domain::{Agent, AgentSample, Change, Event, ExecutionMode, Run, RunId, Scope, Status};
 use crate::observe;
 use crate::ports::{BrandError, Deps, StoreError};
 
@@ -87,11 +87,43 @@ async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<E
     if changes.is_empty() {
         return Ok(Vec::new());
     }
-    let moves: Vec<(Scope, Option<Status>)> =
-        changes.iter().map(|c| (c.scope, Some(c.from))).collect();
+    let moves = moves_of(&changes);
     let events = deps.store.apply(run_id, changes, deps.clock.now()).await?;
-    observe::transitions(&moves, &events);
-    deps.publisher.publish(&events).await;
+    tell(deps, run_id, &moves, &events).await;
+    Ok(events)
+}
+
+/// [`apply`], with an agent's generator-call sample written beside the batch (one round
+/// trip to the store). The sample is best effort: its failure is logged, never raised.
+async fn apply_sampled(
+    deps: &Deps,
+    run_id: RunId,
+    changes: Vec<Change>,
+    sample: AgentSample,
+) -> Result<Vec<Event>, StoreError> {
+    let moves = moves_of(&changes);
+    let agent = sample.agent;
+    let (events, sampled) = deps
+        .store
+        .apply_with_sample(run_id, changes, deps.clock.now(), sample)
+        .await;
+    if let Err(e) = sampled {
+        warn!(agent = %agent, error = %crate::errors::Chain(&e), "agent sample not recorded");
+    }
+    let events = events?;
+    tell(deps, run_id, &moves, &events).await;
+    Ok(events)
+}
+
+fn moves_of(changes: &[Change]) -> Vec<(Scope, Option<Status>)> {
+    changes.iter().map(|c| (c.scope, Some(c.from))).collect()
+}
+
+/// What follows an applied batch: the log lines, the published events, the closed run's
+/// metrics.
+async fn tell(deps: &Deps, run_id: RunId, moves: &[(Scope, Option<Status>)], events: &[Event]) {
+    observe::transitions(moves, events);
+    deps.publisher.publish(events).await;
     if events
         .iter()
         .any(|e| e.scope == Scope::Run && e.status.is_terminal())
@@ -104,5 +136,4 @@ async fn apply(deps: &Deps, run_id: RunId, changes: Vec<Change>) -> Result<Vec<E
             }
         }
     }
-    Ok(events)
 }

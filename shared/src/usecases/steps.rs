@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::close::{Closing, close_agents, settle};
-use super::{DEFERRED_AUDIT_DELAY, apply};
+use super::{DEFERRED_AUDIT_DELAY, apply, apply_sampled};
 use crate::agents;
 use crate::domain::envelope::{self, Outcome};
 use crate::domain::{
@@ -18,14 +18,21 @@ use crate::ports::Deps;
 /// Records how long an agent's generator took (or that it was throttled). Best effort:
 /// the figures only steer `auto` runs, so a failed write is logged, never raised.
 async fn record_sample(deps: &Deps, agent: Agent, took: std::time::Duration, throttled: bool) {
-    let sample = AgentSample {
+    if let Err(e) = deps
+        .store
+        .record_sample(sample(deps, agent, took, throttled))
+        .await
+    {
+        warn!(agent = %agent, error = %crate::errors::Chain(&e), "agent sample not recorded");
+    }
+}
+
+fn sample(deps: &Deps, agent: Agent, took: std::time::Duration, throttled: bool) -> AgentSample {
+    AgentSample {
         agent,
         at: deps.clock.now(),
         duration_ms: took.as_millis() as u64,
         throttled,
-    };
-    if let Err(e) = deps.store.record_sample(sample).await {
-        warn!(agent = %agent, error = %crate::errors::Chain(&e), "agent sample not recorded");
     }
 }
 
@@ -48,6 +55,13 @@ impl CallTimer {
             agent,
             started: std::time::Instant::now(),
         }
+    }
+
+    /// The call ended now and worked: how long it took, for the caller to write the
+    /// sample with the artifact (this timer records nothing).
+    fn succeeded(mut self) -> std::time::Duration {
+        self.deps = None;
+        self.started.elapsed()
     }
 
     /// The call ended now: record it (`throttled`: it failed in a way worth retrying), or
@@ -155,8 +169,8 @@ pub async fn run_agent(
             }
         },
     };
-    let (generated, recorded) = match answer {
-        Ok(g) => (g, timer.ended(Some(false))),
+    let (generated, sample) = match answer {
+        Ok(g) => (g, sample(deps, agent, timer.succeeded(), false)),
         Err(e) => {
             let transient = matches!(e, crate::ports::GeneratorError::Transient(_));
             timer.ended(transient.then_some(true)).await;
@@ -174,9 +188,9 @@ pub async fn run_agent(
         model: generated.model,
     };
     let id = artifact.artifact_id;
-    // The sample and the artifact are independent writes: made together, the step waits
-    // for one round trip to the store instead of two.
-    let stored = apply(
+    // The sample and the artifact are independent writes, made in one round trip to
+    // the store (one transaction locally).
+    apply_sampled(
         deps,
         run_id,
         vec![
@@ -184,9 +198,9 @@ pub async fn run_agent(
                 .with_artifact(artifact)
                 .with_detail(json!({ "artifactId": id })),
         ],
-    );
-    let ((), stored) = tokio::join!(recorded, stored);
-    stored?;
+        sample,
+    )
+    .await?;
     Ok(agent_output(agent, Status::Generated, Some(id)))
 }
 

@@ -228,6 +228,9 @@ trait Request: Send {
 
 type Job = Box<dyn Request>;
 
+/// Where a queued request's answer (and its closure, to be freed by the caller) comes.
+type Answer<T, F> = tokio::sync::oneshot::Receiver<(Result<T, StoreError>, F)>;
+
 /// A request's closure, its last outcome and its caller.
 ///
 /// The closure goes back to the caller with the answer, so what it owns (a transition's
@@ -636,6 +639,41 @@ fn store_thread(shared: std::sync::Weak<Shared>, wake: std::sync::mpsc::Receiver
     }
 }
 
+/// Records one generator call; every [`PRUNE_EVERY`]-th insert cuts each agent's samples
+/// back to [`SAMPLES_KEPT`].
+fn insert_sample(c: &Connection, s: &AgentSample) -> Result<(), StoreError> {
+    let agent = s.agent.as_str();
+    c.prepare_cached(
+        "INSERT INTO agent_samples (agent, at, duration_ms, throttled) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .map_err(unavailable)?
+    .execute(params![
+        agent,
+        nanos(s.at),
+        s.duration_ms as i64,
+        s.throttled
+    ])
+    .map_err(unavailable)?;
+    // Keep each agent's newest SAMPLES_KEPT. Finding an agent's cut walks its
+    // SAMPLES_KEPT newest index entries (ids are shared by all agents, so it is the
+    // agent's own SAMPLES_KEPT-th newest row, not an id difference): done on every
+    // insert it was ~9% of all the instructions of a run. Every PRUNE_EVERY-th
+    // insert cuts for every agent, so an agent keeps at most PRUNE_EVERY more,
+    // which `recent_samples` never returns.
+    if c.last_insert_rowid() % PRUNE_EVERY == 0 {
+        for a in Agent::ALL {
+            c.prepare_cached(
+                "DELETE FROM agent_samples WHERE agent = ?1 AND id < (
+                     SELECT id FROM agent_samples WHERE agent = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            )
+            .map_err(unavailable)?
+            .execute(params![a.as_str(), SAMPLES_KEPT - 1])
+            .map_err(unavailable)?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs `group` in one transaction, commits, answers; returns how many of its requests
 /// wrote something that was committed.
 ///
@@ -989,6 +1027,18 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnMut(&Connection, &mut States) -> Result<T, StoreError> + Send + 'static,
     {
+        let answer = self.enqueue(f);
+        self.shared.lead();
+        self.answer(answer).await
+    }
+
+    /// Queues a request without leading: what is queued before the next lead commits in
+    /// one transaction (each request in its own savepoint).
+    fn enqueue<T, F>(&self, f: F) -> Answer<T, F>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut States) -> Result<T, StoreError> + Send + 'static,
+    {
         let (answer, result) = tokio::sync::oneshot::channel();
         Counters::add(&self.shared.counts.requests);
         self.shared.queue().push(Box::new(Pending {
@@ -996,7 +1046,11 @@ impl SqliteStore {
             outcome: None,
             answer,
         }));
-        self.shared.lead();
+        result
+    }
+
+    /// The answer to a queued request.
+    async fn answer<T, F>(&self, result: Answer<T, F>) -> Result<T, StoreError> {
         let answer = match result.await {
             Ok((answer, f)) => {
                 drop(f);
@@ -1693,34 +1747,30 @@ impl RunStore for SqliteStore {
     }
 
     async fn record_sample(&self, s: AgentSample) -> Result<(), StoreError> {
-        self.with(move |c| {
-            let agent = s.agent.as_str();
-            c.prepare_cached(
-                "INSERT INTO agent_samples (agent, at, duration_ms, throttled) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(unavailable)?
-            .execute(params![agent, nanos(s.at), s.duration_ms as i64, s.throttled])
-            .map_err(unavailable)?;
-            // Keep each agent's newest SAMPLES_KEPT. Finding an agent's cut walks its
-            // SAMPLES_KEPT newest index entries (ids are shared by all agents, so it is the
-            // agent's own SAMPLES_KEPT-th newest row, not an id difference): done on every
-            // insert it was ~9% of all the instructions of a run. Every PRUNE_EVERY-th
-            // insert cuts for every agent, so an agent keeps at most PRUNE_EVERY more,
-            // which `recent_samples` never returns.
-            if c.last_insert_rowid() % PRUNE_EVERY == 0 {
-                for a in Agent::ALL {
-                    c.prepare_cached(
-                        "DELETE FROM agent_samples WHERE agent = ?1 AND id < (
-                             SELECT id FROM agent_samples WHERE agent = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-                    )
-                    .map_err(unavailable)?
-                    .execute(params![a.as_str(), SAMPLES_KEPT - 1])
-                    .map_err(unavailable)?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        self.with(move |c| insert_sample(c, &s)).await
+    }
+
+    async fn apply_with_sample(
+        &self,
+        run_id: RunId,
+        changes: Vec<Change>,
+        at: OffsetDateTime,
+        sample: AgentSample,
+    ) -> (Result<Vec<Event>, StoreError>, Result<(), StoreError>) {
+        let written = match changes
+            .iter()
+            .map(|ch| Written::of(run_id, ch, at))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(w) => w,
+            Err(e) => return (Err(e), self.record_sample(sample).await),
+        };
+        // Both queued before one lead: one transaction, a savepoint each.
+        let applied =
+            self.enqueue(move |tx, states| apply_tx(tx, states, run_id, &changes, &written, at));
+        let sampled = self.enqueue(move |c, _| insert_sample(c, &sample));
+        self.shared.lead();
+        tokio::join!(self.answer(applied), self.answer(sampled))
     }
 
     async fn recent_samples(
@@ -2184,6 +2234,39 @@ mod tests {
                 refused: 1,
                 writes: 1,
                 groups: 3
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batch_and_its_sample_are_one_transaction() {
+        let store = SqliteStore::in_memory().unwrap();
+        let new = a_new_run();
+        let run_id = new.run_id;
+        store.create_run(new).await.unwrap();
+        let (events, sampled) = store
+            .apply_with_sample(
+                run_id,
+                vec![Change::run(Status::Queued, Status::Generating)],
+                OffsetDateTime::now_utc(),
+                crate::domain::AgentSample {
+                    agent: Agent::Copy,
+                    at: OffsetDateTime::now_utc(),
+                    duration_ms: 5,
+                    throttled: false,
+                },
+            )
+            .await;
+        assert_eq!(events.unwrap().len(), 1);
+        sampled.unwrap();
+        // The run's creation, then both requests in one group.
+        assert_eq!(
+            store.counts(),
+            StoreCounts {
+                requests: 3,
+                refused: 0,
+                writes: 3,
+                groups: 2
             }
         );
     }
