@@ -1765,7 +1765,8 @@ impl RunStore for SqliteStore {
             Ok(w) => w,
             Err(e) => return (Err(e), self.record_sample(sample).await),
         };
-        // Both queued before one lead: one transaction, a savepoint each.
+        // Both queued before one lead: one group, one transaction. Still independent: a
+        // request failing after it wrote has its group run again, each in a savepoint.
         let applied =
             self.enqueue(move |tx, states| apply_tx(tx, states, run_id, &changes, &written, at));
         let sampled = self.enqueue(move |c, _| insert_sample(c, &sample));
