@@ -20,7 +20,9 @@ pub enum AgentFault {
     Timeout,
     /// Panics inside the agent; reported as `AgentFailed`.
     Panic,
-    /// Answers correctly after a delay.
+    /// Answers correctly, that long after it was called (or when its generator is done,
+    /// if that takes longer): the generator's own work is part of the delay, as a model
+    /// service's is part of its answer's latency.
     Slow(Duration),
     /// Refused as throttled (`Transient`, retried by the flow) the first N times, then
     /// works — a model service over its quota.
@@ -32,7 +34,7 @@ pub enum AgentFault {
 pub struct Faults {
     pub agents: BTreeMap<Agent, AgentFault>,
     pub audit_unavailable: bool,
-    /// Every audit answers after this delay (`audit=slow:DURATION`).
+    /// Every audit answers this long after it was called (`audit=slow:DURATION`).
     pub audit_delay: Option<Duration>,
 }
 
@@ -115,9 +117,14 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 /// would add up to a millisecond per simulated call to every measured latency. Sleeps to
 /// a millisecond short of the deadline, then yields until it passes.
 pub async fn precise_sleep(d: Duration) {
-    let deadline = tokio::time::Instant::now() + d;
-    if d > Duration::from_millis(2) {
-        tokio::time::sleep_until(deadline - Duration::from_millis(2)).await;
+    precise_sleep_until(tokio::time::Instant::now() + d).await;
+}
+
+/// [`precise_sleep`] to an instant (at once if it has passed).
+pub async fn precise_sleep_until(deadline: tokio::time::Instant) {
+    let early = deadline.checked_sub(Duration::from_millis(2));
+    if let Some(early) = early.filter(|e| *e > tokio::time::Instant::now()) {
+        tokio::time::sleep_until(early).await;
     }
     while tokio::time::Instant::now() < deadline {
         tokio::task::yield_now().await;
@@ -183,7 +190,12 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
             Some(AgentFault::ErrorTimes(_) | AgentFault::Throttle(_)) => {}
             Some(AgentFault::Timeout) => std::future::pending::<()>().await,
             Some(AgentFault::Panic) => panic!("injected fault: the {agent} agent panicked"),
-            Some(AgentFault::Slow(d)) => precise_sleep(*d).await,
+            Some(AgentFault::Slow(d)) => {
+                let answer_at = tokio::time::Instant::now() + *d;
+                let answer = self.inner.generate(agent, brief, run_id).await;
+                precise_sleep_until(answer_at).await;
+                return answer;
+            }
         }
         self.inner.generate(agent, brief, run_id).await
     }
@@ -194,6 +206,7 @@ impl<G: Generator> Generator for FaultyGenerator<G> {
 pub struct FaultyAuditor<A> {
     pub inner: A,
     pub unavailable: std::sync::atomic::AtomicBool,
+    /// Every audit answers that long after it was called (its rules' work included).
     pub delay: Option<Duration>,
 }
 
@@ -209,16 +222,95 @@ impl<A: Auditor> Auditor for FaultyAuditor<A> {
                 "injected fault: the audit service is unavailable".into(),
             ));
         }
-        if let Some(d) = self.delay {
-            precise_sleep(d).await;
+        let answer_at = self.delay.map(|d| tokio::time::Instant::now() + d);
+        let report = self.inner.audit(content, brief).await;
+        if let Some(at) = answer_at {
+            precise_sleep_until(at).await;
         }
-        self.inner.audit(content, brief).await
+        report
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::adapters::builtin::{BuiltinGenerator, RuleAuditor};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn brief() -> Brief {
+        Brief::from_value(&serde_json::json!({
+            "objective": "Drive sign-ups for the spring launch",
+            "audience": "urban commuters",
+            "product": "Aurora e-bike",
+            "tone": "energetic"
+        }))
+        .unwrap()
+    }
+
+    /// The built-in generator and auditor, noting when they are called.
+    #[derive(Default)]
+    struct Noting(AtomicBool);
+
+    #[async_trait]
+    impl Generator for Noting {
+        async fn generate(
+            &self,
+            agent: Agent,
+            brief: &Brief,
+            run_id: RunId,
+        ) -> Result<Generated, GeneratorError> {
+            self.0.store(true, Ordering::SeqCst);
+            BuiltinGenerator.generate(agent, brief, run_id).await
+        }
+    }
+
+    #[async_trait]
+    impl Auditor for Noting {
+        async fn audit(
+            &self,
+            content: &Content,
+            brief: &Brief,
+        ) -> Result<AuditReport, AuditUnavailable> {
+            self.0.store(true, Ordering::SeqCst);
+            RuleAuditor.audit(content, brief).await
+        }
+    }
+
+    /// `slow:D` is an answer D after the call, the wrapped agent's work inside D: the
+    /// agent is called at once (not after the wait, which would make the call take D plus
+    /// the agent's work), and the answer comes no sooner than D.
+    #[tokio::test]
+    async fn a_slow_agent_works_at_once_and_answers_the_delay_after_the_call() {
+        let d = Duration::from_millis(40);
+        let brief = brief();
+        let generator = FaultyGenerator::new(
+            Noting::default(),
+            BTreeMap::from([(Agent::Copy, AgentFault::Slow(d))]),
+        );
+        let start = std::time::Instant::now();
+        let call = generator.generate(Agent::Copy, &brief, RunId::new());
+        tokio::pin!(call);
+        assert!(futures::poll!(&mut call).is_pending());
+        assert!(
+            generator.inner.0.load(Ordering::SeqCst),
+            "not called at once"
+        );
+        let generated = call.await.unwrap();
+        assert!(start.elapsed() >= d, "answered after {:?}", start.elapsed());
+
+        let auditor = FaultyAuditor {
+            inner: Noting::default(),
+            unavailable: AtomicBool::new(false),
+            delay: Some(d),
+        };
+        let start = std::time::Instant::now();
+        let call = auditor.audit(&generated.content, &brief);
+        tokio::pin!(call);
+        assert!(futures::poll!(&mut call).is_pending());
+        assert!(auditor.inner.0.load(Ordering::SeqCst), "not called at once");
+        call.await.unwrap();
+        assert!(start.elapsed() >= d, "answered after {:?}", start.elapsed());
+    }
 
     #[test]
     fn fault_specs_parse_and_bad_ones_say_what_is_allowed() {
