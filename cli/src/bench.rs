@@ -937,6 +937,9 @@ fn verdict(ok: bool) -> &'static str {
 }
 
 /// The table `campaign bench` prints.
+/// The orchestration overhead's p99 targets, ms: parallel, sequential.
+const OVERHEAD_P99_MS: (f64, f64) = (2.0, 3.0);
+
 pub fn table(r: &BenchReport) -> String {
     let mut o = String::new();
     o.push_str(&format!("machine: {}\n", r.machine));
@@ -948,14 +951,19 @@ pub fn table(r: &BenchReport) -> String {
         r.latencies_ms["audit"]
     ));
     o.push_str("| figure | p50 | p99 | target | |\n|---|---|---|---|---|\n");
-    for (name, m) in [("parallel", &r.parallel), ("sequential", &r.sequential)] {
+    // The absolute targets of the overhead; the floor rows below judge it against the
+    // in-memory floor too.
+    for (name, m, target) in [
+        ("parallel", &r.parallel, OVERHEAD_P99_MS.0),
+        ("sequential", &r.sequential, OVERHEAD_P99_MS.1),
+    ] {
         o.push_str(&format!(
-            "| orchestration overhead, {name} (critical path {:.0} ms, n={}) | {:.2} ms | {:.2} ms | p99 ≤ 5 ms | {} |\n",
+            "| orchestration overhead, {name} (critical path {:.0} ms, n={}) | {:.2} ms | {:.2} ms | p99 ≤ {target} ms | {} |\n",
             m.critical_path_ms,
             m.overhead_ms.n,
             m.overhead_ms.p50,
             m.overhead_ms.p99,
-            verdict(m.overhead_ms.p99 <= 5.0)
+            verdict(m.overhead_ms.p99 <= target)
         ));
         o.push_str(&format!(
             "| time to first artifact, {name} | {:.1} ms | {:.1} ms | | |\n| total time, {name} | {:.1} ms | {:.1} ms | | |\n",
@@ -964,10 +972,8 @@ pub fn table(r: &BenchReport) -> String {
         o.push_str(&store_row(name, &m.store));
     }
     o.push_str(&format!(
-        "| throughput, {} runs to completed, instant agents | {:.0} runs/s | | ≥ 2,000 runs/s | {} |\n",
-        r.throughput_runs,
-        r.throughput_runs_per_s,
-        verdict(r.throughput_runs_per_s >= 2000.0)
+        "| throughput, {} runs to completed, instant agents | {:.0} runs/s | | judged against its floors below | |\n",
+        r.throughput_runs, r.throughput_runs_per_s,
     ));
     o.push_str(&store_row("throughput", &r.throughput_store));
     for (name, m, floor, waits, target) in [
@@ -976,14 +982,14 @@ pub fn table(r: &BenchReport) -> String {
             &r.parallel,
             &r.floor_parallel_overhead_ms,
             &r.floor_parallel_waits_ms,
-            2.0,
+            OVERHEAD_P99_MS.0,
         ),
         (
             "sequential",
             &r.sequential,
             &r.floor_sequential_overhead_ms,
             &r.floor_sequential_waits_ms,
-            3.0,
+            OVERHEAD_P99_MS.1,
         ),
     ] {
         let ratio = m.overhead_ms.p99 / floor.p99.max(0.001);
