@@ -437,3 +437,92 @@ async fn a_brief_with_palette_descriptors_runs_in_both_modes_with_the_stand_in_c
         assert_eq!(visual["audit"]["verdict"], "warn");
     }
 }
+
+/// Cancels its run while it is called (to the end, before its first poll returns), then
+/// answers after a moment, noting that it did.
+struct CancelsItsRun {
+    deps: std::sync::OnceLock<campaign_shared::ports::Deps>,
+    answered: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl campaign_shared::ports::Generator for CancelsItsRun {
+    async fn generate(
+        &self,
+        agent: campaign_shared::domain::Agent,
+        brief: &campaign_shared::domain::Brief,
+        run_id: campaign_shared::domain::RunId,
+    ) -> Result<campaign_shared::ports::Generated, campaign_shared::ports::GeneratorError> {
+        let deps = self.deps.get().unwrap();
+        tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current()
+                .block_on(campaign_shared::usecases::cancel(deps, run_id))
+        })
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.answered
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        campaign_shared::ports::Generator::generate(
+            &campaign_shared::adapters::builtin::BuiltinGenerator,
+            agent,
+            brief,
+            run_id,
+        )
+        .await
+    }
+}
+
+/// An agent's start is committed while its call is made; when the start is refused (the
+/// run was cancelled in between), the call is dropped unanswered and nothing of it is
+/// recorded — no artifact, no latency sample for `auto`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_start_is_refused_drops_its_call_and_records_nothing_of_it() {
+    use campaign_shared::domain::{Agent, Brief, ExecutionMode, Status};
+    use campaign_shared::runtime::local::{LocalApp, LocalConfig};
+    use campaign_shared::usecases::TaskFunction;
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let app = LocalApp::start(LocalConfig {
+        db: Some(dir.path().join("c.db")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let generator = Arc::new(CancelsItsRun {
+        deps: std::sync::OnceLock::new(),
+        answered: Default::default(),
+    });
+    let deps = campaign_shared::ports::Deps {
+        generator: generator.clone(),
+        ..app.deps.clone()
+    };
+    generator.deps.set(deps.clone()).unwrap();
+    // A run with no execution: the step below is its only writer.
+    let new = campaign_shared::ports::NewRun::first(
+        Brief::from_value(&example_brief()).unwrap(),
+        ExecutionMode::Sequential,
+        time::OffsetDateTime::now_utc(),
+    );
+    let run_id = new.run_id;
+    campaign_shared::ports::RunStore::create_run(&app.store, new)
+        .await
+        .unwrap();
+    let e = TaskFunction::Agent(Agent::Copy)
+        .call(&deps, json!({ "runId": run_id.to_string() }))
+        .await
+        .unwrap_err();
+    assert_eq!(e.name(), "Cancelled", "{e}");
+    // Past the generator's answer, had it been awaited.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(
+        !generator.answered.load(std::sync::atomic::Ordering::SeqCst),
+        "the call was awaited although the agent's start was refused"
+    );
+    let store: &dyn campaign_shared::ports::RunStore = &app.store;
+    let run = store.get_run(run_id).await.unwrap();
+    assert_eq!(run.status, Status::Cancelled);
+    assert_eq!(run.agents[&Agent::Copy].artifact_id, None, "{run:?}");
+    let samples = store.recent_samples(Agent::Copy, 10).await.unwrap();
+    assert!(samples.is_empty(), "{samples:?}");
+    app.shutdown().await;
+}
