@@ -1,7 +1,6 @@
 //! The Tasks of `statemachine.asl.json`: one agent, the audit, finalize; and the deferred
 //! audit, which finishes a run whose audit was unavailable.
 
-use futures::FutureExt;
 use serde_json::{Value, json};
 use tracing::{info, warn};
 
@@ -123,9 +122,7 @@ pub async fn run_agent(
         )));
     }
     let st = &run.agents[&agent];
-    // The agent's start, committed while its call is made (below); none on a retry, whose
-    // attempt is counted first.
-    let start = match st.status {
+    match st.status {
         Status::Generated | Status::Auditing | Status::AuditPending | Status::Completed => {
             return Ok(agent_output(agent, st.status, st.artifact_id));
         }
@@ -143,45 +140,27 @@ pub async fn run_agent(
                 .with_detail(json!({"attempt": 1}));
             // The first agent to start moves the run to generating in the same commit; the
             // others, racing it, find the run there and start alone (no conflict to retry).
-            if run.status == Status::Queued {
-                Some(vec![
+            let batch = if run.status == Status::Queued {
+                vec![
                     Change::run(Status::Queued, Status::Generating).unless_already(),
                     start,
-                ])
+                ]
             } else {
-                Some(vec![start])
-            }
+                vec![start]
+            };
+            apply(deps, run_id, batch).await?;
         }
         Status::Generating => {
             let n = deps.store.bump_attempts(run_id, agent).await?;
             info!(run_id = %run_id, agent = %agent, attempt = n, "retrying agent");
-            None
         }
-    };
+    }
     let timer = CallTimer::start(deps, agent);
-    // The call is made first (its first poll makes it); the agent's start is committed
-    // while it runs — a store round trip off the step's path — and the artifact's tags,
-    // which come from the brief alone, are worked out then too. Should the start be
-    // refused (the run was cancelled in between), the call is dropped unanswered and
-    // nothing of it is recorded.
-    let call = futures::future::join(deps.generator.generate(agent, &run.brief, run_id), async {
-        agents::tags_for(agent, &run.brief)
-    })
-    .map(Ok);
-    let started = async {
-        match start {
-            Some(batch) => apply(deps, run_id, batch)
-                .await
-                .map(drop)
-                .map_err(FlowError::from),
-            None => Ok(()),
-        }
-    };
-    let both = futures::future::try_join(call, started);
-    let outcome = match deadline {
-        None => both.await,
-        Some(d) => match tokio::time::timeout_at(d, both).await {
-            Ok(outcome) => outcome,
+    let call = deps.generator.generate(agent, &run.brief, run_id);
+    let answer = match deadline {
+        None => call.await,
+        Some(d) => match tokio::time::timeout_at(d, call).await {
+            Ok(answer) => answer,
             Err(_) => {
                 timer.ended(Some(false)).await;
                 return Err(FlowError::AgentFailed(format!(
@@ -189,13 +168,6 @@ pub async fn run_agent(
                 )));
             }
         },
-    };
-    let (answer, tags) = match outcome {
-        Ok((answer_and_tags, ())) => answer_and_tags,
-        Err(e) => {
-            timer.ended(None).await;
-            return Err(e);
-        }
     };
     let (generated, sample) = match answer {
         Ok(g) => (g, sample(deps, agent, timer.succeeded(), false)),
@@ -209,7 +181,7 @@ pub async fn run_agent(
         artifact_id: ArtifactId::new(),
         run_id,
         agent,
-        tags,
+        tags: agents::tags_for(agent, &run.brief),
         content: generated.content,
         created_at: deps.clock.now(),
         audit: None,
@@ -341,11 +313,9 @@ async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<
             changes.push(Change::new(*agent, *status, Status::Auditing));
         }
     }
+    apply(deps, run.run_id, changes).await?;
     // The artifacts are independent: audit them concurrently, then record every finished
-    // audit in one transaction (one commit instead of one per artifact). The audits are
-    // started first; the move to auditing is committed while they run (a store round trip
-    // off the step's path). Should it be refused (the run was cancelled in between), the
-    // audits are dropped and nothing of them is recorded.
+    // audit in one transaction (one commit instead of one per artifact).
     let audits = targets.into_iter().map(|(agent, _, id)| async move {
         let artifact = deps.store.get_artifact(id).await?.ok_or_else(|| {
             FlowError::AgentFailed(format!("artifact {id} of {agent} is missing"))
@@ -353,18 +323,10 @@ async fn audit_agents(deps: &Deps, run: &Run, only: Option<&[Agent]>) -> Result<
         let report = deps.auditor.audit(&artifact.content, &run.brief).await?;
         Ok::<_, FlowError>((agent, id, report))
     });
-    let (results, ()) =
-        futures::future::try_join(futures::future::join_all(audits).map(Ok), async {
-            apply(deps, run.run_id, changes)
-                .await
-                .map(drop)
-                .map_err(FlowError::from)
-        })
-        .await?;
     let mut changes = Vec::new();
     let mut audited = Vec::new();
     let mut failure = None;
-    for result in results {
+    for result in futures::future::join_all(audits).await {
         match result {
             Ok((agent, id, report)) => {
                 let verdict = report.verdict;
