@@ -936,10 +936,10 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "MISSED" }
 }
 
-/// The table `campaign bench` prints.
 /// The orchestration overhead's p99 targets, ms: parallel, sequential.
 const OVERHEAD_P99_MS: (f64, f64) = (2.0, 3.0);
 
+/// The table `campaign bench` prints.
 pub fn table(r: &BenchReport) -> String {
     let mut o = String::new();
     o.push_str(&format!("machine: {}\n", r.machine));

@@ -115,7 +115,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Waits `d` to within microseconds: tokio's timer rounds up to whole milliseconds, which
 /// would add up to a millisecond per simulated call to every measured latency. Sleeps to
-/// a millisecond short of the deadline, then yields until it passes.
+/// two milliseconds short of the deadline, then yields until it passes.
 pub async fn precise_sleep(d: Duration) {
     precise_sleep_until(tokio::time::Instant::now() + d).await;
 }
