@@ -238,13 +238,8 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     fn brief() -> Brief {
-        Brief::from_value(&serde_json::json!({
-            "objective": "Drive sign-ups for the spring launch",
-            "audience": "urban commuters",
-            "product": "Aurora e-bike",
-            "tone": "energetic"
-        }))
-        .unwrap()
+        let v = serde_json::from_str(include_str!("../../../examples/brief.json")).unwrap();
+        Brief::from_value(&v).unwrap()
     }
 
     /// The built-in generator and auditor, noting when they are called.
