@@ -78,10 +78,39 @@ impl Ctx {
 
     fn context(&self, state: &str, retry_count: u32) -> Value {
         json!({
-            "Execution": self.execution,
+            "Execution": self.execution.clone(),
             "State": { "Name": state, "RetryCount": retry_count },
-            "StateMachine": self.machine,
+            "StateMachine": self.machine.clone(),
         })
+    }
+
+    /// The context object of `state`, made only if a template reads it.
+    fn lazy_context<'a>(
+        &'a self,
+        state: &'a str,
+        retry_count: u32,
+    ) -> Context<impl Fn() -> Value + 'a> {
+        Context::new(move || self.context(state, retry_count))
+    }
+}
+
+/// A template's context object (`$$`), made the first time one of its paths reads it:
+/// it copies the execution's input, and most templates read only their state's input.
+struct Context<F> {
+    make: F,
+    made: std::cell::OnceCell<Value>,
+}
+
+impl<F: Fn() -> Value> Context<F> {
+    fn new(make: F) -> Self {
+        Context {
+            make,
+            made: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> &Value {
+        self.made.get_or_init(|| (self.make)())
     }
 }
 
@@ -90,7 +119,11 @@ fn runtime(cause: impl Into<String>) -> Failure {
 }
 
 /// Fills a Parameters/ResultSelector template: `key.$` takes the value at a path.
-fn fill(template: &Value, input: &Value, context: &Value) -> Result<Value, Failure> {
+fn fill<F: Fn() -> Value>(
+    template: &Value,
+    input: &Value,
+    context: &Context<F>,
+) -> Result<Value, Failure> {
     match template {
         Value::Object(m) => {
             let mut out = Map::new();
@@ -98,7 +131,7 @@ fn fill(template: &Value, input: &Value, context: &Value) -> Result<Value, Failu
                 if let Some(key) = k.strip_suffix(".$") {
                     let text = v.as_str().unwrap_or_default();
                     let p = RefPath::parse(text).map_err(runtime)?;
-                    let root = if p.context { context } else { input };
+                    let root = if p.context { context.get() } else { input };
                     let found = p.get(root).ok_or_else(|| {
                         runtime(format!(
                             "the path `{text}` of `{k}` matched nothing in the input"
@@ -299,7 +332,7 @@ async fn run_state(
         }
         Kind::Pass { result } => {
             let effective = match &state.parameters {
-                Some(t) => fill(t, &effective, &ctx.context(&state.name, 0))?,
+                Some(t) => fill(t, &effective, &ctx.lazy_context(&state.name, 0))?,
                 None => effective,
             };
             let result = result.clone().unwrap_or(effective);
@@ -367,8 +400,11 @@ async fn attempt(state: &State, input: Value, ctx: &Ctx) -> Result<Value, Failur
             for (i, item) in list.into_iter().enumerate() {
                 inputs.push(match selector {
                     Some(t) => {
-                        let mut c = ctx.context(&state.name, 0);
-                        c["Map"] = json!({ "Item": { "Index": i, "Value": item } });
+                        let c = Context::new(|| {
+                            let mut c = ctx.context(&state.name, 0);
+                            c["Map"] = json!({ "Item": { "Index": i, "Value": item } });
+                            c
+                        });
                         fill(t, &input, &c)?
                     }
                     None => item,
@@ -420,13 +456,13 @@ async fn run_with_retry(
     let mut retries = 0u32;
     loop {
         let params = match &state.parameters {
-            Some(t) => fill(t, &effective, &ctx.context(&state.name, retries))?,
+            Some(t) => fill(t, &effective, &ctx.lazy_context(&state.name, retries))?,
             None => effective.clone(),
         };
         let outcome = match attempt(state, params, ctx).await {
             Ok(result) => {
                 let selected = match &state.result_selector {
-                    Some(t) => fill(t, &result, &ctx.context(&state.name, retries))?,
+                    Some(t) => fill(t, &result, &ctx.lazy_context(&state.name, retries))?,
                     None => result,
                 };
                 place(state, &state.result_path, &raw, selected)

@@ -151,6 +151,29 @@ async fn parameters_take_paths_and_the_context_object() {
 }
 
 #[tokio::test]
+async fn each_attempt_reads_its_own_retry_count_from_the_context_object() {
+    let def = one(task(json!({
+        "Parameters": {
+            "try.$": "$$.State.RetryCount",
+            "state.$": "$$.State.Name",
+            "input.$": "$$.Execution.Input.runId",
+        },
+        "Retry": [{"ErrorEquals": ["Transient"], "IntervalSeconds": 1, "MaxAttempts": 2}],
+    })));
+    let s = Arc::new(Script::failing("R", &["Transient", "Transient"]));
+    run(def, json!({"runId": "r1"}), s.clone()).await.unwrap();
+    let got: Vec<Value> = s
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.1.clone())
+        .collect();
+    let attempt = |n: u32| json!({"try": n, "state": "S", "input": "r1"});
+    assert_eq!(got, vec![attempt(0), attempt(1), attempt(2)]);
+}
+
+#[tokio::test]
 async fn a_parameter_path_that_matches_nothing_fails_the_execution_uncatchably() {
     let def = one(task(
         json!({"Parameters": {"id.$": "$.missing"}, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "S"}]}),
