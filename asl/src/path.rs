@@ -83,13 +83,27 @@ impl RefPath {
         Some(cur)
     }
 
+    /// The value at this path, taken out of `root` (which is used up): no copy of what is
+    /// kept, nor of what is left.
+    pub fn take(&self, mut root: Value) -> Option<Value> {
+        let mut cur = &mut root;
+        for s in &self.segs {
+            cur = match (s, cur) {
+                (Seg::Field(f), Value::Object(m)) => m.get_mut(f)?,
+                (Seg::Index(i), Value::Array(a)) => a.get_mut(*i)?,
+                _ => return None,
+            };
+        }
+        Some(std::mem::take(cur))
+    }
+
     /// `root` with `value` placed at this path (ResultPath): intermediate objects are
     /// created; an intermediate that exists but is not an object is an error.
-    pub fn set(&self, root: &Value, value: Value) -> Result<Value, String> {
+    pub fn set(&self, root: Value, value: Value) -> Result<Value, String> {
         if self.segs.is_empty() {
             return Ok(value);
         }
-        let mut out = root.clone();
+        let mut out = root;
         if !out.is_object() {
             return Err(format!(
                 "cannot apply ResultPath `{}` to a non-object input",
@@ -142,6 +156,24 @@ mod tests {
     }
 
     #[test]
+    fn taking_gives_what_getting_reads() {
+        let v = json!({"a": {"b": [1, {"c": true}]}, "d e": 1});
+        for p in [
+            "$",
+            "$.a",
+            "$.a.b",
+            "$.a.b[1].c",
+            "$['d e']",
+            "$.missing",
+            "$.a.b[7]",
+            "$.a[0]",
+        ] {
+            let p = RefPath::parse(p).unwrap();
+            assert_eq!(p.take(v.clone()).as_ref(), p.get(&v), "{}", p.text);
+        }
+    }
+
+    #[test]
     fn non_reference_paths_are_refused() {
         for p in ["a.b", "$..a", "$.a[*]", "$.a[?(@.x)]", "$.a[0:2]"] {
             assert!(RefPath::parse(p).is_err(), "{p}");
@@ -152,14 +184,14 @@ mod tests {
     fn setting_creates_intermediate_objects_and_keeps_the_rest() {
         let p = RefPath::parse("$.x.y").unwrap();
         assert_eq!(
-            p.set(&json!({"a": 1}), json!(2)).unwrap(),
+            p.set(json!({"a": 1}), json!(2)).unwrap(),
             json!({"a": 1, "x": {"y": 2}})
         );
-        assert!(p.set(&json!({"x": 5}), json!(2)).is_err());
+        assert!(p.set(json!({"x": 5}), json!(2)).is_err());
         assert_eq!(
             RefPath::parse("$")
                 .unwrap()
-                .set(&json!({"a": 1}), json!(3))
+                .set(json!({"a": 1}), json!(3))
                 .unwrap(),
             json!(3)
         );

@@ -1,6 +1,7 @@
 //! Running an execution: states in order, payload processing, Retry and Catch, Parallel
 //! branches and Map items, timeouts, cancellation.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -153,24 +154,41 @@ fn fill<F: Fn() -> Value>(
     }
 }
 
-fn select(path: &Option<RefPath>, v: &Value, field: &str) -> Result<Value, Failure> {
+/// InputPath/OutputPath applied to `v`, which is used up (`$`, the default, keeps it
+/// whole without a copy).
+fn select(path: &Option<RefPath>, v: Value, field: &str) -> Result<Value, Failure> {
     match path {
         None => Ok(json!({})),
         Some(p) => p
-            .get(v)
-            .cloned()
+            .take(v)
             .ok_or_else(|| runtime(format!("{field} `{}` matched nothing", p.text))),
     }
 }
 
+/// InputPath applied to `v`, which stays: a part of it, borrowed.
+fn select_ref<'v>(
+    path: &Option<RefPath>,
+    v: &'v Value,
+    field: &str,
+) -> Result<Cow<'v, Value>, Failure> {
+    match path {
+        None => Ok(Cow::Owned(json!({}))),
+        Some(p) => p
+            .get(v)
+            .map(Cow::Borrowed)
+            .ok_or_else(|| runtime(format!("{field} `{}` matched nothing", p.text))),
+    }
+}
+
+/// ResultPath: `result` placed in the raw input (used up).
 fn place(
     state: &State,
     path: &Option<RefPath>,
-    raw_input: &Value,
+    raw_input: Value,
     result: Value,
 ) -> Result<Value, Failure> {
     match path {
-        None => Ok(raw_input.clone()),
+        None => Ok(raw_input),
         Some(p) => p.set(raw_input, result).map_err(|e| {
             Failure::new(
                 "States.ResultPathMatchFailure",
@@ -304,11 +322,20 @@ async fn run_state(
     raw: Value,
     ctx: &Ctx,
 ) -> Result<(Value, Option<String>), Failure> {
-    let effective = select(&state.input_path, &raw, "InputPath")?;
     match &state.kind {
-        Kind::Succeed => Ok((select(&state.output_path, &effective, "OutputPath")?, None)),
-        Kind::Fail { error, cause } => Err(Failure::new(error, cause.clone())),
+        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
+            run_with_retry(state, raw, ctx).await
+        }
+        Kind::Succeed => {
+            let effective = select(&state.input_path, raw, "InputPath")?;
+            Ok((select(&state.output_path, effective, "OutputPath")?, None))
+        }
+        Kind::Fail { error, cause } => {
+            select_ref(&state.input_path, &raw, "InputPath")?;
+            Err(Failure::new(error, cause.clone()))
+        }
         Kind::Choice { choices, default } => {
+            let effective = select(&state.input_path, raw, "InputPath")?;
             let mut next = None;
             for (rule, target) in choices {
                 if eval(rule, &effective)? {
@@ -326,24 +353,27 @@ async fn run_state(
                 )
             })?;
             Ok((
-                select(&state.output_path, &effective, "OutputPath")?,
+                select(&state.output_path, effective, "OutputPath")?,
                 Some(next),
             ))
         }
         Kind::Pass { result } => {
-            let effective = match &state.parameters {
-                Some(t) => fill(t, &effective, &ctx.lazy_context(&state.name, 0))?,
-                None => effective,
+            let result = {
+                let effective = select_ref(&state.input_path, &raw, "InputPath")?;
+                let effective = match &state.parameters {
+                    Some(t) => Cow::Owned(fill(t, &effective, &ctx.lazy_context(&state.name, 0))?),
+                    None => effective,
+                };
+                match result {
+                    Some(r) => r.clone(),
+                    None => effective.into_owned(),
+                }
             };
-            let result = result.clone().unwrap_or(effective);
-            let placed = place(state, &state.result_path, &raw, result)?;
+            let placed = place(state, &state.result_path, raw, result)?;
             Ok((
-                select(&state.output_path, &placed, "OutputPath")?,
+                select(&state.output_path, placed, "OutputPath")?,
                 state.next.clone(),
             ))
-        }
-        Kind::Task { .. } | Kind::Parallel { .. } | Kind::Map { .. } => {
-            run_with_retry(state, raw, effective, ctx).await
         }
     }
 }
@@ -449,15 +479,17 @@ async fn within<T>(
 async fn run_with_retry(
     state: &State,
     raw: Value,
-    effective: Value,
     ctx: &Ctx,
 ) -> Result<(Value, Option<String>), Failure> {
     let mut counts = vec![0u32; state.retry.len()];
     let mut retries = 0u32;
     loop {
-        let params = match &state.parameters {
-            Some(t) => fill(t, &effective, &ctx.lazy_context(&state.name, retries))?,
-            None => effective.clone(),
+        let params = {
+            let effective = select_ref(&state.input_path, &raw, "InputPath")?;
+            match &state.parameters {
+                Some(t) => fill(t, &effective, &ctx.lazy_context(&state.name, retries))?,
+                None => effective.into_owned(),
+            }
         };
         let outcome = match attempt(state, params, ctx).await {
             Ok(result) => {
@@ -465,8 +497,18 @@ async fn run_with_retry(
                     Some(t) => fill(t, &result, &ctx.lazy_context(&state.name, retries))?,
                     None => result,
                 };
-                place(state, &state.result_path, &raw, selected)
-                    .and_then(|placed| select(&state.output_path, &placed, "OutputPath"))
+                match &state.result_path {
+                    // The result is dropped and the raw input goes on (nothing to fail
+                    // here, so `raw` is not needed for another attempt).
+                    None => {
+                        let out = select(&state.output_path, raw, "OutputPath")?;
+                        return Ok((out, state.next.clone()));
+                    }
+                    // A failure to place the result can be retried or caught: `raw` is
+                    // kept for that.
+                    Some(_) => place(state, &state.result_path, raw.clone(), selected),
+                }
+                .and_then(|placed| select(&state.output_path, placed, "OutputPath"))
             }
             Err(f) => Err(f),
         };
@@ -494,7 +536,7 @@ async fn run_with_retry(
         }
         if let Some(c) = state.catch.iter().find(|c| matches(&c.errors, &failure)) {
             let error_output = json!({ "Error": failure.error, "Cause": failure.cause });
-            let out = place(state, &c.result_path, &raw, error_output)?;
+            let out = place(state, &c.result_path, raw, error_output)?;
             return Ok((out, Some(c.next.clone())));
         }
         return Err(failure);

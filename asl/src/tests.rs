@@ -434,6 +434,24 @@ async fn catch_puts_error_and_cause_at_its_result_path_on_the_raw_input() {
 }
 
 #[tokio::test]
+async fn a_result_path_that_cannot_be_placed_is_retried_then_caught_on_the_raw_input() {
+    let s = Arc::new(Script::default());
+    let def = json!({"StartAt": "S", "States": {
+        "S": {"Type": "Task", "Resource": "R", "ResultPath": "$.x.y", "End": true,
+              "Retry": [{"ErrorEquals": ["States.ResultPathMatchFailure"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+              "Catch": [{"ErrorEquals": ["States.ResultPathMatchFailure"], "ResultPath": "$.error", "Next": "H"}]},
+        "H": {"Type": "Pass", "End": true}
+    }});
+    let out = run(def, json!({"x": 5, "runId": "r"}), s.clone())
+        .await
+        .unwrap();
+    assert_eq!(s.count("R"), 2);
+    assert_eq!(out["x"], 5);
+    assert_eq!(out["runId"], "r");
+    assert_eq!(out["error"]["Error"], "States.ResultPathMatchFailure");
+}
+
+#[tokio::test]
 async fn task_failed_matches_task_errors_but_not_timeouts() {
     let s = Arc::new(Script::failing("R", &["Custom"]));
     let def = json!({"StartAt": "S", "States": {
