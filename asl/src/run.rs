@@ -79,9 +79,9 @@ impl Ctx {
 
     fn context(&self, state: &str, retry_count: u32) -> Value {
         json!({
-            "Execution": self.execution.clone(),
+            "Execution": self.execution,
             "State": { "Name": state, "RetryCount": retry_count },
-            "StateMachine": self.machine.clone(),
+            "StateMachine": self.machine,
         })
     }
 
