@@ -159,9 +159,7 @@ fn fill<F: Fn() -> Value>(
 fn select(path: &Option<RefPath>, v: Value, field: &str) -> Result<Value, Failure> {
     match path {
         None => Ok(json!({})),
-        Some(p) => p
-            .take(v)
-            .ok_or_else(|| runtime(format!("{field} `{}` matched nothing", p.text))),
+        Some(p) => p.take(v).ok_or_else(|| matched_nothing(field, p)),
     }
 }
 
@@ -176,8 +174,12 @@ fn select_ref<'v>(
         Some(p) => p
             .get(v)
             .map(Cow::Borrowed)
-            .ok_or_else(|| runtime(format!("{field} `{}` matched nothing", p.text))),
+            .ok_or_else(|| matched_nothing(field, p)),
     }
+}
+
+fn matched_nothing(field: &str, p: &RefPath) -> Failure {
+    runtime(format!("{field} `{}` matched nothing", p.text))
 }
 
 /// ResultPath: `result` placed in the raw input (used up).
