@@ -3,14 +3,12 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use ulid::Ulid;
+use ulid::{ULID_LEN, Ulid};
 
 macro_rules! ulid_id {
     ($name:ident, $what:literal) => {
-        #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-        )]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+        #[serde(try_from = "String")]
         pub struct $name(Ulid);
 
         impl $name {
@@ -22,6 +20,11 @@ macro_rules! ulid_id {
             }
             pub fn ulid(&self) -> Ulid {
                 self.0
+            }
+            /// The 26-character Crockford base32 form, written into `buf` (no allocation:
+            /// ids are written a few dozen times per run — JSON, SQL keys).
+            pub fn encode<'b>(&self, buf: &'b mut [u8; ULID_LEN]) -> &'b str {
+                self.0.array_to_str(buf)
             }
             /// Parses the 26-character Crockford base32 form; the error says what is expected.
             pub fn parse(s: &str) -> Result<Self, IdError> {
@@ -40,7 +43,14 @@ macro_rules! ulid_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}", self.0)
+                f.pad(self.encode(&mut [0; ULID_LEN]))
+            }
+        }
+
+        /// As its string form, written straight into the serializer (no `String` made).
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.encode(&mut [0; ULID_LEN]))
             }
         }
 
@@ -88,6 +98,21 @@ mod tests {
         assert_eq!(RunId::parse(&id.to_string()).unwrap(), id);
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(serde_json::from_str::<RunId>(&json).unwrap(), id);
+    }
+
+    #[test]
+    fn ids_serialize_display_and_pad_as_their_ulid_string() {
+        for id in [
+            RunId::new(),
+            RunId::from_ulid(Ulid::nil()),
+            RunId::from_ulid(Ulid::from_parts(u64::MAX >> 16, u128::MAX)),
+        ] {
+            let s = id.ulid().to_string();
+            assert_eq!(id.to_string(), s);
+            assert_eq!(serde_json::to_string(&id).unwrap(), format!("\"{s}\""));
+            assert_eq!(format!("{id:>30}"), format!("{s:>30}"));
+            assert_eq!(format!("{:.4}", ArtifactId::from_ulid(id.ulid())), s[..4]);
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use time::OffsetDateTime;
+use ulid::ULID_LEN;
 
 use crate::domain::run::{Mark, timings_from_marks};
 use crate::domain::transition::{self, Change, Snapshot};
@@ -845,7 +846,7 @@ fn run_exists(c: &Connection, run_id: RunId) -> Result<bool, StoreError> {
     let found: Option<i64> = c
         .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
         .map_err(unavailable)?
-        .query_row(params![run_id.to_string()], |r| r.get(0))
+        .query_row(params![run_id.encode(&mut [0; ULID_LEN])], |r| r.get(0))
         .optional()
         .map_err(unavailable)?;
     Ok(found.is_some())
@@ -1166,6 +1167,17 @@ impl StoredEvent<'_> {
         })
     }
 
+    /// The body of the event `ch` makes (its detail serialized in place, not copied).
+    fn body_of_change(ch: &Change, at: OffsetDateTime) -> Result<String, StoreError> {
+        json(&StoredEvent {
+            kind: crate::domain::EventType::for_scope(ch.scope),
+            scope: ch.scope,
+            status: ch.to,
+            at,
+            detail: ch.detail.as_ref().map(std::borrow::Cow::Borrowed),
+        })
+    }
+
     fn parse(body: &str) -> Result<StoredEvent<'static>, StoreError> {
         serde_json::from_str(body).map_err(|e| StoreError::corrupt("event", e))
     }
@@ -1195,11 +1207,11 @@ struct Written {
 }
 
 impl Written {
-    fn of(run_id: RunId, ch: &Change, at: OffsetDateTime) -> Result<Written, StoreError> {
+    fn of(ch: &Change, at: OffsetDateTime) -> Result<Written, StoreError> {
         Ok(Written {
             kept: ch.artifact.clone().map(Arc::new),
             // The seq is the row's, given when the change is applied.
-            event: StoredEvent::body_of(&Event::of_change(run_id, 0, ch, at))?,
+            event: StoredEvent::body_of_change(ch, at)?,
             artifact: ch.artifact.as_ref().map(json).transpose()?,
             audit: ch.audit.as_ref().map(json).transpose()?,
             envelope: ch.envelope.as_ref().map(json).transpose()?,
@@ -1228,7 +1240,8 @@ fn apply_tx(
     if checked.effective.is_empty() {
         return Ok(events);
     }
-    let id = run_id.to_string();
+    let mut id_buf = [0; ULID_LEN];
+    let id = run_id.encode(&mut id_buf);
     // The run's own row is written once, after its events: its status (the last
     // run-scoped change's), envelope (the last one given) and agents (if any changed),
     // with its seq.
@@ -1264,7 +1277,11 @@ fn apply_tx(
                         "INSERT INTO artifacts (artifact_id, run_id, body) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(unavailable)?
-                    .execute(params![a.artifact_id.to_string(), id, w.artifact])
+                    .execute(params![
+                        a.artifact_id.encode(&mut [0; ULID_LEN]),
+                        id,
+                        w.artifact
+                    ])
                     .map_err(unavailable)?;
                     written_now.push(Arc::clone(a));
                 }
@@ -1277,7 +1294,7 @@ fn apply_tx(
                     let updated = tx
                         .prepare_cached("UPDATE artifacts SET audit = ?2 WHERE artifact_id = ?1")
                         .map_err(unavailable)?
-                        .execute(params![audited.to_string(), audit])
+                        .execute(params![audited.encode(&mut [0; ULID_LEN]), audit])
                         .map_err(unavailable)?;
                     if updated != 1 {
                         return Err(StoreError::corrupt(
@@ -1290,7 +1307,7 @@ fn apply_tx(
             }
         }
         seq += 1;
-        insert_event(tx, &id, seq, &w.event)?;
+        insert_event(tx, id, seq, &w.event)?;
         events.push(Event::of_change(run_id, seq, ch, at));
     }
     let agents_json = agents_changed.then(|| json(&agents)).transpose()?;
@@ -1564,7 +1581,8 @@ impl RunStore for SqliteStore {
         };
         let agents = json(&state.agents)?;
         self.with_states(move |tx, states| {
-            let id = new.run_id.to_string();
+            let mut id_buf = [0; ULID_LEN];
+            let id = new.run_id.encode(&mut id_buf);
             if run_exists(tx, new.run_id)? {
                 return Err(StoreError::AlreadyExists(new.run_id));
             }
@@ -1666,7 +1684,7 @@ impl RunStore for SqliteStore {
     ) -> Result<Vec<Event>, StoreError> {
         let written = changes
             .iter()
-            .map(|ch| Written::of(run_id, ch, at))
+            .map(|ch| Written::of(ch, at))
             .collect::<Result<Vec<_>, _>>()?;
         self.with_states(move |tx, states| apply_tx(tx, states, run_id, &changes, &written, at))
             .await
@@ -1759,7 +1777,7 @@ impl RunStore for SqliteStore {
     ) -> (Result<Vec<Event>, StoreError>, Result<(), StoreError>) {
         let written = match changes
             .iter()
-            .map(|ch| Written::of(run_id, ch, at))
+            .map(|ch| Written::of(ch, at))
             .collect::<Result<Vec<_>, _>>()
         {
             Ok(w) => w,
@@ -2593,6 +2611,29 @@ mod tests {
         assert_eq!(store.events(run_id, 1).await.unwrap(), vec![old]);
     }
 
+    #[test]
+    fn a_change_writes_the_body_of_the_event_it_makes() {
+        let at = OffsetDateTime::now_utc();
+        let run_id = RunId::new();
+        for ch in [
+            Change::run(Status::Queued, Status::Generating),
+            Change::new(Agent::Copy, Status::Generating, Status::Generated)
+                .with_detail(serde_json::json!({ "artifactId": ArtifactId::new() })),
+            Change::new(Agent::Visual, Status::Generating, Status::Failed)
+                .with_detail(serde_json::json!({ "error": { "code": "x", "message": "\"q\"" } })),
+        ] {
+            let event = Event::of_change(run_id, 7, &ch, at);
+            assert_eq!(
+                StoredEvent::body_of_change(&ch, at).unwrap(),
+                StoredEvent::body_of(&event).unwrap()
+            );
+            let back = StoredEvent::parse(&StoredEvent::body_of_change(&ch, at).unwrap())
+                .unwrap()
+                .into_event(run_id, 7);
+            assert_eq!(back, event);
+        }
+    }
+
     #[tokio::test]
     async fn a_version_7_file_keeps_its_events_in_order_when_the_log_moves_to_write_order() {
         use crate::domain::{EventType, Scope};
@@ -2886,7 +2927,7 @@ mod tests {
             f: move |c: &Connection, states: &mut States| {
                 let at = OffsetDateTime::now_utc();
                 let change = Change::run(Status::Queued, Status::Generating);
-                let written = Written::of(run_id, &change, at)?;
+                let written = Written::of(&change, at)?;
                 apply_tx(c, states, run_id, &[change], &[written], at)
             },
             outcome: None,
