@@ -1599,7 +1599,7 @@ impl RunStore for SqliteStore {
                     agents
                 ])
                 .map_err(unavailable)?;
-            insert_event(tx, &id, event.seq, &body)?;
+            insert_event(tx, id, event.seq, &body)?;
             let kept = Kept {
                 run: Arc::clone(&state),
                 seq: 1,
