@@ -6,7 +6,7 @@
 
 use super::detect;
 use super::inputs::{GenerateError, Inputs, finish};
-use super::text::{bare, capitalize, char_len, decapitalize, pick, sanitize, seed};
+use super::text::{bare, capitalize, char_len, decapitalize, pick_one, sanitize, seed};
 use super::visual;
 use crate::domain::artifact::{CopyContent, SocialContent, SocialPost};
 use crate::domain::{Agent, Brief, Content, RunId};
@@ -62,53 +62,51 @@ fn inputs_and_seed(
 /// The call to action, from what the objective asks for.
 fn call_to_action(i: &Inputs, s: u64) -> String {
     let o = i.objective.to_lowercase();
-    let options: Vec<String> =
-        if o.contains("test ride") || o.contains("test-ride") || o.contains("book") {
-            vec![
-                format!("Book your {} test ride today", i.product_short),
-                "Book a test ride near you".into(),
-            ]
-        } else if o.contains("sign")
-            || o.contains("subscri")
-            || o.contains("newsletter")
-            || o.contains("register")
-        {
-            vec![
-                "Sign up today".into(),
-                format!("Join the {} list now", i.product_short),
-            ]
-        } else if o.contains("download") || o.contains("install") || o.contains("app") {
-            vec![
-                format!("Download {} now", i.product_short),
-                "Get the app today".into(),
-            ]
-        } else if o.contains("sale")
-            || o.contains("sell")
-            || o.contains("buy")
-            || o.contains("order")
-            || o.contains("revenue")
-        {
-            vec![
-                format!("Shop {} now", i.product_short),
-                format!("Order {} today", i.product_short),
-            ]
-        } else if o.contains("visit") || o.contains("store") || o.contains("footfall") {
-            vec![
-                "Visit us this week".into(),
-                format!("Come and see {} in person", i.product_short),
-            ]
-        } else {
-            vec![
-                format!("Discover {}", i.product_short),
-                format!("See what {} can do for you", i.product_short),
-            ]
-        };
-    pick(&options, s, 7).clone()
+    if o.contains("test ride") || o.contains("test-ride") || o.contains("book") {
+        pick_one!(s, 7;
+            format!("Book your {} test ride today", i.product_short),
+            "Book a test ride near you",
+        )
+    } else if o.contains("sign")
+        || o.contains("subscri")
+        || o.contains("newsletter")
+        || o.contains("register")
+    {
+        pick_one!(s, 7;
+            "Sign up today",
+            format!("Join the {} list now", i.product_short),
+        )
+    } else if o.contains("download") || o.contains("install") || o.contains("app") {
+        pick_one!(s, 7;
+            format!("Download {} now", i.product_short),
+            "Get the app today",
+        )
+    } else if o.contains("sale")
+        || o.contains("sell")
+        || o.contains("buy")
+        || o.contains("order")
+        || o.contains("revenue")
+    {
+        pick_one!(s, 7;
+            format!("Shop {} now", i.product_short),
+            format!("Order {} today", i.product_short),
+        )
+    } else if o.contains("visit") || o.contains("store") || o.contains("footfall") {
+        pick_one!(s, 7;
+            "Visit us this week",
+            format!("Come and see {} in person", i.product_short),
+        )
+    } else {
+        pick_one!(s, 7;
+            format!("Discover {}", i.product_short),
+            format!("See what {} can do for you", i.product_short),
+        )
+    }
 }
 
 fn copy(i: &Inputs, s: u64, max: usize) -> Result<CopyContent, GenerateError> {
     let p = &i.prohibited;
-    let headlines = [
+    let headline = pick_one!(s, 1;
         format!(
             "{}, made for {}",
             capitalize(&i.product_short),
@@ -120,70 +118,40 @@ fn copy(i: &Inputs, s: u64, max: usize) -> Result<CopyContent, GenerateError> {
             Some(a) => format!("{} by design: {}", capitalize(a), i.product_short),
             None => format!("{}: the next step", capitalize(&i.product_short)),
         },
-    ];
-    let headline = finish(pick(&headlines, s, 1).as_str(), 90.min(max / 3), p);
+    );
+    let headline = finish(&headline, 90.min(max / 3), p);
     let cta = finish(&call_to_action(i, s), 60.min(max / 4), p);
     let objective = decapitalize(&i.objective);
-    let mut sentences: Vec<String> = vec![
-        pick(
-            &[
-                format!("{} is here for {}.", capitalize(&i.product), i.audience),
-                format!("We made {} with {} in mind.", i.product, i.audience),
-                format!(
-                    "For {}, {} changes what an ordinary day can hold.",
-                    i.audience, i.product
-                ),
-            ],
-            s,
-            2,
-        )
-        .clone(),
-    ];
+    let manner = i.manner();
+    let mut sentences: Vec<String> = vec![pick_one!(s, 2;
+        format!("{} is here for {}.", capitalize(&i.product), i.audience),
+        format!("We made {} with {} in mind.", i.product, i.audience),
+        format!(
+            "For {}, {} changes what an ordinary day can hold.",
+            i.audience, i.product
+        ),
+    )];
     if !objective.is_empty() {
-        sentences.push(
-            pick(
-                &[
-                    format!("This season we set out to {objective}, and we would love you to be part of it."),
-                    format!("Our aim is simple: {objective}."),
-                    format!("Here is what we are working towards together: {objective}."),
-                ],
-                s,
-                3,
-            )
-            .clone(),
-        );
+        sentences.push(pick_one!(s, 3;
+            format!("This season we set out to {objective}, and we would love you to be part of it."),
+            format!("Our aim is simple: {objective}."),
+            format!("Here is what we are working towards together: {objective}."),
+        ));
     }
-    sentences.push(
-        pick(
-            &[
-                format!(
-                    "{} — that is how {} shows up, every single day.",
-                    capitalize(&i.manner()),
-                    i.product_short
-                ),
-                format!("Everything about it feels {}.", i.manner()),
-                format!(
-                    "It is {} in all the right ways, and easy to make your own.",
-                    i.manner()
-                ),
-            ],
-            s,
-            4,
-        )
-        .clone(),
-    );
-    sentences.push(
-        pick(
-            &[
-                "It fits the way you already live, and makes the everyday feel a little lighter.".to_string(),
-                "Small details add up: it is thoughtfully made, simple to start with and built to last.".to_string(),
-                "No steep learning curve, no fuss — just something that works the way you hoped it would.".to_string(),
-            ],
-            s,
-            5,
-        )
-        .clone(),
-    );
+    sentences.push(pick_one!(s, 4;
+        format!(
+            "{} — that is how {} shows up, every single day.",
+            capitalize(&manner),
+            i.product_short
+        ),
+        format!("Everything about it feels {manner}."),
+        format!("It is {manner} in all the right ways, and easy to make your own."),
+    ));
+    sentences.push(pick_one!(s, 5;
+        "It fits the way you already live, and makes the everyday feel a little lighter.",
+        "Small details add up: it is thoughtfully made, simple to start with and built to last.",
+        "No steep learning curve, no fuss — just something that works the way you hoped it would.",
+    ));
     sentences.push(format!(
         "Take the next step and see what {} can do for you.",
         i.product_short
@@ -251,11 +219,13 @@ fn social(i: &Inputs, s: u64, max: usize) -> Result<SocialContent, GenerateError
     let p = &i.prohibited;
     let tags = hashtags(i);
     let objective = decapitalize(&i.objective);
-    let networks: [(&str, usize, Vec<String>); 3] = [
+    let manner = i.manner();
+    // Each network's text, picked with slot 20, 21 and 22.
+    let networks: [(&str, usize, String); 3] = [
         (
             "x",
             280,
-            vec![
+            pick_one!(s, 20;
                 format!(
                     "{} is here for {}. {}",
                     capitalize(&i.product_short),
@@ -265,53 +235,49 @@ fn social(i: &Inputs, s: u64, max: usize) -> Result<SocialContent, GenerateError
                 format!(
                     "New: {}. {} and made for {}.",
                     i.product_short,
-                    capitalize(&i.manner()),
+                    capitalize(&manner),
                     i.audience_short
                 ),
-            ],
+            ),
         ),
         (
             "linkedin",
             700,
-            vec![
+            pick_one!(s, 21;
                 format!(
                     "We built {} for {}. Our goal this season: {}. {} is how we want it to feel.",
                     i.product,
                     i.audience,
                     objective,
-                    capitalize(&i.manner())
+                    capitalize(&manner)
                 ),
                 format!(
                     "Introducing {}: {} from the first day, designed around {}. {}.",
                     i.product,
-                    i.manner(),
+                    manner,
                     i.audience,
                     capitalize(&bare(&call_to_action(i, s)))
                 ),
-            ],
+            ),
         ),
         (
             "instagram",
             2200,
-            vec![
+            pick_one!(s, 22;
                 format!(
                     "{} days start with {} ✨ Made for {}.",
                     capitalize(i.adjectives.first().map(String::as_str).unwrap_or("Better")),
                     i.product_short,
                     i.audience_short
                 ),
-                format!(
-                    "This is {} — {}, and ready when you are.",
-                    i.product_short,
-                    i.manner()
-                ),
-            ],
+                format!("This is {} — {}, and ready when you are.", i.product_short, manner),
+            ),
         ),
     ];
     let mut posts = Vec::new();
-    for (n, (network, cap, options)) in networks.iter().enumerate() {
+    for (network, cap, text) in &networks {
         let limit = max.min(*cap);
-        let text = sanitize(pick(options, s, 20 + n as u64).as_str(), p);
+        let text = sanitize(text, p);
         // Hashtags first to go when space is short, but keep at least one if it fits.
         let mut used: Vec<String> = tags.clone();
         let compose = |text: &str, used: &[String]| {

@@ -18,10 +18,27 @@ pub fn seed(run_id: RunId, brief_json: &str, salt: &str) -> u64 {
 
 /// Picks one of `options` with `seed`.
 pub fn pick<T>(options: &[T], seed: u64, slot: u64) -> &T {
+    &options[pick_index(options.len(), seed, slot)]
+}
+
+/// The index [`pick`] chooses among `n` options.
+pub fn pick_index(n: usize, seed: u64, slot: u64) -> usize {
     let mixed =
         seed.rotate_left((slot * 13 % 64) as u32) ^ slot.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    &options[(mixed % options.len() as u64) as usize]
+    (mixed % n as u64) as usize
 }
+
+/// [`pick`] among texts written only when chosen: `pick_one!(seed, slot; a, b, c)` is
+/// `pick(&[a, b, c], seed, slot)` (each option a `String` or `&str`), but only the one
+/// picked is formatted — the others were formatted and thrown away (most of a built-in
+/// generator's `format!`s).
+macro_rules! pick_one {
+    ($seed:expr, $slot:expr; $($option:expr),+ $(,)?) => {{
+        let options: &[&dyn Fn() -> String] = &[$(&|| $option.into()),+];
+        options[$crate::agents::text::pick_index(options.len(), $seed, $slot)]()
+    }};
+}
+pub(crate) use pick_one;
 
 /// Removes every span the audit would call an error (prohibited terms, personal data,
 /// placeholders) and tidies what is left, until nothing is found.

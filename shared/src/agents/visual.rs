@@ -5,7 +5,7 @@
 
 use super::audit::NEUTRALS;
 use super::inputs::{GenerateError, Inputs, finish};
-use super::text::{capitalize, char_len, pick};
+use super::text::{capitalize, char_len, pick, pick_one};
 use crate::domain::artifact::{PaletteEntry, VisualContent};
 use crate::domain::{Agent, Brief, palette};
 
@@ -253,28 +253,21 @@ pub(crate) fn concept(
     let text = text_color(&bg, &colors);
     let on_accent = text_color(&accent, &colors);
     let layout = pick(&LAYOUTS, s, 30);
-    let headline_options = [
+    let headline = pick_one!(s, 31;
         capitalize(&i.product_short),
         format!("Meet {}", i.product_short),
         match i.adjectives.first() {
             Some(a) => format!("{} and ready", capitalize(a)),
             None => capitalize(&i.product_short),
         },
-    ];
-    let headline = finish(
-        pick(&headline_options, s, 31).as_str(),
-        (max / 2).max(10),
-        p,
     );
-    let sub_options = [
+    let headline = finish(&headline, (max / 2).max(10), p);
+    let manner = i.manner();
+    let subheadline = pick_one!(s, 32;
         format!("Made for {}", i.audience_short),
-        format!("{} — for {}", capitalize(&i.manner()), i.audience_short),
-    ];
-    let subheadline = finish(
-        pick(&sub_options, s, 32).as_str(),
-        max.saturating_sub(char_len(&headline)),
-        p,
+        format!("{} — for {}", capitalize(&manner), i.audience_short),
     );
+    let subheadline = finish(&subheadline, max.saturating_sub(char_len(&headline)), p);
     if headline.is_empty() || subheadline.is_empty() {
         return Err(GenerateError::NothingLeft(
             "the prohibited terms leave no poster text".into(),
@@ -285,14 +278,14 @@ pub(crate) fn concept(
             "{} in a real moment with {}: natural light, candid framing, a {} mood; the product clearly visible and nobody's face used without consent.",
             capitalize(&i.audience_short),
             i.product_short,
-            i.manner()
+            manner
         ),
         400,
         p,
     );
-    let typography = if i.manner().contains("elegant")
-        || i.manner().contains("premium")
-        || i.manner().contains("luxur")
+    let typography = if manner.contains("elegant")
+        || manner.contains("premium")
+        || manner.contains("luxur")
     {
         "A high-contrast serif for the headline, a light sans-serif for the subheadline; generous letter spacing."
     } else {
