@@ -1198,7 +1198,8 @@ impl StoredEvent<'_> {
 /// What a change writes as JSON, serialized by the caller before its request queues for
 /// the store's one-at-a-time groups (serializing inside them was a tenth of their work).
 struct Written {
-    /// The change's artifact as the store keeps it (copied by the caller).
+    /// The change's artifact as the store keeps it (moved out of the change: its id is
+    /// read from here, not from the change).
     kept: Option<Arc<Artifact>>,
     event: String,
     artifact: Option<String>,
@@ -1207,12 +1208,13 @@ struct Written {
 }
 
 impl Written {
-    fn of(ch: &Change, at: OffsetDateTime) -> Result<Written, StoreError> {
+    fn of(ch: &mut Change, at: OffsetDateTime) -> Result<Written, StoreError> {
+        let kept = ch.artifact.take().map(Arc::new);
         Ok(Written {
-            kept: ch.artifact.clone().map(Arc::new),
             // The seq is the row's, given when the change is applied.
             event: StoredEvent::body_of_change(ch, at)?,
-            artifact: ch.artifact.as_ref().map(json).transpose()?,
+            artifact: kept.as_deref().map(json).transpose()?,
+            kept,
             audit: ch.audit.as_ref().map(json).transpose()?,
             envelope: ch.envelope.as_ref().map(json).transpose()?,
         })
@@ -1268,7 +1270,7 @@ fn apply_tx(
                 let Some(state) = agents.get_mut(&agent) else {
                     return Err(StoreError::corrupt("apply", format!("no {agent} agent")));
                 };
-                mirror_agent(state, ch);
+                mirror_agent(state, ch, w.kept.as_ref().map(|a| a.artifact_id));
                 agents_changed = true;
                 let known = state.artifact_id;
                 // The change's artifact, as the caller copied it for keeping.
@@ -1367,13 +1369,14 @@ fn mirror_run(run: &mut Run, ch: &Change) {
 }
 
 /// What an agent's change does to its state (in the run's row, and kept).
-fn mirror_agent(st: &mut AgentState, ch: &Change) {
+/// `artifact`: the id of the artifact the change stores ([`Written::kept`]).
+fn mirror_agent(st: &mut AgentState, ch: &Change, artifact: Option<ArtifactId>) {
     st.status = ch.to;
     if let Some(e) = &ch.error {
         st.error = Some(e.clone());
     }
-    if let Some(a) = &ch.artifact {
-        st.artifact_id = Some(a.artifact_id);
+    if artifact.is_some() {
+        st.artifact_id = artifact;
     }
     if ch.to == Status::Generating {
         st.attempts += 1;
@@ -1682,8 +1685,9 @@ impl RunStore for SqliteStore {
         changes: Vec<Change>,
         at: OffsetDateTime,
     ) -> Result<Vec<Event>, StoreError> {
+        let mut changes = changes;
         let written = changes
-            .iter()
+            .iter_mut()
             .map(|ch| Written::of(ch, at))
             .collect::<Result<Vec<_>, _>>()?;
         self.with_states(move |tx, states| apply_tx(tx, states, run_id, &changes, &written, at))
@@ -1775,8 +1779,9 @@ impl RunStore for SqliteStore {
         at: OffsetDateTime,
         sample: AgentSample,
     ) -> (Result<Vec<Event>, StoreError>, Result<(), StoreError>) {
+        let mut changes = changes;
         let written = match changes
-            .iter()
+            .iter_mut()
             .map(|ch| Written::of(ch, at))
             .collect::<Result<Vec<_>, _>>()
         {
@@ -2927,7 +2932,8 @@ mod tests {
             f: move |c: &Connection, states: &mut States| {
                 let at = OffsetDateTime::now_utc();
                 let change = Change::run(Status::Queued, Status::Generating);
-                let written = Written::of(&change, at)?;
+                let mut change = change;
+                let written = Written::of(&mut change, at)?;
                 apply_tx(c, states, run_id, &[change], &[written], at)
             },
             outcome: None,
