@@ -33,6 +33,10 @@ enum Skeleton<'a> {
     /// origin (what `folded` gives, without its case tables, decomposition and copies:
     /// tested).
     Ascii(&'a [u8]),
+    /// ASCII text with CamelCase: its bytes with a space before each upper-case letter
+    /// that follows a lower-case one (`spaces`: where those are), each other byte its
+    /// char's own (what `folded` gives, without a char and an origin kept per byte: tested).
+    Spaced { bytes: Vec<u8>, spaces: Vec<usize> },
     Folded {
         chars: Vec<char>,
         origin: Vec<usize>,
@@ -42,10 +46,31 @@ enum Skeleton<'a> {
 impl<'a> Skeleton<'a> {
     fn new(text: &'a str) -> Self {
         let b = text.as_bytes();
-        if text.is_ascii() && !has_camel_step(b) {
-            return Skeleton::Ascii(b);
+        if text.is_ascii() {
+            if !has_camel_step(b) {
+                return Skeleton::Ascii(b);
+            }
+            return Skeleton::spaced(b);
         }
         Skeleton::folded(text)
+    }
+
+    /// [`Skeleton::Spaced`] of ASCII text `b` (social posts, for their hashtags: folded a
+    /// char at a time, they were most of the folding's work).
+    fn spaced(b: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(b.len() + 8);
+        let mut spaces = Vec::new();
+        let mut from = 0;
+        for k in 1..b.len() {
+            if b[k - 1].is_ascii_lowercase() && b[k].is_ascii_uppercase() {
+                bytes.extend_from_slice(&b[from..k]);
+                spaces.push(bytes.len());
+                bytes.push(b' ');
+                from = k;
+            }
+        }
+        bytes.extend_from_slice(&b[from..]);
+        Skeleton::Spaced { bytes, spaces }
     }
 
     fn folded(text: &str) -> Self {
@@ -215,14 +240,20 @@ fn find_in(sk: &Skeleton, letters: &[char]) -> Vec<Hit> {
     };
     // Each kind of skeleton gets its own copy of the scan, its char reads inlined, and
     // jumps from one place holding the term's first letter to the next.
+    let ascii = |b: &[u8], origin: &dyn Fn(usize) -> usize| {
+        let next = |from: usize| {
+            let l = u8::try_from(first).ok().filter(u8::is_ascii)?;
+            memchr::memchr2(l, l.to_ascii_uppercase(), &b[from..]).map(|i| from + i)
+        };
+        let at = |k: usize| char::from(b[k].to_ascii_lowercase());
+        scan(b.len(), at, origin, next, rest)
+    };
     match sk {
-        Skeleton::Ascii(b) => {
-            let next = |from: usize| {
-                let l = u8::try_from(first).ok().filter(u8::is_ascii)?;
-                memchr::memchr2(l, l.to_ascii_uppercase(), &b[from..]).map(|i| from + i)
-            };
-            let at = |k: usize| char::from(b[k].to_ascii_lowercase());
-            scan(b.len(), at, |k| k, next, rest)
+        Skeleton::Ascii(b) => ascii(b, &|k| k),
+        // A byte's char is its index less the spaces before it (a space's, the letter's
+        // after it); only a hit asks.
+        Skeleton::Spaced { bytes, spaces } => {
+            ascii(bytes, &|k| k - spaces.partition_point(|&p| p < k))
         }
         Skeleton::Folded { chars, origin } => {
             let next = |from: usize| {
@@ -506,15 +537,21 @@ mod tests {
         let alphabet = ["a", "Z", "q", "F", "7", " ", "-", "#", "'", "\t"];
         for t in strings(&alphabet, 5) {
             let (fast, general) = (Skeleton::new(&t), Skeleton::folded_char_by_char(&t));
-            let Skeleton::Ascii(b) = fast else {
-                assert!(t.contains(char::is_uppercase), "{t:?} folded char by char");
-                continue;
+            let (b, spaces): (&[u8], &[usize]) = match &fast {
+                Skeleton::Ascii(b) => (b, &[]),
+                Skeleton::Spaced { bytes, spaces } => {
+                    assert!(has_camel_step(t.as_bytes()), "{t:?}");
+                    (bytes, spaces)
+                }
+                Skeleton::Folded { .. } => panic!("{t:?} folded char by char"),
             };
             let chars: Vec<char> = b
                 .iter()
                 .map(|c| char::from(c.to_ascii_lowercase()))
                 .collect();
-            let origin: Vec<usize> = (0..b.len()).collect();
+            let origin: Vec<usize> = (0..b.len())
+                .map(|k| k - spaces.partition_point(|&p| p < k))
+                .collect();
             assert_eq!(Skeleton::Folded { chars, origin }, general, "{t:?}");
         }
     }
