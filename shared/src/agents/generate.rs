@@ -33,30 +33,41 @@ pub fn visual_from_text(
     visual::concept(&inputs, s, brief, Some(text))
 }
 
-/// Briefs' cleaned words recently computed, by the brief's JSON text (per thread): a run's
-/// agents share one brief, and cleaning it was a fifth of a built-in generator's work.
+/// Briefs' cleaned words and JSON text recently computed, by brief (per thread): a run's
+/// agents share one brief, and cleaning it was a fifth of a built-in generator's work;
+/// writing its JSON for the seed, 2% of a run's instructions (a brief is hashed and
+/// compared in a tenth of that).
 const INPUTS_CACHE: usize = 64;
 
+struct Cleaned {
+    inputs: std::sync::Arc<Inputs>,
+    json: String,
+}
+
 thread_local! {
-    static INPUTS: std::cell::RefCell<hashlink::LruCache<String, std::sync::Arc<Inputs>>> =
+    static INPUTS: std::cell::RefCell<hashlink::LruCache<Brief, std::rc::Rc<Cleaned>>> =
         std::cell::RefCell::new(hashlink::LruCache::new(INPUTS_CACHE));
 }
 
-/// The brief's cleaned words and the agent's seed (both from the brief's JSON text, made
-/// once).
+/// The brief's cleaned words and the agent's seed (from the brief's JSON text, made once
+/// per brief).
 fn inputs_and_seed(
     brief: &Brief,
     run_id: RunId,
     agent: Agent,
 ) -> Result<(std::sync::Arc<Inputs>, u64), GenerateError> {
-    let json = serde_json::to_string(brief).unwrap_or_default();
-    let s = seed(run_id, &json, agent.as_str());
-    if let Some(i) = INPUTS.with(|c| c.borrow_mut().get(&json).cloned()) {
-        return Ok((i, s));
-    }
-    let inputs = std::sync::Arc::new(Inputs::from(brief)?);
-    INPUTS.with(|c| c.borrow_mut().insert(json, inputs.clone()));
-    Ok((inputs, s))
+    let cleaned = match INPUTS.with(|c| c.borrow_mut().get(brief).cloned()) {
+        Some(hit) => hit,
+        None => {
+            let json = serde_json::to_string(brief).unwrap_or_default();
+            let inputs = std::sync::Arc::new(Inputs::from(brief)?);
+            let cleaned = std::rc::Rc::new(Cleaned { inputs, json });
+            INPUTS.with(|c| c.borrow_mut().insert(brief.clone(), cleaned.clone()));
+            cleaned
+        }
+    };
+    let s = seed(run_id, &cleaned.json, agent.as_str());
+    Ok((cleaned.inputs.clone(), s))
 }
 
 /// The call to action, from what the objective asks for.

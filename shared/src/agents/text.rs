@@ -10,7 +10,7 @@ use crate::domain::RunId;
 /// id and the brief's JSON text.
 pub fn seed(run_id: RunId, brief_json: &str, salt: &str) -> u64 {
     let mut h = fnv::FnvHasher::default();
-    h.write(run_id.to_string().as_bytes());
+    h.write(run_id.encode(&mut [0; ulid::ULID_LEN]).as_bytes());
     h.write(brief_json.as_bytes());
     h.write(salt.as_bytes());
     h.finish()

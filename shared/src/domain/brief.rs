@@ -70,7 +70,7 @@ impl std::str::FromStr for ExecutionMode {
 }
 
 /// Per-agent character limits; `None` means the agent's default.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MaxLength {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -81,7 +81,7 @@ pub struct MaxLength {
     pub visual: Option<usize>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Constraints {
     #[serde(default)]
@@ -92,7 +92,7 @@ pub struct Constraints {
     pub prohibited_terms: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BrandGuidelines {
     #[serde(default)]
@@ -104,7 +104,7 @@ pub struct BrandGuidelines {
 
 /// A validated brief. Construct with [`Brief::parse`] (client bytes) or
 /// [`Brief::from_value`]; stored briefs round-trip through serde unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Brief {
     pub objective: String,
