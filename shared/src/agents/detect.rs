@@ -372,7 +372,7 @@ fn may_hold_placeholder(text: &str) -> bool {
         b.get(i..i + word.len())
             .is_some_and(|w| w.eq_ignore_ascii_case(word))
     };
-    (0..b.len()).any(|i| match b[i] {
+    let one = |i: usize| match b[i] {
         b'[' | b'{' => true,
         b'l' | b'L' => at(i, b"lorem"),
         b'p' | b'P' => at(i, b"placeholder"),
@@ -380,7 +380,33 @@ fn may_hold_placeholder(text: &str) -> bool {
         b'X' => b[i..].starts_with(b"XXX"),
         b'F' => b[i..].starts_with(b"FIXME"),
         _ => false,
-    })
+    };
+    // Every place five bytes from the end or more, at once: a loop over five offset slices
+    // without an early exit, which the compiler turns into vector instructions (as
+    // `has_camel_step`), looking for `[`, `{`, `lorem` or `place` in any case, `TOD`,
+    // `TBD`, `XXX` or `FIX` — what each pattern starts with. Only if one is there is each
+    // byte looked at as before; the last four always are.
+    let tail = b.len().saturating_sub(4);
+    let at_most = |s: usize| b.get(s..).unwrap_or_default();
+    let low = |c: u8| c | 0x20;
+    let any = b
+        .iter()
+        .zip(at_most(1))
+        .zip(at_most(2))
+        .zip(at_most(3))
+        .zip(at_most(4))
+        .fold(0u8, |any, ((((&p, &q), &r), &s), &t)| {
+            let is = |c: u8, x: u8| u8::from(c == x);
+            let (lp, lq, lr, ls, lt) = (low(p), low(q), low(r), low(s), low(t));
+            any | is(p, b'[')
+                | is(p, b'{')
+                | (is(lp, b'l') & is(lq, b'o') & is(lr, b'r') & is(ls, b'e') & is(lt, b'm'))
+                | (is(lp, b'p') & is(lq, b'l') & is(lr, b'a') & is(ls, b'c') & is(lt, b'e'))
+                | (is(p, b'T') & (is(q, b'O') & is(r, b'D') | is(q, b'B') & is(r, b'D')))
+                | (is(p, b'X') & is(q, b'X') & is(r, b'X'))
+                | (is(p, b'F') & is(q, b'I') & is(r, b'X'))
+        });
+    (any != 0 && (0..tail).any(one)) || (tail..b.len()).any(one)
 }
 
 /// Placeholder text left in copy.
