@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Instructions per run of the local engine, without the fixed costs: callgrind runs
+`campaign bench` twice, with a small and a large throughput phase, and each figure is
+the difference between the two runs divided by the difference in runs completed.
+
+Every phase of the bench but throughput is the same size in both runs (one latency run,
+one run in flight, one event run, one spawn, one model run) except the burst, which
+admits a varying number of runs; every run, whichever phase it belongs to, completes
+through the same close step, so the runs are counted there (calls of the drop of
+`close::execution_ended`'s future). Half the added runs are the in-memory floor's, so
+the figures are of both stores (the in-memory one writes its journal in memory).
+
+The store's groups (`commit_group`) are run by whichever request leads them, and what a
+run costs there moves with how many requests share a transaction (up to ~20k
+instructions per run between two measurements of one binary); what runs outside them
+moved by up to ~11k — the burst phase admits a varying number of its 200 submissions
+(some runs come in over HTTP, the rest are refused), which the difference does not
+cancel. Compare per-function figures first; totals only for differences well above that. The bench's runs share one brief, so per-brief caches always hit. Instruction
+counts, not time: the same on a busy host.
+
+Usage (a `profiling` build of the CLI with the bench feature):
+    cargo build --profile profiling -p campaign-cli --features bench --bin campaign
+    scripts/callgrind_per_run.py target/profiling/campaign [--small 300] [--large 900] \
+        [--keep DIR] [FUNCTION-SUBSTRING ...]
+
+Each FUNCTION-SUBSTRING adds a line: the inclusive instructions per run of the first
+function whose callgrind name contains it (e.g. 'agents::audit::audit [').
+Takes about two minutes on the project's machines.
+"""
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+BENCH = [
+    "bench", "--latency-runs", "1", "--in-flight", "1", "--event-runs", "1",
+    "--spawns", "1", "--model-runs", "1", "--bin-dir", "/nonexistent",
+    "--latencies", "0,0,0,0", "--json",
+]
+STORE_GROUPS = "sqlite::commit_group ["
+RUN_CLOSED = re.compile(
+    r"\(([\d,]+)x\)[^\n]*\n[^\n]*\*  [^\n]*"
+    r"drop_in_place<campaign_shared::usecases::close::execution_ended::\{\{closure\}\}> "
+)
+
+
+def profile(binary, runs, out_dir):
+    """Callgrind's inclusive totals by function, and the runs completed."""
+    out = os.path.join(out_dir, f"callgrind-{runs}.out")
+    subprocess.run(
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary]
+        + BENCH + ["--throughput-runs", str(runs)],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    inclusive = subprocess.run(
+        ["callgrind_annotate", "--inclusive=yes", out],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    callers = subprocess.run(
+        ["callgrind_annotate", "--tree=caller", out],
+        check=True, capture_output=True, text=True,
+    ).stdout
+    totals = {}
+    for line in inclusive.splitlines():
+        if "Auto-annotated source" in line:
+            break
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(.*)$", line)
+        if m and m.group(2) not in totals:
+            totals[m.group(2)] = int(m.group(1).replace(",", ""))
+    closed = RUN_CLOSED.search(callers)
+    if not closed:
+        sys.exit(f"no run completed in {out}: is {binary} a profiling build with the bench?")
+    return totals, int(closed.group(1).replace(",", ""))
+
+
+def first(totals, needle):
+    for name, value in totals.items():
+        if needle in name:
+            return value
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("binary")
+    p.add_argument("functions", nargs="*")
+    p.add_argument("--small", type=int, default=300)
+    p.add_argument("--large", type=int, default=900)
+    p.add_argument("--keep", help="directory to keep the callgrind files in")
+    a = p.parse_args()
+    out_dir = a.keep or tempfile.mkdtemp(prefix="callgrind-per-run-")
+    os.makedirs(out_dir, exist_ok=True)
+    small, small_runs = profile(a.binary, a.small, out_dir)
+    large, large_runs = profile(a.binary, a.large, out_dir)
+    n = large_runs - small_runs
+    per_run = lambda needle: (first(large, needle) - first(small, needle)) / n
+    total = per_run("PROGRAM TOTALS")
+    groups = per_run(STORE_GROUPS)
+    print(f"runs completed: {small_runs} and {large_runs} (+{n})")
+    print(f"instructions per run: {total:,.0f}")
+    print(f"  in the store's groups: {groups:,.0f}")
+    print(f"  outside them: {total - groups:,.0f}")
+    for needle in a.functions:
+        print(f"  {needle}: {per_run(needle):,.0f}")
+    if not a.keep:
+        for f in os.listdir(out_dir):
+            os.remove(os.path.join(out_dir, f))
+        os.rmdir(out_dir)
+
+
+if __name__ == "__main__":
+    main()
