@@ -90,8 +90,7 @@ impl<'a> Skeleton<'a> {
                 || has_camel_step(run);
             if camel {
                 // Copied in stretches between the steps, each step a virtual space before
-                // its upper-case letter (a char at a time, this was most of the folding of
-                // social posts, whose hashtags are CamelCase).
+                // its upper-case letter.
                 let mut from = 0;
                 for k in 0..n {
                     let before = if k == 0 {

@@ -1273,7 +1273,7 @@ fn apply_tx(
                 mirror_agent(state, ch, w.kept.as_ref().map(|a| a.artifact_id));
                 agents_changed = true;
                 let known = state.artifact_id;
-                // The change's artifact, as the caller copied it for keeping.
+                // The change's artifact, as moved out of the change for keeping.
                 if let Some(a) = &w.kept {
                     tx.prepare_cached(
                         "INSERT INTO artifacts (artifact_id, run_id, body) VALUES (?1, ?2, ?3)",
@@ -1682,10 +1682,9 @@ impl RunStore for SqliteStore {
     async fn apply(
         &self,
         run_id: RunId,
-        changes: Vec<Change>,
+        mut changes: Vec<Change>,
         at: OffsetDateTime,
     ) -> Result<Vec<Event>, StoreError> {
-        let mut changes = changes;
         let written = changes
             .iter_mut()
             .map(|ch| Written::of(ch, at))
@@ -1775,11 +1774,10 @@ impl RunStore for SqliteStore {
     async fn apply_with_sample(
         &self,
         run_id: RunId,
-        changes: Vec<Change>,
+        mut changes: Vec<Change>,
         at: OffsetDateTime,
         sample: AgentSample,
     ) -> (Result<Vec<Event>, StoreError>, Result<(), StoreError>) {
-        let mut changes = changes;
         let written = match changes
             .iter_mut()
             .map(|ch| Written::of(ch, at))
@@ -2931,8 +2929,7 @@ mod tests {
         let start: Job = Box::new(Pending {
             f: move |c: &Connection, states: &mut States| {
                 let at = OffsetDateTime::now_utc();
-                let change = Change::run(Status::Queued, Status::Generating);
-                let mut change = change;
+                let mut change = Change::run(Status::Queued, Status::Generating);
                 let written = Written::of(&mut change, at)?;
                 apply_tx(c, states, run_id, &[change], &[written], at)
             },
