@@ -57,6 +57,9 @@ pub struct BenchOptions {
     pub latencies: [u64; 4],
     /// Runs per mode with every agent on the simulated model.
     pub model_runs: usize,
+    /// The `--max-in-flight` of the backpressure burst, which submits ten times as many
+    /// at once; 0 skips the burst.
+    pub burst_limit: usize,
 }
 
 impl Default for BenchOptions {
@@ -70,6 +73,7 @@ impl Default for BenchOptions {
             bin_dir: PathBuf::from("target/release"),
             latencies: [50, 80, 120, 30],
             model_runs: 20,
+            burst_limit: 20,
         }
     }
 }
@@ -871,12 +875,17 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, Error> {
     );
     let model_parallel = model_ttfa(opts.model_runs, pace, ExecutionMode::Parallel).await?;
     let model_sequential = model_ttfa(opts.model_runs, pace, ExecutionMode::Sequential).await?;
-    let burst_limit = 20;
-    eprintln!(
-        "bench: a burst of {} submissions against --max-in-flight {burst_limit}…",
-        10 * burst_limit
-    );
-    let (burst_accepted, burst_refused, burst_lost) = admission_burst(burst_limit).await?;
+    let burst_limit = opts.burst_limit;
+    let (burst_accepted, burst_refused, burst_lost) = if burst_limit == 0 {
+        eprintln!("bench: no burst (--burst-limit 0)");
+        (0, 0, 0)
+    } else {
+        eprintln!(
+            "bench: a burst of {} submissions against --max-in-flight {burst_limit}…",
+            10 * burst_limit
+        );
+        admission_burst(burst_limit).await?
+    };
     eprintln!("bench: cold starts, {} spawns per binary…", opts.spawns);
     let (cold, note) = match cold_starts(&opts.bin_dir, opts.spawns).await {
         Ok(c) => (c, None),
@@ -1069,15 +1078,19 @@ pub fn table(r: &BenchReport) -> String {
             m.total_ms.p99
         ));
     }
-    o.push_str(&format!(
-        "| burst of {} submissions at once against --max-in-flight {}: accepted / refused (429) / lost | {} / {} / {} | | lost = 0 | {} |\n",
-        r.burst_accepted + r.burst_refused,
-        r.burst_limit,
-        r.burst_accepted,
-        r.burst_refused,
-        r.burst_lost,
-        verdict(r.burst_lost == 0)
-    ));
+    if r.burst_limit == 0 {
+        o.push_str("| burst of submissions at once against --max-in-flight | not run (--burst-limit 0) | | lost = 0 | |\n");
+    } else {
+        o.push_str(&format!(
+            "| burst of {} submissions at once against --max-in-flight {}: accepted / refused (429) / lost | {} / {} / {} | | lost = 0 | {} |\n",
+            r.burst_accepted + r.burst_refused,
+            r.burst_limit,
+            r.burst_accepted,
+            r.burst_refused,
+            r.burst_lost,
+            verdict(r.burst_lost == 0)
+        ));
+    }
     for c in &r.cold_starts {
         o.push_str(&format!(
             "| cold start `{}` ({} spawns; {:.1} MiB stripped) | {:.2} ms | {:.2} ms | p99 ≤ 15 ms | {} |\n",

@@ -96,6 +96,10 @@ enum Command {
         /// Runs per mode with every agent on the simulated model server.
         #[arg(long, default_value_t = 20)]
         model_runs: usize,
+        /// The --max-in-flight of the backpressure burst, which submits ten times as many
+        /// at once (0 skips the burst)
+        #[arg(long, default_value_t = 20)]
+        burst_limit: usize,
         /// Directory of the release function binaries.
         #[arg(long, default_value = "target/release")]
         bin_dir: PathBuf,
@@ -368,6 +372,7 @@ async fn main() -> ExitCode {
             model_runs,
             bin_dir,
             latencies,
+            burst_limit,
         } => {
             init_tracing("error", false);
             let opts = campaign_cli::bench::BenchOptions {
@@ -379,6 +384,7 @@ async fn main() -> ExitCode {
                 bin_dir,
                 model_runs,
                 latencies,
+                burst_limit,
             };
             match campaign_cli::bench::run(&opts).await {
                 Ok(report) => {

@@ -19,6 +19,7 @@ async fn every_phase_of_the_bench_runs_and_reports_its_figures() {
         bin_dir: std::path::PathBuf::from("/nonexistent-bench-binaries"),
         latencies: [2, 3, 4, 1],
         model_runs: 1,
+        burst_limit: 2,
     };
     let r = run(&opts).await.unwrap();
 
@@ -74,7 +75,21 @@ async fn every_phase_of_the_bench_runs_and_reports_its_figures() {
     assert!(r.throughput_runs_per_s > 0.0 && r.floor_throughput_runs_per_s > 0.0);
     assert!(r.commit_floor_per_s > 0.0);
     assert_eq!(r.burst_lost, 0, "{r:?}");
-    assert_eq!(r.burst_accepted + r.burst_refused, 10 * r.burst_limit);
+    assert_eq!(
+        r.burst_accepted + r.burst_refused,
+        20,
+        "the burst asked for: {r:?}"
+    );
+    assert!(r.burst_refused > 0, "ten times the limit at once: {r:?}");
+    assert!(table(&r).contains("burst of 20 submissions at once against --max-in-flight 2"));
+    // `--burst-limit 0` skips it, and the table says so instead of judging nothing.
+    let skipped = campaign_cli::bench::BenchReport {
+        burst_limit: 0,
+        burst_accepted: 0,
+        burst_refused: 0,
+        ..r.clone()
+    };
+    assert!(table(&skipped).contains("| not run (--burst-limit 0) |"));
     // No function binaries there: said, not silently skipped.
     assert!(r.cold_starts.is_empty());
     let note = r.cold_start_note.as_deref().unwrap();
