@@ -23,7 +23,7 @@ Usage (a `profiling` build of the CLI with the bench feature):
 
 Each FUNCTION-SUBSTRING adds a line: the inclusive instructions per run of the first
 function whose callgrind name contains it (e.g. 'agents::audit::audit [').
-Takes about two minutes on the project's machines.
+Takes about two and a half minutes on the project's machines.
 """
 
 import argparse
