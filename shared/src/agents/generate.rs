@@ -10,14 +10,16 @@ use super::text::{bare, capitalize, char_len, decapitalize, pick_one, sanitize, 
 use super::visual;
 use crate::domain::artifact::{CopyContent, SocialContent, SocialPost};
 use crate::domain::{Agent, Brief, Content, RunId};
+use std::rc::Rc;
 
 /// Generates one agent's content.
 pub fn generate(agent: Agent, brief: &Brief, run_id: RunId) -> Result<Content, GenerateError> {
-    let (inputs, s) = inputs_and_seed(brief, run_id, agent)?;
+    let (cleaned, s) = inputs_and_seed(brief, run_id, agent)?;
+    let inputs = &cleaned.inputs;
     let content = match agent {
-        Agent::Copy => Content::Copy(copy(&inputs, s, brief.max_length(Agent::Copy))?),
-        Agent::Social => Content::Social(social(&inputs, s, brief.max_length(Agent::Social))?),
-        Agent::Visual => Content::Visual(visual::concept(&inputs, s, brief, None)?),
+        Agent::Copy => Content::Copy(copy(inputs, s, brief.max_length(Agent::Copy))?),
+        Agent::Social => Content::Social(social(inputs, s, brief.max_length(Agent::Social))?),
+        Agent::Visual => Content::Visual(visual::concept(inputs, s, brief, None)?),
     };
     Ok(content)
 }
@@ -29,8 +31,8 @@ pub fn visual_from_text(
     run_id: RunId,
     text: &crate::agents::model::VisualText,
 ) -> Result<crate::domain::artifact::VisualContent, GenerateError> {
-    let (inputs, s) = inputs_and_seed(brief, run_id, Agent::Visual)?;
-    visual::concept(&inputs, s, brief, Some(text))
+    let (cleaned, s) = inputs_and_seed(brief, run_id, Agent::Visual)?;
+    visual::concept(&cleaned.inputs, s, brief, Some(text))
 }
 
 /// Briefs' cleaned words and JSON text recently computed, by brief (per thread): a run's
@@ -40,34 +42,33 @@ pub fn visual_from_text(
 const INPUTS_CACHE: usize = 64;
 
 struct Cleaned {
-    inputs: std::sync::Arc<Inputs>,
+    inputs: Inputs,
     json: String,
 }
 
 thread_local! {
-    static INPUTS: std::cell::RefCell<hashlink::LruCache<Brief, std::rc::Rc<Cleaned>>> =
+    static INPUTS: std::cell::RefCell<hashlink::LruCache<Brief, Rc<Cleaned>>> =
         std::cell::RefCell::new(hashlink::LruCache::new(INPUTS_CACHE));
 }
 
-/// The brief's cleaned words and the agent's seed (from the brief's JSON text, made once
-/// per brief).
+/// The brief's cleaned words (and JSON text), and the agent's seed from that text.
 fn inputs_and_seed(
     brief: &Brief,
     run_id: RunId,
     agent: Agent,
-) -> Result<(std::sync::Arc<Inputs>, u64), GenerateError> {
+) -> Result<(Rc<Cleaned>, u64), GenerateError> {
     let cleaned = match INPUTS.with(|c| c.borrow_mut().get(brief).cloned()) {
         Some(hit) => hit,
         None => {
             let json = serde_json::to_string(brief).unwrap_or_default();
-            let inputs = std::sync::Arc::new(Inputs::from(brief)?);
-            let cleaned = std::rc::Rc::new(Cleaned { inputs, json });
+            let inputs = Inputs::from(brief)?;
+            let cleaned = Rc::new(Cleaned { inputs, json });
             INPUTS.with(|c| c.borrow_mut().insert(brief.clone(), cleaned.clone()));
             cleaned
         }
     };
     let s = seed(run_id, &cleaned.json, agent.as_str());
-    Ok((cleaned.inputs.clone(), s))
+    Ok((cleaned, s))
 }
 
 /// The call to action, from what the objective asks for.
