@@ -5,21 +5,24 @@ the difference between the two runs divided by the difference in runs completed.
 
 Every phase of the bench but throughput is the same size in both runs (one latency run,
 one run in flight, one event run, one spawn, one model run, no burst: its admissions
-vary); every run, whichever phase it belongs to, completes through the same close step,
-so the runs are counted there (calls of the drop of `close::execution_ended`'s future).
-Half the added runs are the in-memory floor's, so the figures are of both stores (the
-in-memory one writes its journal in memory).
+vary), and so is the in-memory floor's throughput phase (--floor-throughput-runs): the
+added runs are all on the SQLite file. Every run, whichever phase it belongs to,
+completes through the same close step, so the runs are counted there (calls of the drop
+of `close::execution_ended`'s future). With --with-floor the floor's phase grows too and
+half the added runs are the in-memory store's (whose journal is kept in memory): how
+this script measured before it could tell them apart, and how the figures of
+BENCHMARKS' fifteenth part and earlier were taken.
 
 The store's groups (`commit_group`) are run by whichever request leads them, and what a
 run costs there moves with how many requests share a transaction (651k and 669k per run
-in two measurements of one binary); what runs outside them moved by ~3k (771.7k and
-769.0k). The bench's runs share one brief, so per-brief caches always hit. Instruction
-counts, not time: the same on a busy host.
+in two measurements of one binary, --with-floor); what runs outside them moved by ~3k
+(771.7k and 769.0k). The bench's runs share one brief, so per-brief caches always hit.
+Instruction counts, not time: the same on a busy host.
 
 Usage (a `profiling` build of the CLI with the bench feature):
     cargo build --profile profiling -p campaign-cli --features bench --bin campaign
     scripts/callgrind_per_run.py target/profiling/campaign [--small 300] [--large 900] \
-        [--keep DIR] [FUNCTION-SUBSTRING ...]
+        [--with-floor] [--keep DIR] [FUNCTION-SUBSTRING ...]
 
 Each FUNCTION-SUBSTRING adds a line: the inclusive instructions per run of the first
 function whose callgrind name contains it (e.g. 'agents::audit::audit [').
@@ -45,12 +48,13 @@ RUN_CLOSED = re.compile(
 )
 
 
-def profile(binary, runs, out_dir):
+def profile(binary, runs, floor_runs, out_dir):
     """Callgrind's inclusive totals by function, and the runs completed."""
     out = os.path.join(out_dir, f"callgrind-{runs}.out")
     subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary]
-        + BENCH + ["--throughput-runs", str(runs)],
+        + BENCH
+        + ["--throughput-runs", str(runs), "--floor-throughput-runs", str(floor_runs)],
         check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     inclusive = subprocess.run(
@@ -88,16 +92,19 @@ def main():
     p.add_argument("--small", type=int, default=300)
     p.add_argument("--large", type=int, default=900)
     p.add_argument("--keep", help="directory to keep the callgrind files in")
-    a = p.parse_args()
+    p.add_argument("--with-floor", action="store_true",
+                   help="grow the in-memory floor's throughput phase too (half the added runs)")
+    a = p.parse_intermixed_args()
     out_dir = a.keep or tempfile.mkdtemp(prefix="callgrind-per-run-")
     os.makedirs(out_dir, exist_ok=True)
-    small, small_runs = profile(a.binary, a.small, out_dir)
-    large, large_runs = profile(a.binary, a.large, out_dir)
+    small, small_runs = profile(a.binary, a.small, a.small, out_dir)
+    large, large_runs = profile(a.binary, a.large, a.large if a.with_floor else a.small, out_dir)
     n = large_runs - small_runs
     per_run = lambda needle: (first(large, needle) - first(small, needle)) / n
     total = per_run("PROGRAM TOTALS")
     groups = per_run(STORE_GROUPS)
-    print(f"runs completed: {small_runs} and {large_runs} (+{n})")
+    added = "both stores'" if a.with_floor else "the SQLite file's"
+    print(f"runs completed: {small_runs} and {large_runs} (+{n}, {added})")
     print(f"instructions per run: {total:,.0f}")
     print(f"  in the store's groups: {groups:,.0f}")
     print(f"  outside them: {total - groups:,.0f}")

@@ -84,6 +84,9 @@ enum Command {
         /// Runs for the throughput figure.
         #[arg(long, default_value_t = 10_000)]
         throughput_runs: usize,
+        /// Runs for the in-memory floor's throughput (default: as many as --throughput-runs)
+        #[arg(long)]
+        floor_throughput_runs: Option<usize>,
         /// Runs held in flight for the memory figure.
         #[arg(long, default_value_t = 10_000)]
         in_flight: usize,
@@ -366,6 +369,7 @@ async fn main() -> ExitCode {
             json,
             latency_runs,
             throughput_runs,
+            floor_throughput_runs,
             in_flight,
             event_runs,
             spawns,
@@ -378,6 +382,7 @@ async fn main() -> ExitCode {
             let opts = campaign_cli::bench::BenchOptions {
                 latency_runs,
                 throughput_runs,
+                floor_throughput_runs: floor_throughput_runs.unwrap_or(throughput_runs),
                 in_flight,
                 event_runs,
                 spawns,

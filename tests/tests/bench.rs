@@ -13,6 +13,7 @@ async fn every_phase_of_the_bench_runs_and_reports_its_figures() {
     let opts = BenchOptions {
         latency_runs: 3,
         throughput_runs: 30,
+        floor_throughput_runs: 20,
         in_flight: 10,
         event_runs: 1,
         spawns: 1,
@@ -73,6 +74,7 @@ async fn every_phase_of_the_bench_runs_and_reports_its_figures() {
     assert_eq!(r.memory_read_hot_ms.n, 100);
     assert_eq!(r.memory_read_after_idle_ms.n, 100);
     assert!(r.throughput_runs_per_s > 0.0 && r.floor_throughput_runs_per_s > 0.0);
+    assert_eq!((r.throughput_runs, r.floor_throughput_runs), (30, 20));
     assert!(r.commit_floor_per_s > 0.0);
     assert_eq!(r.burst_lost, 0, "{r:?}");
     assert_eq!(
