@@ -17,9 +17,12 @@ use campaign_shared::errors::Chain;
 use campaign_shared::runtime::local::LocalConfig;
 use std::num::NonZeroU32;
 
-/// mimalloc instead of the system allocator: the engine allocates and frees small strings,
-/// JSON values and SQLite buffers on every step, and glibc's malloc/free were ~15% of a
-/// run's instructions (callgrind; BENCHMARKS.md).
+/// mimalloc instead of the system allocator: the engine allocates and frees small strings
+/// and JSON values on every step, and glibc's malloc/free were ~15% of a run's instructions
+/// (callgrind; BENCHMARKS.md). SQLite's own buffers stay with the C library's malloc:
+/// mimalloc's `override` feature (everything through mimalloc) and its `v2` feature (the
+/// older allocator) each measured no fewer instructions per run (BENCHMARKS.md, sixteenth
+/// part).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

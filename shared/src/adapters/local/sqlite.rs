@@ -175,6 +175,24 @@ UPDATE runs SET agents = (
 DROP TABLE agents;
 "#;
 
+/// Audit reports in a table of their own, keyed by artifact: recording one appends a small
+/// row instead of growing the artifact's (v5), which shared its page with others. The key
+/// refers to the artifact, so a report cannot be recorded for an artifact the file does
+/// not have.
+const SCHEMA_V10_AUDITS_APART: &str = r#"
+CREATE TABLE audits (
+    artifact_id TEXT PRIMARY KEY REFERENCES artifacts(artifact_id),
+    report      TEXT NOT NULL
+) WITHOUT ROWID;
+INSERT INTO audits (artifact_id, report)
+    SELECT artifact_id, audit FROM artifacts WHERE audit IS NOT NULL ORDER BY artifact_id;
+ALTER TABLE artifacts DROP COLUMN audit;
+"#;
+
+/// An artifact's body and its audit report, if any (schema v10).
+const READ_ARTIFACT: &str = "SELECT body, report FROM artifacts
+     LEFT JOIN audits USING (artifact_id) WHERE artifact_id = ?1";
+
 /// Unfinished runs, in order: the condition of schema v7's index, which the query names so
 /// it cannot fall back to reading every run.
 const UNFINISHED: &str = "SELECT run_id FROM runs INDEXED BY runs_unfinished
@@ -214,6 +232,7 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(SCHEMA_V7_UNFINISHED_WITHOUT_IN_LIST),
         rusqlite_migration::M::up(SCHEMA_V8_EVENTS_IN_WRITE_ORDER),
         rusqlite_migration::M::up(SCHEMA_V9_AGENTS_IN_THE_RUN_ROW),
+        rusqlite_migration::M::up(SCHEMA_V10_AUDITS_APART),
     ])
 }
 
@@ -823,7 +842,7 @@ fn read_artifact(c: &Connection, id: &str) -> Result<Option<Artifact>, StoreErro
 /// An artifact's stored body and audit report, unparsed: parsing is left to the caller,
 /// outside the store's one-at-a-time groups.
 fn artifact_row(c: &Connection, id: &str) -> Result<Option<(String, Option<String>)>, StoreError> {
-    c.prepare_cached("SELECT body, audit FROM artifacts WHERE artifact_id = ?1")
+    c.prepare_cached(READ_ARTIFACT)
         .map_err(unavailable)?
         .query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
@@ -1291,19 +1310,21 @@ fn apply_tx(
                     let audited = known.ok_or_else(|| {
                         StoreError::corrupt("audit", format!("{agent} has no artifact to audit"))
                     })?;
-                    // The report has a column of its own: the artifact's body is not read,
-                    // parsed and written again to carry it.
-                    let updated = tx
-                        .prepare_cached("UPDATE artifacts SET audit = ?2 WHERE artifact_id = ?1")
-                        .map_err(unavailable)?
-                        .execute(params![audited.encode(&mut [0; ULID_LEN]), audit])
-                        .map_err(unavailable)?;
-                    if updated != 1 {
-                        return Err(StoreError::corrupt(
-                            "audit",
-                            format!("artifact {audited} is missing"),
-                        ));
-                    }
+                    // The report has a table of its own: the artifact's row is not read
+                    // or written again to carry it (a later report replaces it).
+                    tx.prepare_cached(
+                        "INSERT INTO audits (artifact_id, report) VALUES (?1, ?2)
+                         ON CONFLICT (artifact_id) DO UPDATE SET report = excluded.report",
+                    )
+                    .map_err(unavailable)?
+                    .execute(params![audited.encode(&mut [0; ULID_LEN]), audit])
+                    .map_err(|e| match e.sqlite_error_code() {
+                        // The key refers to the artifact (foreign keys are on).
+                        Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                            StoreError::corrupt("audit", format!("artifact {audited} is missing"))
+                        }
+                        _ => unavailable(e),
+                    })?;
                     audited_now.push((audited, report));
                 }
             }
@@ -2532,7 +2553,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 9);
+        assert_eq!(version, 10);
     }
 
     #[test]
@@ -2799,6 +2820,120 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_version_9_files_audit_reports_move_to_their_table_and_a_report_needs_its_artifact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v9.db");
+        let brief = a_new_run().brief;
+        let run_id = RunId::new();
+        let report = crate::domain::AuditReport::from_findings(Vec::new());
+        let audited = Artifact {
+            audit: Some(report.clone()),
+            ..a_copy_artifact(run_id, &brief)
+        };
+        let unaudited = a_copy_artifact(run_id, &brief);
+        let missing = ArtifactId::new();
+        {
+            let mut c = Connection::open(&path).unwrap();
+            migrations().to_version(&mut c, 9).unwrap();
+            for a in [&audited, &unaudited] {
+                let body = Artifact {
+                    audit: None,
+                    ..a.clone()
+                };
+                c.execute(
+                    "INSERT INTO artifacts (artifact_id, run_id, body, audit) VALUES (?1, ?2, ?3, ?4)",
+                    params![
+                        a.artifact_id.to_string(),
+                        run_id.to_string(),
+                        json(&body).unwrap(),
+                        a.audit.as_ref().map(|r| json(r).unwrap())
+                    ],
+                )
+                .unwrap();
+            }
+            // A run whose copy agent, auditing, names an artifact the file does not have.
+            let agents: std::collections::BTreeMap<Agent, AgentState> = Agent::ALL
+                .into_iter()
+                .map(|a| {
+                    let state = AgentState {
+                        status: Status::Auditing,
+                        artifact_id: (a == Agent::Copy).then_some(missing),
+                        ..AgentState::queued()
+                    };
+                    (a, state)
+                })
+                .collect();
+            c.execute(
+                "INSERT INTO runs (run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq, agents)
+                 VALUES (?1, 1, 'auditing', 'parallel', ?2, 0, 0, 1, ?3)",
+                params![run_id.to_string(), json(&brief).unwrap(), json(&agents).unwrap()],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        for a in [&audited, &unaudited] {
+            assert_eq!(
+                store.get_artifact(a.artifact_id).await.unwrap().as_ref(),
+                Some(a)
+            );
+        }
+        {
+            let db = store.shared.conn.lock().unwrap();
+            let reports: i64 = db
+                .conn
+                .query_row("SELECT count(*) FROM audits", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(reports, 1);
+            let columns: Vec<String> = db
+                .conn
+                .prepare("SELECT name FROM pragma_table_info('artifacts')")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(columns, ["artifact_id", "run_id", "body"]);
+            // Both looked up by key, neither read through.
+            let plan: Vec<String> = db
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {READ_ARTIFACT}"))
+                .unwrap()
+                .query_map([rusqlite::types::Null], |r| r.get(3))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            assert_eq!(plan.len(), 2, "{plan:?}");
+            assert!(
+                plan[0].starts_with("SEARCH artifacts USING INDEX"),
+                "{plan:?}"
+            );
+            assert!(
+                plan[1].starts_with("SEARCH audits USING PRIMARY KEY"),
+                "{plan:?}"
+            );
+        }
+        let refused = store
+            .apply(
+                run_id,
+                vec![
+                    Change::new(Agent::Copy, Status::Auditing, Status::Completed)
+                        .with_audit(report),
+                ],
+                OffsetDateTime::now_utc(),
+            )
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Corrupt { what, .. }) if what == "audit"),
+            "{refused:?}"
+        );
+        assert_eq!(
+            store.get_state(run_id).await.unwrap().agents[&Agent::Copy].status,
+            Status::Auditing,
+            "nothing of it kept"
+        );
+    }
+
     #[test]
     fn a_file_from_before_versioning_is_adopted_and_upgraded() {
         let dir = tempfile::tempdir().unwrap();
@@ -2819,7 +2954,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 9);
+        assert_eq!(version, 10);
         let runs: i64 = c
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .unwrap();
