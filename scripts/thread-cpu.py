@@ -64,7 +64,7 @@ def one(cmd):
     n = figure(r"throughput, (\d+) runs to completed")
     return {
         "runs/s": figure(r"\| throughput, \d+ runs to completed, instant agents \| (\d+) runs/s"),
-        "in-memory": figure(r"\| floor: throughput, in-memory store \| (\d+) runs/s"),
+        "in-memory": figure(r"\| floor: throughput, in-memory store(?:, \d+ runs)? \| (\d+) runs/s"),
         "durable floor": figure(r"\| floor: throughput, a run.s [\d.]+ writes each one such commit \| (\d+) runs/s"),
         "store us/run": spent["sqlite-store"] / HZ * 1e6 / n,
         "workers us/run": spent["tokio-rt-worker"] / HZ * 1e6 / n,
