@@ -1172,7 +1172,7 @@ const INSERT_EVENTS: [&str; EVENTS_AT_ONCE] = [
 /// Inserts a run's events, `(seq, body)` each, with one statement per [`EVENTS_AT_ONCE`]:
 /// a transition of several changes (a run's start and its agents') wrote one statement
 /// per event, and what a statement costs besides its row — taken from the statement
-/// cache and put back, bound, begun, ended — was about half of it.
+/// cache and put back, bound, begun, ended — was ~2k of an event's ~9.5k instructions.
 fn insert_events(tx: &Connection, run_id: &str, events: &[(u64, &str)]) -> Result<(), StoreError> {
     for chunk in events.chunks(EVENTS_AT_ONCE) {
         let mut st = tx
