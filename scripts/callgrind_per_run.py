@@ -15,9 +15,13 @@ BENCHMARKS' fifteenth part and earlier were taken.
 
 The store's groups (`commit_group`) are run by whichever request leads them, and what a
 run costs there moves with how many requests share a transaction (651k and 669k per run
-in two measurements of one binary, --with-floor); what runs outside them moved by ~3k
-(771.7k and 769.0k). The bench's runs share one brief, so per-brief caches always hit.
-Instruction counts, not time: the same on a busy host.
+in two measurements of one binary, --with-floor, alone); what runs outside them moved by
+~3k (771.7k and 769.0k). With two of these scripts running side by side, one binary's
+groups moved by up to ~50k (471.7k, 473.0k, 524.0k) and the rest by up to ~23k, and the
+groups took more than alone (BENCHMARKS.md, sixteenth part): compare binaries measured
+the same way, several times, or single functions' figures, which hold steadier. The
+bench's runs share one brief, so per-brief caches always hit. Instruction counts, not
+time: the same on a busy host.
 
 Usage (a `profiling` build of the CLI with the bench feature):
     cargo build --profile profiling -p campaign-cli --features bench --bin campaign
