@@ -629,29 +629,24 @@ impl Shared {
         }
     }
 
-    /// When the background checkpoint has copied every frame of the WAL and the connection
-    /// is free: copies what was committed since, then writes the file's application id,
-    /// so that this write — not the next request's — is the one that starts the WAL again
-    /// from its beginning and syncs its new header (SQLite does both in the first write
-    /// after a complete checkpoint; the sync took 0.3–0.6 ms of a request's time, about
-    /// five times a second under `campaign bench`'s latency runs). Requests made meanwhile
-    /// queue and are committed once it lets go.
+    /// Called when the background checkpoint has just copied every frame of the WAL: if
+    /// the connection is free, writes the file's application id, so that this write — not
+    /// the next request's — is the first after a complete checkpoint, which SQLite makes
+    /// start the WAL again from its beginning and sync its new header (the sync took
+    /// 0.3–0.6 ms of a request's time, about five times a second under `campaign bench`'s
+    /// latency runs). Should a request have committed since the checkpoint, the write
+    /// only appends a frame (no sync), and the next checkpoint tries again. Requests made
+    /// meanwhile queue and are committed once it lets go.
     fn restart_wal(&self) {
         let Ok(db) = self.conn.try_lock() else {
             // Busy (the next checkpoint tries again) or left by a panic (commit_group
             // rolls back what it left).
             return;
         };
-        let c = &db.conn;
-        let copied = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok(r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
-        });
-        let restarted = match copied {
-            Ok(true) => c.pragma_update(None, "application_id", APPLICATION_ID),
-            Ok(false) => Ok(()),
-            Err(e) => Err(e),
-        };
-        if let Err(e) = restarted {
+        if let Err(e) = db
+            .conn
+            .pragma_update(None, "application_id", APPLICATION_ID)
+        {
             tracing::warn!(error = %crate::errors::Chain(&e), "WAL restart failed");
         }
         drop(db);
