@@ -946,9 +946,9 @@ impl SqliteStore {
         let shared = Arc::downgrade(&self.shared);
         let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
         let checkpointer = Connection::open(path).map_err(unavailable)?;
-        // (frames in the WAL, frames checkpointed)
+        // (frames in the WAL, frames of them copied to the database file), of the
+        // pragma's (busy, frames in the WAL, frames checkpointed)
         let checkpoint = move || -> Result<(i64, i64), rusqlite::Error> {
-            // (busy, frames in the WAL, frames checkpointed)
             checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                 Ok((r.get(1)?, r.get(2)?))
             })
