@@ -937,6 +937,8 @@ impl SqliteStore {
     /// Once it holds [`WAL_RESET_FRAMES`] after a checkpoint, the writer checkpoints once
     /// between two groups — only what was committed since is left to copy, and nobody
     /// writes meanwhile — and its next transaction writes the WAL from its start again.
+    /// When a checkpoint has copied the whole WAL (more than one frame), the checkpointer
+    /// makes the next write itself, if the connection is free ([`Shared::restart_wal`]).
     fn checkpoint_in_background(
         &self,
         path: std::path::PathBuf,
@@ -3152,6 +3154,7 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        // The id the open wrote and the restart wrote again: the file's content is as it was.
         let id: i32 = c
             .query_row("PRAGMA application_id", [], |r| r.get(0))
             .unwrap();
