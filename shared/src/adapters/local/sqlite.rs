@@ -1,6 +1,6 @@
-//! The embedded store: one SQLite file (WAL) holding runs, their briefs, agent states,
-//! artifacts, the event log, the local deferred-audit queue, request keys, agent samples,
-//! brand kits and WebSocket subscriptions. Every `apply` is one transaction, so a transition, its artifact
+//! The embedded store: one SQLite file (WAL) holding runs, agent states, artifacts, the
+//! event log, the local deferred-audit queue, request keys, agent samples, brand kits and
+//! WebSocket subscriptions. Every `apply` is one transaction, so a transition, its artifact
 //! and its event are written together or not at all.
 
 use std::path::Path;
@@ -189,46 +189,6 @@ INSERT INTO audits (artifact_id, report)
 ALTER TABLE artifacts DROP COLUMN audit;
 "#;
 
-/// Runs keyed by their id alone, their briefs apart. A rowid table keyed by a text id is
-/// two B-trees — the id's index, then the table — so each of a run's ~14 row writes found
-/// its row twice, and its ~450-byte brief, written once and read rarely, was half of a row
-/// every transition writes again: with thousands of runs in flight, a brief more or less in
-/// the row moved the store thread's time per run by a fifth (`campaign bench`,
-/// BENCHMARKS.md, eighteenth part). The briefs go to a table of their own in the order
-/// they come (a brief up to a page's size in its row, not spilled, as a WITHOUT ROWID
-/// table's ~1 KiB cells would), named by their row id, which VACUUM keeps, being the
-/// `INTEGER PRIMARY KEY`.
-const SCHEMA_V11_RUNS_BY_ID_BRIEFS_APART: &str = r#"
-CREATE TABLE briefs (
-    id    INTEGER PRIMARY KEY,
-    brief TEXT NOT NULL
-);
-CREATE TABLE runs_v11 (
-    run_id         TEXT PRIMARY KEY,
-    parent_run_id  TEXT,
-    iteration      INTEGER NOT NULL,
-    status         TEXT NOT NULL,
-    execution_mode TEXT NOT NULL,
-    brief_id       INTEGER NOT NULL REFERENCES briefs(id),
-    created_at     INTEGER NOT NULL,
-    updated_at     INTEGER NOT NULL,
-    seq            INTEGER NOT NULL,
-    envelope       TEXT,
-    mode_decision  TEXT,
-    agents         TEXT NOT NULL
-) WITHOUT ROWID;
-INSERT INTO briefs (id, brief) SELECT rowid, brief FROM runs ORDER BY rowid;
-INSERT INTO runs_v11 (run_id, parent_run_id, iteration, status, execution_mode, brief_id,
-        created_at, updated_at, seq, envelope, mode_decision, agents)
-    SELECT run_id, parent_run_id, iteration, status, execution_mode, rowid,
-        created_at, updated_at, seq, envelope, mode_decision, agents
-    FROM runs ORDER BY run_id;
-DROP TABLE runs;
-ALTER TABLE runs_v11 RENAME TO runs;
-CREATE INDEX runs_unfinished ON runs(status)
-    WHERE status <> 'completed' AND status <> 'failed' AND status <> 'cancelled';
-"#;
-
 /// An artifact's body and its audit report, if any (schema v10).
 const READ_ARTIFACT: &str = "SELECT body, report FROM artifacts
      LEFT JOIN audits USING (artifact_id) WHERE artifact_id = ?1";
@@ -245,9 +205,8 @@ const SET_RUN_SEQ: &str = "UPDATE runs SET seq = ?2, updated_at = ?3,
 const SET_RUN_STATUS: &str = "UPDATE runs SET seq = ?2, updated_at = ?3, status = ?4,
      envelope = COALESCE(?5, envelope), agents = COALESCE(?6, agents) WHERE run_id = ?1";
 const INSERT_RUN: &str = "INSERT INTO runs (run_id, parent_run_id, iteration, status,
-     execution_mode, brief_id, created_at, updated_at, seq, mode_decision, agents)
+     execution_mode, brief, created_at, updated_at, seq, mode_decision, agents)
      VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?6, 1, ?7, ?8)";
-const INSERT_BRIEF: &str = "INSERT INTO briefs (brief) VALUES (?1)";
 
 /// Prepared statements kept per connection (more than the store has).
 const STATEMENT_CACHE: usize = 64;
@@ -274,7 +233,6 @@ fn migrations() -> rusqlite_migration::Migrations<'static> {
         rusqlite_migration::M::up(SCHEMA_V8_EVENTS_IN_WRITE_ORDER),
         rusqlite_migration::M::up(SCHEMA_V9_AGENTS_IN_THE_RUN_ROW),
         rusqlite_migration::M::up(SCHEMA_V10_AUDITS_APART),
-        rusqlite_migration::M::up(SCHEMA_V11_RUNS_BY_ID_BRIEFS_APART),
     ])
 }
 
@@ -1574,7 +1532,7 @@ fn read_run_and_seq(c: &Connection, run_id: RunId, full: bool) -> Result<(Run, u
     let row: Option<Row> = c
         .prepare_cached(
             "SELECT parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, envelope, mode_decision, seq, agents
-             FROM runs JOIN briefs ON briefs.id = runs.brief_id WHERE run_id = ?1",
+             FROM runs WHERE run_id = ?1",
         )
         .map_err(unavailable)?
         .query_row(params![run_id.to_string()], |r| {
@@ -1731,11 +1689,6 @@ impl RunStore for SqliteStore {
             if run_exists(tx, new.run_id)? {
                 return Err(StoreError::AlreadyExists(new.run_id));
             }
-            tx.prepare_cached(INSERT_BRIEF)
-                .map_err(unavailable)?
-                .execute(params![brief])
-                .map_err(unavailable)?;
-            let brief_id = tx.last_insert_rowid();
             tx.prepare_cached(INSERT_RUN)
                 .map_err(unavailable)?
                 .execute(params![
@@ -1743,7 +1696,7 @@ impl RunStore for SqliteStore {
                     new.parent_run_id.map(|p| p.to_string()),
                     new.iteration,
                     new.execution_mode.as_str(),
-                    brief_id,
+                    brief,
                     at,
                     mode_decision,
                     agents
@@ -2340,10 +2293,8 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(
-            plan.iter().any(|step| {
-                step.contains(&format!("USING INDEX {index}"))
-                    || step.contains(&format!("USING COVERING INDEX {index}"))
-            }),
+            plan.iter()
+                .any(|step| step.contains(&format!("USING INDEX {index}"))),
             "{sql}: {plan:?}"
         );
     }
@@ -2681,7 +2632,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 11);
+        assert_eq!(version, 10);
     }
 
     #[test]
@@ -3122,7 +3073,7 @@ mod tests {
         let version: i64 = c
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 11);
+        assert_eq!(version, 10);
         let runs: i64 = c
             .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
             .unwrap();
@@ -3143,81 +3094,6 @@ mod tests {
             r.get::<_, i64>(0)
         })
         .unwrap();
-    }
-
-    #[tokio::test]
-    async fn a_version_10_files_runs_keep_their_briefs_and_states_keyed_by_id_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v10.db");
-        let brief = a_new_run().brief;
-        let (open, done) = (RunId::new(), RunId::new());
-        {
-            let mut c = Connection::open(&path).unwrap();
-            migrations().to_version(&mut c, 10).unwrap();
-            for (run_id, parent, status) in [
-                (open, None, "generating"),
-                (done, Some(open.to_string()), "completed"),
-            ] {
-                c.execute(
-                    "INSERT INTO runs (run_id, parent_run_id, iteration, status, execution_mode, brief, created_at, updated_at, seq, agents)
-                     VALUES (?1, ?2, 1, ?3, 'parallel', ?4, 0, 0, 2, '{}')",
-                    params![run_id.to_string(), parent, status, json(&brief).unwrap()],
-                )
-                .unwrap();
-            }
-        }
-        let store = SqliteStore::open(&path).unwrap();
-        for (run_id, status) in [(open, Status::Generating), (done, Status::Completed)] {
-            let run = store.get_run(run_id).await.unwrap();
-            assert_eq!((run.brief, run.status), (brief.clone(), status));
-        }
-        assert_eq!(store.get_run(done).await.unwrap().parent_run_id, Some(open));
-        assert_eq!(store.unfinished_runs().await.unwrap(), [open]);
-        // A new run's brief comes after the moved ones, and reads back as its own.
-        let mut new = a_new_run();
-        new.brief.product = "Another product".into();
-        let fresh = new.run_id;
-        store.create_run(new).await.unwrap();
-        assert_eq!(
-            store.get_run(fresh).await.unwrap().brief.product,
-            "Another product"
-        );
-        assert_eq!(store.get_run(open).await.unwrap().brief, brief);
-        // The moved run moves on: its row found by its id alone, the index follows.
-        store
-            .apply(
-                open,
-                vec![Change::run(Status::Generating, Status::Failed)],
-                OffsetDateTime::now_utc(),
-            )
-            .await
-            .unwrap();
-        assert_eq!(store.unfinished_runs().await.unwrap(), [fresh]);
-        let db = store.shared.conn.lock().unwrap();
-        let briefs: i64 = db
-            .conn
-            .query_row("SELECT count(*) FROM briefs", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(briefs, 3);
-        for sql in [SET_RUN_SEQ, SET_RUN_STATUS] {
-            let plan: Vec<String> = db
-                .conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-                .unwrap()
-                .query_map(
-                    rusqlite::params_from_iter(
-                        vec![rusqlite::types::Null; 6]
-                            .into_iter()
-                            .take(if sql == SET_RUN_SEQ { 4 } else { 6 }),
-                    ),
-                    |r| r.get(3),
-                )
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap();
-            assert_eq!(plan, ["SEARCH runs USING PRIMARY KEY (run_id=?)"], "{sql}");
-        }
-        assert_plan_uses(&db.conn, UNFINISHED, "runs_unfinished");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
