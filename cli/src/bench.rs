@@ -2,7 +2,9 @@
 //! and cold start and size of the deployable binaries. Prints a table (or JSON).
 //!
 //! 1. orchestration overhead — end to end minus the critical path (slowest agent + audit in
-//!    parallel; the sum of agents and audits in sequential), with simulated latencies;
+//!    parallel; the sum of agents and audits in sequential), with simulated latencies,
+//!    each run submitted and followed (its events) from a task of the runtime, as a
+//!    client of `campaign serve` is;
 //! 2. time to first artifact and total time, same runs;
 //! 3. throughput — runs per second to `completed`, instant agents;
 //! 4. event delivery — commit of a state change → received by a WebSocket subscriber of
