@@ -30,7 +30,8 @@ Usage (a `profiling` build of the CLI with the bench feature):
 
 Each FUNCTION-SUBSTRING adds a line: the inclusive instructions per run of the first
 function whose callgrind name contains it (e.g. 'agents::audit::audit [').
-Takes about two and a half minutes on the project's machines.
+Takes one to two and a half minutes on the project's machines (47 s a binary on an AMD EPYC
+host, BENCHMARKS.md eighteenth part).
 """
 
 import argparse

@@ -296,7 +296,8 @@ async fn one_run(app: &LocalApp, mode: ExecutionMode) -> Result<(f64, f64), Erro
 /// [`one_run`] as a client of `campaign serve` makes it: submitted and followed from a
 /// task of the runtime, as the server's request handlers and event streams are — not from
 /// the bench's own thread, outside the runtime's workers, which every event of the run
-/// would wake (a thread more on the machine's two cores at each step).
+/// would wake (a thread more on the machine's two cores at each step). Every phase that
+/// times single runs (latency, its floors, the simulated model) runs them this way.
 async fn one_run_in_task(app: &Arc<LocalApp>, mode: ExecutionMode) -> Result<(f64, f64), Error> {
     let app = Arc::clone(app);
     tokio::spawn(async move { one_run(&app, mode).await }).await?
@@ -426,7 +427,7 @@ async fn model_ttfa(runs: usize, pace: Pace, mode: ExecutionMode) -> Result<Mode
     let (app, db) = app_with(&format!("model-{}", mode.as_str()), &[], plan, Store::File).await?;
     let (mut totals, mut firsts) = (Vec::new(), Vec::new());
     for _ in 0..runs {
-        let (total, first) = one_run(&app, mode).await?;
+        let (total, first) = one_run_in_task(&app, mode).await?;
         totals.push(total);
         firsts.push(first);
     }
